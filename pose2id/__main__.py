@@ -1,0 +1,3 @@
+from pose2id.cli import main
+
+raise SystemExit(main())
