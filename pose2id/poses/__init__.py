@@ -1,0 +1,30 @@
+"""OpenPose COCO-18 poses for IPG: the skeleton type, its renderer, OpenPose JSON, the 8 standard
+poses, and pose estimation from a photo.
+
+    >>> from pose2id.poses import load_standard_poses, render
+    >>> pose = load_standard_poses()[0]            # 64x128 canvas
+    >>> image = render(pose.fit(256, 512))         # PIL RGB, nose red
+    >>> pose.mirror().to_openpose()["people"][0]["pose_keypoints_2d"][:3]
+
+Nothing here imports torch; ``mediapipe`` is imported only by :func:`pose_from_image`.
+"""
+
+from .openpose_json import format_openpose, pose_from_openpose
+from .rendering import render
+from .skeleton import COLORS, KEYPOINT_NAMES, LIMBS, MIRROR_INDEX, NUM_KEYPOINTS, Pose, PoseError
+from .standard import load_standard_poses, write_standard_poses
+
+__all__ = [
+    "COLORS",
+    "KEYPOINT_NAMES",
+    "LIMBS",
+    "MIRROR_INDEX",
+    "NUM_KEYPOINTS",
+    "Pose",
+    "PoseError",
+    "format_openpose",
+    "load_standard_poses",
+    "pose_from_openpose",
+    "render",
+    "write_standard_poses",
+]

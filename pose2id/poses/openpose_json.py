@@ -1,0 +1,176 @@
+"""OpenPose JSON, the format ControlNet tools and OpenPose editors exchange.
+
+Written by :meth:`Pose.to_openpose`::
+
+    {"canvas_width": 64, "canvas_height": 128,
+     "people": [{"pose_keypoints_2d": [x0, y0, c0, x1, y1, c1, ...]}]}   # 18 triples
+
+A missing joint is ``0, 0, 0``. Reading also accepts the variants found in the wild:
+
+- several people: the first one is read (``person=`` picks another);
+- ``face_keypoints_2d`` / ``hand_*_keypoints_2d`` and other extra keys: ignored;
+- 25-point BODY_25 keypoints: mapped to COCO-18 (MidHip and the feet are dropped);
+- coordinates normalized to ``[0, 1]`` (all visible joints within ``[0, 1]``): scaled by the canvas;
+- no canvas size: pixel coordinates get the smallest canvas from the origin that holds every
+  joint; normalized ones get the 64x128 IPG canvas;
+- a list of such objects (one per frame): the first one is read;
+- joints up to 1 px outside the canvas (editor rounding) are moved onto its border.
+
+Anything else raises :class:`PoseError` saying which field is wrong and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from pathlib import Path
+
+import numpy as np
+
+from .skeleton import KEYPOINT_NAMES, NUM_KEYPOINTS, Pose, PoseError
+
+# COCO-18 joint i comes from BODY_25 joint BODY25_TO_COCO18[i].
+BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+DEFAULT_NORMALIZED_CANVAS = (64, 128)
+_BORDER_TOLERANCE = 1.0
+
+
+def _load(obj):
+    """dict | JSON text | bytes | path -> parsed JSON value, with a source label for messages."""
+    if isinstance(obj, (dict, list)):
+        return obj, "pose"
+    if isinstance(obj, (bytes, bytearray)):
+        try:
+            obj = obj.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PoseError("OpenPose JSON bytes are not UTF-8 text") from None
+    if isinstance(obj, str) and obj.lstrip().startswith(("{", "[")):
+        text, source = obj, "JSON text"
+    elif isinstance(obj, (str, Path)):
+        path = Path(obj)
+        if not path.is_file():
+            raise PoseError(f"{str(obj)[:200]!r} is neither JSON text nor an existing .json file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise PoseError(f"{path} is not a text file (expected OpenPose JSON)") from None
+        source = str(path)
+    else:
+        raise PoseError(f"expected an OpenPose JSON dict, JSON text or a path, got {type(obj).__name__}")
+    try:
+        return json.loads(text), source
+    except json.JSONDecodeError as err:
+        raise PoseError(f"{source} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+
+
+def _canvas_value(data, key, source):
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value < 1 or value != int(value):
+        raise PoseError(f"{source}: {key} must be a positive whole number of pixels, got {value!r}")
+    return int(value)
+
+
+def pose_from_openpose(obj, name=None, person=0):
+    """Read one person from OpenPose JSON (see the module docstring for the variants accepted).
+
+    Parameters
+    ----------
+    obj : dict, str or Path
+        The parsed JSON, JSON text, or a path to a ``.json`` file.
+    name : str, optional
+        Name of the returned pose.
+    person : int
+        Which entry of ``people`` to read.
+
+    Returns
+    -------
+    Pose
+    """
+    data, source = _load(obj)
+    if isinstance(data, list):
+        if not data or not isinstance(data[0], dict):
+            raise PoseError(f"{source}: expected an object with a 'people' list (or a list of such objects)")
+        data = data[0]
+    if not isinstance(data, dict):
+        raise PoseError(f"{source}: expected a JSON object with a 'people' list, got {type(data).__name__}")
+    people = data.get("people")
+    if not isinstance(people, list):
+        raise PoseError(f"{source}: missing 'people' list (OpenPose JSON has {{\"people\": [{{\"pose_keypoints_2d\": [...]}}]}})")
+    if not people:
+        raise PoseError(f"{source}: 'people' is empty, so there is no pose to read")
+    if not isinstance(person, numbers.Integral) or not 0 <= person < len(people):
+        raise PoseError(f"{source}: person={person!r} but 'people' has {len(people)} entries")
+    entry = people[person]
+    where = f"people[{person}]"
+    if not isinstance(entry, dict) or "pose_keypoints_2d" not in entry:
+        raise PoseError(f"{source}: {where} has no 'pose_keypoints_2d' list")
+    flat = entry["pose_keypoints_2d"]
+    if not isinstance(flat, list):
+        raise PoseError(f"{source}: {where}.pose_keypoints_2d must be a list of numbers, got {type(flat).__name__}")
+    for j, value in enumerate(flat):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise PoseError(f"{source}: {where}.pose_keypoints_2d[{j}] is {value!r}; expected a number")
+    if len(flat) == 3 * NUM_KEYPOINTS:
+        triples = np.array(flat, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
+    elif len(flat) == 75:
+        triples = np.array(flat, dtype=np.float64).reshape(25, 3)[list(BODY25_TO_COCO18)]
+    else:
+        raise PoseError(
+            f"{source}: {where}.pose_keypoints_2d has {len(flat)} values; expected 54 (COCO-18: 18 joints "
+            f"x (x, y, confidence)) or 75 (BODY_25)"
+        )
+
+    # Missing joints: confidence 0 (OpenPose) or non-finite coordinates.
+    visible = (triples[:, 2] > 0) & np.isfinite(triples[:, :2]).all(1)
+    keypoints = np.where(visible[:, None], triples[:, :2], 0.0)
+    width = _canvas_value(data, "canvas_width", source)
+    height = _canvas_value(data, "canvas_height", source)
+    if (width is None) != (height is None):
+        raise PoseError(f"{source}: has only one of canvas_width and canvas_height; give both or neither")
+
+    pts = keypoints[visible]
+    normalized = pts.size > 0 and pts.min() >= 0 and pts.max() <= 1.0 and (width is None or max(width, height) > 2)
+    if normalized:
+        if width is None:
+            width, height = DEFAULT_NORMALIZED_CANVAS
+        keypoints = keypoints * [width, height]
+    elif width is None:
+        if pts.size == 0:
+            width, height = DEFAULT_NORMALIZED_CANVAS
+        else:
+            width = max(1, math.ceil(pts[:, 0].max()))
+            height = max(1, math.ceil(pts[:, 1].max()))
+
+    for i in np.flatnonzero(visible):
+        x, y = keypoints[i]
+        if not (-_BORDER_TOLERANCE <= x <= width + _BORDER_TOLERANCE
+                and -_BORDER_TOLERANCE <= y <= height + _BORDER_TOLERANCE):
+            raise PoseError(
+                f"{source}: {where} joint {i} ({KEYPOINT_NAMES[i]}) at ({x:g}, {y:g}) is outside the "
+                f"{width}x{height} canvas"
+            )
+    keypoints = np.where(visible[:, None], np.clip(keypoints, 0, [width, height]), keypoints)
+    return Pose(keypoints, visible, width, height, name=name)
+
+
+def format_openpose(data):
+    """OpenPose JSON dict -> text with one ``x, y, confidence`` triple per line (diff-friendly)."""
+    lines = ["{"]
+    for key in ("canvas_width", "canvas_height"):
+        lines.append(f"  {json.dumps(key)}: {json.dumps(data[key])},")
+    lines.append('  "people": [')
+    for p, person in enumerate(data["people"]):
+        flat = person["pose_keypoints_2d"]
+        triples = [", ".join(json.dumps(float(v)) for v in flat[j:j + 3]) for j in range(0, len(flat), 3)]
+        lines.append("    {")
+        lines.append('      "pose_keypoints_2d": [')
+        lines.append(",\n".join(f"        {t}" for t in triples))
+        lines.append("      ]")
+        lines.append("    }" + ("," if p < len(data["people"]) - 1 else ""))
+    lines.append("  ]")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
