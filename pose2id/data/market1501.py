@@ -1,0 +1,249 @@
+"""Market-1501 style datasets: a folder of person crops named ``PPPP_cCsS_FFFFFF_NN.jpg``.
+
+Layout (the one published with Market-1501, and the one Pose2ID's generated images follow)::
+
+    root/
+      query/                      0001_c1s1_001051_00.jpg ...
+      bounding_box_test/          gallery; pid 0000 = distractors, pid -1 = junk
+      bounding_box_train/         optional
+      query_gen/pose1..pose8/NAME             optional IPG images of each query
+      bounding_box_test_gen/pose1..pose8/NAME optional IPG images of each gallery image
+
+Only the leading ``PPPP_cC`` of a name is read: the person id and the camera. Junk images
+(pid -1) are dropped, distractors (pid 0) stay in the gallery, camera ids become 0-based.
+A folder without ``query/`` but with Market-style names is split by the Market protocol
+(see :func:`split_market_protocol`).
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d+)", re.IGNORECASE)
+EXAMPLE_NAME = "0002_c1s1_000451_03.jpg"
+
+QUERY_DIRS = ("query",)
+GALLERY_DIRS = ("bounding_box_test", "gallery", "test")
+TRAIN_DIRS = ("bounding_box_train", "train")
+GEN_SUFFIX = "_gen"
+
+
+class DatasetError(ValueError):
+    """A dataset folder or archive that cannot be read as a re-identification dataset."""
+
+
+@dataclass(frozen=True)
+class ReIDImage:
+    """One person crop: where it is, who it shows (``pid``), which camera took it (0-based)."""
+
+    path: Path
+    pid: int
+    camid: int
+    name: str
+
+
+def parse_name(name):
+    """``"0002_c1s1_000451_03.jpg"`` -> ``(2, 0)`` (pid, 0-based camera id), or None if not Market-style."""
+    match = NAME_PATTERN.match(name)
+    if match is None or not name.lower().endswith(IMAGE_SUFFIXES):
+        return None
+    camera = int(match.group(2))
+    if camera < 1:
+        return None
+    return int(match.group(1)), camera - 1
+
+
+def _image_problem(path):
+    """Why ``path`` cannot be used as an image (a short reason), or None if it decodes."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        with Image.open(path) as image:
+            # Decode fully: a truncated JPEG has a valid header and only fails here.
+            image.load()
+            width, height = image.size
+        if width == 0 or height == 0:
+            return "zero-sized image"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        return f"unreadable image ({type(error).__name__})"
+    return None
+
+
+def read_images(folder, verify=True, skipped=None):
+    """Read the Market-style images of one folder (not recursive), sorted by name.
+
+    Parameters
+    ----------
+    folder : path of the folder.
+    verify : decode each image and skip files that are not readable images.
+    skipped : optional list; ``(path, reason)`` is appended for every file skipped as unreadable.
+
+    Returns
+    -------
+    list of ReIDImage, junk (pid -1) excluded.
+    """
+    images = []
+    for path in sorted(Path(folder).iterdir()):
+        parsed = parse_name(path.name) if path.is_file() else None
+        if parsed is None or parsed[0] == -1:
+            continue
+        if verify:
+            problem = _image_problem(path)
+            if problem is not None:
+                if skipped is not None:
+                    skipped.append((path, problem))
+                continue
+        images.append(ReIDImage(path=path, pid=parsed[0], camid=parsed[1], name=path.name))
+    return images
+
+
+def split_market_protocol(images):
+    """Split one pool of images into query and gallery as Market-1501 does.
+
+    For each identity seen by at least two cameras, the first image (by name) of every camera
+    becomes a query; everything else, distractors (pid 0) included, is gallery. Every query
+    then has a true match in another camera.
+
+    Returns
+    -------
+    (query, gallery) : lists of ReIDImage.
+    """
+    cameras = {}
+    for image in images:
+        if image.pid > 0:
+            cameras.setdefault(image.pid, set()).add(image.camid)
+    taken = set()
+    query, gallery = [], []
+    for image in sorted(images, key=lambda im: im.name):
+        key = (image.pid, image.camid)
+        if image.pid > 0 and len(cameras[image.pid]) >= 2 and key not in taken:
+            taken.add(key)
+            query.append(image)
+        else:
+            gallery.append(image)
+    return query, gallery
+
+
+def _find_dir(root, names):
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def _looks_like_root(folder):
+    return _find_dir(folder, QUERY_DIRS) is not None and _find_dir(folder, GALLERY_DIRS) is not None
+
+
+def find_dataset_root(folder):
+    """The folder itself if it holds ``query/`` and a gallery folder, else the one subfolder
+    (up to two levels down, e.g. ``Market-1501-v15.09.15/``) that does, else the folder."""
+    folder = Path(folder)
+    if _looks_like_root(folder):
+        return folder
+    for depth_pattern in ("*", "*/*"):
+        candidates = [p for p in sorted(folder.glob(depth_pattern)) if p.is_dir() and _looks_like_root(p)]
+        if len(candidates) == 1:
+            return candidates[0]
+    return folder
+
+
+class Market1501:
+    """A Market-1501 style dataset read from a folder.
+
+    Parameters
+    ----------
+    root : folder with ``query/`` and ``bounding_box_test/`` (and optionally ``bounding_box_train/``
+        and the ``*_gen`` folders), or any folder whose images have Market-style names.
+    name : shown name; default "Market-1501" for the standard layout, else the folder name.
+    verify : decode every image while reading (corrupt files are skipped, listed in
+        ``skipped`` and reported with a warning in the log).
+
+    Attributes
+    ----------
+    query, gallery, train : lists of :class:`ReIDImage`.
+    skipped : list of ``(path, reason)`` for files with Market-style names that are not readable images.
+    is_synthetic : False for real data.
+    """
+
+    is_synthetic = False
+
+    def __init__(self, root, name=None, verify=True):
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise DatasetError(f"root: {root} is not a folder; expected a Market-1501 style dataset folder")
+        self.root = find_dataset_root(root)
+        self.skipped = []
+        query_dir = _find_dir(self.root, QUERY_DIRS)
+        gallery_dir = _find_dir(self.root, GALLERY_DIRS)
+        train_dir = _find_dir(self.root, TRAIN_DIRS)
+        if query_dir is not None and gallery_dir is not None:
+            self.query = read_images(query_dir, verify, self.skipped)
+            self.gallery = read_images(gallery_dir, verify, self.skipped)
+            self.train = read_images(train_dir, verify, self.skipped) if train_dir is not None else []
+            self._split_dirs = {"query": query_dir, "gallery": gallery_dir}
+            default_name = "Market-1501"
+        else:
+            pool = read_images(self.root, verify, self.skipped)
+            self.query, self.gallery = split_market_protocol(pool)
+            self.train = []
+            self._split_dirs = {"query": self.root, "gallery": self.root}
+            default_name = self.root.name
+        if not self.query or not self.gallery:
+            self._raise_empty()
+        self.name = name or default_name
+        if self.skipped:
+            shown = ", ".join(f"{p.name} ({why})" for p, why in self.skipped[:5])
+            more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            logger.warning("skipped %d unreadable image(s) in %s: %s%s", len(self.skipped), self.root, shown, more)
+
+    def _raise_empty(self):
+        found = sum(1 for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        raise DatasetError(
+            f"root: no usable query/gallery images in {self.root} ({found} image file(s) found, "
+            f"{len(self.query)} query, {len(self.gallery)} gallery). Expected Market-1501 style names "
+            f"'PPPP_cC...jpg' such as {EXAMPLE_NAME!r} (pid 0002, camera 1), either in query/ and "
+            f"bounding_box_test/ folders or in one folder with identities seen by at least two cameras."
+        )
+
+    def generated(self, split):
+        """Paths of the IPG (generated) images of each image of ``split``.
+
+        Parameters
+        ----------
+        split : "query" or "gallery".
+
+        Returns
+        -------
+        dict name -> list of P paths (one per ``pose*`` folder, in pose order); only names that
+        have an image in every pose folder; empty if there is no ``<split folder>_gen`` folder.
+        """
+        if split not in ("query", "gallery"):
+            raise ValueError(f"split must be 'query' or 'gallery', got {split!r}")
+        split_dir = self._split_dirs[split]
+        gen_dir = split_dir.parent / (split_dir.name + GEN_SUFFIX)
+        if split_dir == self.root or not gen_dir.is_dir():
+            return {}
+        pose_dirs = [p for p in gen_dir.iterdir() if p.is_dir() and re.fullmatch(r"pose\d+", p.name)]
+        pose_dirs.sort(key=lambda p: int(p.name[4:]))
+        if not pose_dirs:
+            return {}
+        images = self.query if split == "query" else self.gallery
+        result = {}
+        for image in images:
+            paths = [d / image.name for d in pose_dirs]
+            if all(p.is_file() for p in paths):
+                result[image.name] = paths
+        return result
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(name={self.name!r}, root='{self.root}', query={len(self.query)}, "
+            f"gallery={len(self.gallery)}, train={len(self.train)}, synthetic={self.is_synthetic})"
+        )

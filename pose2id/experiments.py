@@ -1,0 +1,389 @@
+"""The paper's retrieval experiments on one dataset and one feature extractor.
+
+    >>> from pose2id.experiments import prepare_benchmark
+    >>> bench = prepare_benchmark("synthped", "handcrafted")
+    >>> bench.table()           # rows Base, +NFC, +IPG, +NFC+IPG, like Table 2 of the paper
+
+The command line (``python -m pose2id eval`` / ``sweep``) is registered from here.
+
+Methods (ALGORITHMS.md): Base = L2-normalized features; +NFC = neighbour feature
+centralization on the query set and on the gallery set separately; +IPG = fusion of each
+image's feature with the mean feature of its generated images, ``normalize(f + eta * mean(g))``;
++NFC+IPG = fusion first, then NFC on the fused features. Distances are squared Euclidean
+(or k-reciprocal re-ranking); evaluation is the Market-1501 protocol.
+"""
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+
+import pose2id as p2
+
+METHODS = ("Base", "+NFC", "+IPG", "+NFC+IPG")
+ID2_CAPTION = (
+    "ID²: mean identity density (squared distance of each normalized feature to its identity centre) "
+    "over the query and gallery features after the method, distractors excluded; lower = more centralized."
+)
+
+
+@dataclass
+class Benchmark:
+    """Features of one dataset's query and gallery, and the four methods on them.
+
+    Attributes
+    ----------
+    query, gallery : lists of ReIDImage (Nq and Ng).
+    qf, gf : (Nq, D), (Ng, D) float32 raw features.
+    q_gen, g_gen : (Nq, P, D), (Ng, P, D) float32 features of the generated (IPG) images, or None.
+    q_pids, g_pids, q_camids, g_camids : int arrays.
+    dataset_name, extractor_name, is_synthetic : for display.
+    ipg_note : why +IPG is unavailable ("" when it is available).
+    """
+
+    query: list
+    gallery: list
+    qf: np.ndarray
+    gf: np.ndarray
+    q_gen: np.ndarray = None
+    g_gen: np.ndarray = None
+    dataset_name: str = ""
+    extractor_name: str = ""
+    is_synthetic: bool = False
+    ipg_note: str = ""
+    timings: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.q_pids = np.array([im.pid for im in self.query], dtype=np.int64)
+        self.g_pids = np.array([im.pid for im in self.gallery], dtype=np.int64)
+        self.q_camids = np.array([im.camid for im in self.query], dtype=np.int64)
+        self.g_camids = np.array([im.camid for im in self.gallery], dtype=np.int64)
+        if self.qf.shape[0] != len(self.query) or self.gf.shape[0] != len(self.gallery):
+            raise ValueError(
+                f"qf/gf have {self.qf.shape[0]}/{self.gf.shape[0]} rows but there are "
+                f"{len(self.query)}/{len(self.gallery)} query/gallery images"
+            )
+        if (self.q_gen is None) != (self.g_gen is None):
+            raise ValueError("q_gen and g_gen must both be given or both be None")
+
+    @property
+    def has_ipg(self):
+        return self.q_gen is not None
+
+    @property
+    def methods(self):
+        """The methods this benchmark can run (the +IPG ones need generated images)."""
+        return METHODS if self.has_ipg else METHODS[:2]
+
+    def _check(self, method, k1, k2, eta):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if "IPG" in method and not self.has_ipg:
+            raise ValueError(f"method {method!r} needs generated images: {self.ipg_note}")
+        for name, k in (("k1", k1), ("k2", k2)):
+            if not isinstance(k, (int, np.integer)) or k < 1:
+                raise ValueError(f"{name} must be a positive integer, got {k!r}")
+        if not np.isfinite(eta) or eta < 0:
+            raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
+
+    @staticmethod
+    def _key(method, k1, k2, eta):
+        # Parameters a method ignores must not split the cache.
+        return (method, int(k1) if "NFC" in method else 0, int(k2) if "NFC" in method else 0,
+                float(eta) if "IPG" in method else 0.0)
+
+    def features(self, method="Base", k1=2, k2=2, eta=2.0):
+        """Query and gallery features after ``method``.
+
+        Returns
+        -------
+        (qf', gf') : (Nq, D), (Ng, D) float32, rows L2-normalized.
+        """
+        self._check(method, k1, k2, eta)
+        key = ("features",) + self._key(method, k1, k2, eta)
+        if key not in self._cache:
+            if "IPG" in method:
+                q, g = p2.ipg_fuse(self.qf, self.q_gen, eta=eta), p2.ipg_fuse(self.gf, self.g_gen, eta=eta)
+            else:
+                q, g = _normalize(self.qf), _normalize(self.gf)
+            if "NFC" in method:
+                # Query and gallery separately: joint NFC would leak query information into the gallery.
+                q, g = p2.nfc(q, k1=k1, k2=k2), p2.nfc(g, k1=k1, k2=k2)
+            self._cache[key] = (np.asarray(q, dtype=np.float32), np.asarray(g, dtype=np.float32))
+        return self._cache[key]
+
+    def distances(self, method="Base", k1=2, k2=2, eta=2.0, rerank=False):
+        """(Nq, Ng) float32 query-gallery distances after ``method``: squared Euclidean, or
+        k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3) when ``rerank``."""
+        key = ("distances", bool(rerank)) + self._key(method, k1, k2, eta)
+        if key not in self._cache:
+            q, g = self.features(method, k1, k2, eta)
+            dist = p2.re_ranking(q, g) if rerank else p2.pairwise_sqeuclidean(q, g)
+            self._cache[key] = np.asarray(dist, dtype=np.float32)
+        return self._cache[key]
+
+    def evaluate(self, method="Base", k1=2, k2=2, eta=2.0, rerank=False):
+        """``p2.EvalResult`` (mAP, CMC, mINP) of ``method`` under the Market-1501 protocol."""
+        key = ("evaluate", bool(rerank)) + self._key(method, k1, k2, eta)
+        if key not in self._cache:
+            dist = self.distances(method, k1, k2, eta, rerank)
+            self._cache[key] = p2.evaluate(dist, self.q_pids, self.g_pids, self.q_camids, self.g_camids)
+        return self._cache[key]
+
+    def id2(self, method="Base", k1=2, k2=2, eta=2.0):
+        """Global ID² of query + gallery features after ``method`` (distractors, pid <= 0, excluded)."""
+        q, g = self.features(method, k1, k2, eta)
+        feats = np.concatenate([q, g])
+        pids = np.concatenate([self.q_pids, self.g_pids])
+        keep = pids > 0
+        return float(np.mean(p2.id2(feats[keep], pids[keep])))
+
+    def row(self, method, k1=2, k2=2, eta=2.0, rerank=False):
+        """One table row: {"method", "mAP", "rank1", "rank5", "rank10", "mINP", "id2"} (fractions)."""
+        result = self.evaluate(method, k1, k2, eta, rerank)
+        cmc = np.asarray(result.cmc)
+        return {
+            "method": method,
+            "mAP": float(result.mAP),
+            "rank1": float(cmc[0]),
+            "rank5": float(cmc[min(4, len(cmc) - 1)]),
+            "rank10": float(cmc[min(9, len(cmc) - 1)]),
+            "mINP": float(result.mINP),
+            "id2": self.id2(method, k1, k2, eta),
+        }
+
+    def table(self, k1=2, k2=2, eta=2.0, rerank=False):
+        """Rows for every available method (see :meth:`row`), in the paper's order."""
+        return [self.row(m, k1, k2, eta, rerank) for m in self.methods]
+
+
+def _normalize(x):
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class _Progress:
+    """Turns the stages of :func:`prepare_benchmark` into one ``progress(done, total)`` stream."""
+
+    def __init__(self, callback, total):
+        self.callback, self.total, self.offset = callback, total, 0
+
+    def stage(self, size):
+        offset = self.offset
+        self.offset += size
+        if self.callback is None:
+            return None
+        return lambda done, _total: self.callback(offset + done, self.total)
+
+
+def prepare_benchmark(dataset, extractor, progress=None, cache_dir=None):
+    """Extract (or load cached) features for a dataset's query and gallery and their IPG images.
+
+    Parameters
+    ----------
+    dataset : a :class:`pose2id.data.Market1501` (SynthPed included) or a spec for
+        :func:`pose2id.data.open_dataset` ("synthped", "market1501:PATH", a folder or .zip).
+    extractor : an extractor or a spec for :func:`pose2id.features.get_extractor`.
+    progress : optional ``progress(done, total)`` over all images to describe.
+    cache_dir : feature cache folder (default ``$POSE2ID_CACHE/features``).
+
+    Returns
+    -------
+    Benchmark. ``q_gen``/``g_gen`` are None (and ``ipg_note`` says why) unless every query and
+    gallery image has its generated images.
+    """
+    from pose2id.data import open_dataset
+    from pose2id.features import extract, get_extractor
+
+    timings = {}
+    start = time.perf_counter()
+    if isinstance(dataset, (str, Path)):
+        dataset = open_dataset(dataset)
+    if isinstance(extractor, str):
+        extractor = get_extractor(extractor)
+    timings["dataset_s"] = time.perf_counter() - start
+
+    q_gen_paths, g_gen_paths = dataset.generated("query"), dataset.generated("gallery")
+    missing_q = sum(im.name not in q_gen_paths for im in dataset.query)
+    missing_g = sum(im.name not in g_gen_paths for im in dataset.gallery)
+    ipg_note = ""
+    if not q_gen_paths and not g_gen_paths:
+        ipg_note = "no generated images (query_gen/ and bounding_box_test_gen/ folders with pose1..poseP) in this dataset"
+    elif missing_q or missing_g:
+        ipg_note = (
+            f"generated images are missing for {missing_q} of {len(dataset.query)} query and {missing_g} of "
+            f"{len(dataset.gallery)} gallery images"
+        )
+    use_ipg = not ipg_note
+
+    sizes = [len(dataset.query), len(dataset.gallery)]
+    if use_ipg:
+        poses = len(next(iter(q_gen_paths.values())))
+        sizes += [len(dataset.query) * poses, len(dataset.gallery) * poses]
+    tracker = _Progress(progress, sum(sizes))
+
+    start = time.perf_counter()
+    qf = extract(extractor, [im.path for im in dataset.query], cache_dir, tracker.stage(sizes[0]))
+    gf = extract(extractor, [im.path for im in dataset.gallery], cache_dir, tracker.stage(sizes[1]))
+    q_gen = g_gen = None
+    if use_ipg:
+        q_paths = [p for im in dataset.query for p in q_gen_paths[im.name]]
+        g_paths = [p for im in dataset.gallery for p in g_gen_paths[im.name]]
+        q_gen = extract(extractor, q_paths, cache_dir, tracker.stage(sizes[2])).reshape(len(dataset.query), poses, -1)
+        g_gen = extract(extractor, g_paths, cache_dir, tracker.stage(sizes[3])).reshape(len(dataset.gallery), poses, -1)
+    timings["features_s"] = time.perf_counter() - start
+    return Benchmark(
+        query=list(dataset.query),
+        gallery=list(dataset.gallery),
+        qf=qf,
+        gf=gf,
+        q_gen=q_gen,
+        g_gen=g_gen,
+        dataset_name=dataset.name,
+        extractor_name=extractor.name,
+        is_synthetic=dataset.is_synthetic,
+        ipg_note=ipg_note,
+        timings=timings,
+    )
+
+
+def format_table(rows, title=""):
+    """Markdown table of :meth:`Benchmark.table` rows (percentages, ID² to 4 decimals)."""
+    lines = [title, ""] if title else []
+    lines += ["| Method | mAP | Rank-1 | Rank-5 | Rank-10 | ID² |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {100 * r['mAP']:.2f} | {100 * r['rank1']:.2f} | {100 * r['rank5']:.2f} | "
+            f"{100 * r['rank10']:.2f} | {r['id2']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def _describe(bench, args):
+    synthetic = " — synthetic data" if bench.is_synthetic and "synthetic" not in bench.dataset_name else ""
+    return (
+        f"{bench.dataset_name}{synthetic} · features {bench.extractor_name} · {len(bench.query)} query / "
+        f"{len(bench.gallery)} gallery · k1={args.k1} k2={args.k2} eta={args.eta}"
+        + (" · k-reciprocal re-ranking" if args.rerank else "")
+    )
+
+
+def _stderr_progress(label):
+    state = {"last": -1}
+
+    def report(done, total):
+        percent = int(100 * done / max(total, 1))
+        if percent // 10 != state["last"] // 10 or done == total:
+            state["last"] = percent
+            print(f"\r{label}: {done}/{total} images", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _prepare_from_args(args):
+    from pose2id.data import open_dataset
+
+    start = time.perf_counter()
+    dataset = open_dataset(args.dataset, progress=_stderr_progress("generating SynthPed"))
+    bench = prepare_benchmark(dataset, args.features, progress=_stderr_progress("features"))
+    bench.timings["total_prepare_s"] = time.perf_counter() - start
+    if bench.ipg_note:
+        print(f"note: +IPG rows skipped: {bench.ipg_note}", file=sys.stderr)
+    return bench
+
+
+def run_eval(args):
+    """``python -m pose2id eval``: print Table 2 rows and optionally write them to JSON."""
+    start = time.perf_counter()
+    bench = _prepare_from_args(args)
+    rows = bench.table(k1=args.k1, k2=args.k2, eta=args.eta, rerank=args.rerank)
+    elapsed = time.perf_counter() - start
+    print(format_table(rows, _describe(bench, args)))
+    print(f"\n{ID2_CAPTION}")
+    print(f"({elapsed:.1f} s)")
+    if args.json:
+        payload = {
+            "dataset": bench.dataset_name,
+            "synthetic": bench.is_synthetic,
+            "features": bench.extractor_name,
+            "num_query": len(bench.query),
+            "num_gallery": len(bench.gallery),
+            "params": {"k1": args.k1, "k2": args.k2, "eta": args.eta, "rerank": args.rerank},
+            "ipg_note": bench.ipg_note,
+            "rows": rows,
+            "seconds": round(elapsed, 2),
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+def run_sweep(args):
+    """``python -m pose2id sweep``: one method over a grid of k1, k2, eta."""
+    bench = _prepare_from_args(args)
+    if args.method not in bench.methods:
+        print(f"error: method {args.method} is not available: {bench.ipg_note}", file=sys.stderr)
+        return 2
+    etas = args.eta if "IPG" in args.method else [args.eta[0]]
+    k1s, k2s = (args.k1, args.k2) if "NFC" in args.method else ([args.k1[0]], [args.k2[0]])
+    results = []
+    print(f"{bench.dataset_name} · features {bench.extractor_name} · method {args.method}"
+          + (" · re-ranking" if args.rerank else ""))
+    print("| k1 | k2 | eta | mAP | Rank-1 | ID² |\n|---:|---:|---:|---:|---:|---:|")
+    for k1, k2, eta in product(k1s, k2s, etas):
+        row = bench.row(args.method, k1, k2, eta, args.rerank)
+        row.update(k1=k1, k2=k2, eta=eta)
+        results.append(row)
+        print(f"| {k1} | {k2} | {eta:g} | {100 * row['mAP']:.2f} | {100 * row['rank1']:.2f} | {row['id2']:.4f} |")
+    best = max(results, key=lambda r: r["mAP"])
+    print(f"\nbest mAP {100 * best['mAP']:.2f} at k1={best['k1']} k2={best['k2']} eta={best['eta']:g}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"dataset": bench.dataset_name, "features": bench.extractor_name,
+                                               "method": args.method, "rows": results}, indent=2))
+    return 0
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _common_arguments(parser):
+    parser.add_argument("--dataset", default="synthped",
+                        help="'synthped' (built-in synthetic benchmark), 'market1501:PATH', or a folder/.zip "
+                             "with Market-1501 style names (default: synthped)")
+    parser.add_argument("--features", default="handcrafted",
+                        help="'handcrafted' (no weights), 'transreid:CKPT' (e.g. Pose2ID's transformer_20.pth), "
+                             "'transreid-global:CKPT', or 'vit' (google/vit-base-patch16-224) (default: handcrafted)")
+    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
+
+
+def register(subparsers):
+    """Add the ``eval`` and ``sweep`` sub-commands."""
+    ev = subparsers.add_parser(
+        "eval",
+        help="Table 2 of the paper: Base / +NFC / +IPG / +NFC+IPG on a dataset",
+        description="Retrieval with and without feature centralization (mAP, Rank-k, ID²). The +IPG rows use the "
+                    "dataset's generated images (the *_gen folders; SynthPed's come from its oracle generator).",
+    )
+    _common_arguments(ev)
+    ev.add_argument("--k1", type=_positive_int, default=2, help="NFC k1 (default 2)")
+    ev.add_argument("--k2", type=_positive_int, default=2, help="NFC k2 (default 2)")
+    ev.add_argument("--eta", type=float, default=2.0, help="IPG fusion weight (default 2.0)")
+    ev.set_defaults(func=run_eval)
+
+    sw = subparsers.add_parser("sweep", help="one method over a grid of NFC k1/k2 and IPG eta",
+                               description="Evaluate one method for every combination of the given k1, k2, eta.")
+    _common_arguments(sw)
+    sw.add_argument("--method", default="+NFC+IPG", choices=METHODS, help="method to sweep (default +NFC+IPG)")
+    sw.add_argument("--k1", type=_positive_int, nargs="+", default=[1, 2, 3], help="k1 values (default 1 2 3)")
+    sw.add_argument("--k2", type=_positive_int, nargs="+", default=[1, 2, 3], help="k2 values (default 1 2 3)")
+    sw.add_argument("--eta", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0], help="eta values (default 0.5 1 2 4)")
+    sw.set_defaults(func=run_sweep)
