@@ -9,6 +9,7 @@ poses, and pose estimation from a photo.
 Nothing here imports torch; ``mediapipe`` is imported only by :func:`pose_from_image`.
 """
 
+from .estimate import NoPersonFound, PoseEstimatorUnavailable, pose_from_image
 from .openpose_json import format_openpose, pose_from_openpose
 from .rendering import render
 from .skeleton import COLORS, KEYPOINT_NAMES, LIMBS, MIRROR_INDEX, NUM_KEYPOINTS, Pose, PoseError
@@ -20,10 +21,13 @@ __all__ = [
     "LIMBS",
     "MIRROR_INDEX",
     "NUM_KEYPOINTS",
+    "NoPersonFound",
     "Pose",
     "PoseError",
+    "PoseEstimatorUnavailable",
     "format_openpose",
     "load_standard_poses",
+    "pose_from_image",
     "pose_from_openpose",
     "render",
     "write_standard_poses",
