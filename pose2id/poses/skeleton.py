@@ -71,7 +71,8 @@ class Pose:
     name : str, optional
         A label, e.g. ``"3"`` for the third standard pose.
 
-    Poses are immutable: the transforms return new poses.
+    Poses are immutable: the transforms return new poses. Two poses are equal when canvas,
+    name, visibility and the coordinates of the visible joints are equal.
     """
 
     __slots__ = ("_keypoints", "_visible", "width", "height", "name")
@@ -83,7 +84,7 @@ class Pose:
             kp = np.asarray(keypoints)
         except ValueError:
             raise PoseError("keypoints must be 18 (x, y) pairs of numbers; got a ragged sequence") from None
-        if kp.dtype.kind not in "biuf":
+        if kp.dtype.kind not in "iuf":
             raise PoseError(f"keypoints must be numbers, got values of type {kp.dtype} (e.g. {kp.ravel()[:1].tolist()})")
         kp = kp.astype(np.float64)
         if kp.ndim == 1 and kp.size == 2 * NUM_KEYPOINTS:
