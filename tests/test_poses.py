@@ -1,6 +1,8 @@
 """The Pose type: validation, transforms, nearest-joint lookup, and the 8 standard poses."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +230,12 @@ def test_load_standard_poses_from_a_bad_folder(tmp_path):
         load_standard_poses(tmp_path)
     with pytest.raises(PoseError, match="not a directory"):
         load_standard_poses(tmp_path / "missing")
+
+
+def test_importing_poses_pulls_in_no_heavy_dependencies():
+    code = (
+        "import sys, pose2id.poses as p; p.render(p.load_standard_poses()[0]); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'cv2', 'mediapipe', 'torch', 'diffusers'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
