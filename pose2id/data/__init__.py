@@ -48,7 +48,12 @@ def open_dataset(spec, cache_dir=None, progress=None):
         stat = path.stat() if path.is_file() else None
         tag = hashlib.sha1(f"{path.resolve()}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}".encode()).hexdigest()[:12]
         dest = Path(cache_dir) if cache_dir is not None else cache_root() / "archives" / f"{path.stem}-{tag}"
-        return Market1501(open_archive(path, dest))
+        marker = dest / ".pose2id-extracted"
+        if marker.is_file():
+            return Market1501(marker.read_text())
+        root = open_archive(path, dest)
+        marker.write_text(str(root))
+        return Market1501(root)
     if not path.exists():
         raise DatasetError(f"spec: {path} does not exist; expected a Market-1501 style folder or .zip, or 'synthped'")
     return Market1501(path)

@@ -18,6 +18,8 @@ SynthPed is synthetic: numbers measured on it say how the methods behave on draw
 they achieve on real pedestrians. It is named "SynthPed (synthetic)" wherever it is shown.
 """
 
+import hashlib
+import itertools
 import json
 import logging
 import math
@@ -42,7 +44,7 @@ _SS = 2  # drawn at twice the size, then downsampled: cheap anti-aliasing
 
 # Clothing colours, weighted like a street crowd: many dark and neutral clothes, few bright ones.
 CLOTHING_COLOURS = {
-    "black": ((28, 28, 30), 5),
+    "black": ((28, 28, 30), 3),
     "charcoal": ((62, 62, 66), 3),
     "grey": ((128, 128, 128), 3),
     "white": ((225, 225, 220), 3),
@@ -171,12 +173,12 @@ def make_cameras(rng, count=6):
                 brightness=float(rng.uniform(0.75, 1.2)),
                 haze=float(rng.uniform(0.0, 0.2)),
                 haze_colour=tuple(int(v) for v in rng.integers(120, 230, 3)),
-                blur=float(rng.choice([0.0, 0.4, 0.8, 1.2])),
+                blur=float(rng.choice([0.0, 0.3, 0.6, 0.9])),
                 noise=float(rng.uniform(2, 6)),
                 background=backgrounds[c % len(backgrounds)],
                 background_style=styles[c % len(styles)],
-                scale=(float(rng.uniform(0.74, 0.86)), float(rng.uniform(0.9, 1.0))),
-                occlusion=float(rng.uniform(0.05, 0.25)),
+                scale=(float(rng.uniform(0.8, 0.88)), float(rng.uniform(0.92, 1.0))),
+                occlusion=float(rng.uniform(0.03, 0.15)),
                 view=tuple(float(v) for v in view),
             )
         )
@@ -233,7 +235,7 @@ def view_of(keypoints):
     dx = keypoints[L_SHO, 0] - keypoints[R_SHO, 0]
     width = np.linalg.norm(keypoints[L_SHO] - keypoints[R_SHO])
     torso = np.linalg.norm((keypoints[R_HIP] + keypoints[L_HIP]) / 2 - keypoints[NECK])
-    if width < 0.45 * torso * 0.6:
+    if width < 0.27 * torso:
         return "side"
     return "front" if dx > 0 else "back"
 
@@ -507,10 +509,10 @@ class SynthPed(Market1501):
 class SynthPedConfig:
     """Size of the benchmark. The defaults give about 1,100 query+gallery images."""
 
-    num_identities: int = 100
+    num_identities: int = 80
     num_train_identities: int = 40
     num_cameras: int = 6
-    num_distractors: int = 120
+    num_distractors: int = 80
     num_junk: int = 20
     oracle_fidelity: float = 0.35
 
@@ -531,7 +533,8 @@ def _cache_dir(cache_dir, seed, config):
         return Path(cache_dir)
     from pose2id.features import cache_root
 
-    suffix = "" if config == SynthPedConfig() else "-" + format(abs(hash(json.dumps(asdict(config), sort_keys=True))) % 10**8, "08d")
+    text = json.dumps(asdict(config), sort_keys=True)
+    suffix = "" if config == SynthPedConfig() else "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
     return cache_root() / f"synthped-{VERSION}-{seed}{suffix}"
 
 
@@ -550,6 +553,10 @@ def load_synthped(cache_dir=None, seed=0, config=None, progress=None):
     SynthPed (a Market1501 with ``is_synthetic = True`` and name "SynthPed (synthetic)").
     """
     config = config or SynthPedConfig()
+    if not isinstance(config, SynthPedConfig):
+        raise ValueError(f"config must be a SynthPedConfig, got {type(config).__name__}")
+    if config.num_identities < 1 or config.num_cameras < 2:
+        raise ValueError(f"config needs num_identities >= 1 and num_cameras >= 2, got {config}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     root = _cache_dir(cache_dir, seed, config)
@@ -572,14 +579,13 @@ def _generate(root, seed, config, identities, distractors, cameras, progress):
     # (split, identity, camid, track): images of one track are consecutive detections of a person
     # walking past one camera (same view and size, similar poses), as in Market-1501's gallery.
     plan = []
-    tracks = iter(range(10**9))
+    tracks = itertools.count()
     test_pids = list(range(1, config.num_identities + 1))
     for pid in test_pids:
-        cams = rng.choice(config.num_cameras, size=rng.integers(2, min(5, config.num_cameras) + 1), replace=False)
-        query_cams = [c for c in cams if rng.random() < 0.6] or [cams[0]]
+        # As in Market-1501: seen by 2-6 cameras, one query per camera that saw the person.
+        cams = rng.choice(config.num_cameras, size=rng.integers(2, config.num_cameras + 1), replace=False)
         for c in cams:
-            if c in query_cams:
-                plan.append(("query", identities[pid], int(c), next(tracks)))
+            plan.append(("query", identities[pid], int(c), next(tracks)))
             track = next(tracks)
             for _ in range(rng.integers(1, 4)):
                 plan.append(("bounding_box_test", identities[pid], int(c), track))
@@ -632,7 +638,11 @@ def _generate(root, seed, config, identities, distractors, cameras, progress):
             "synthetic": True, "seconds": round(time.perf_counter() - start, 2)}
     (tmp / "synthped.json").write_text(json.dumps(info, indent=1))
     root.parent.mkdir(parents=True, exist_ok=True)
+    if (root / "synthped.json").is_file():
+        # another process (say, the app and a CLI run) finished the same dataset first
+        shutil.rmtree(tmp)
+        return
     if root.exists():
-        shutil.rmtree(root)
+        shutil.rmtree(root)  # left over from an interrupted run
     tmp.rename(root)
     logger.info("generated SynthPed (%d images) in %s in %.1f s", total, root, info["seconds"])

@@ -1,0 +1,145 @@
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pose2id.data import DatasetError, Market1501, open_dataset, parse_name
+from pose2id.data.market1501 import split_market_protocol
+
+
+def _jpeg(path, colour):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 128), colour).save(path, quality=90)
+
+
+def make_market(root, with_gen=True, corrupt=True):
+    """A tiny Market-1501 folder: 3 identities, junk, distractors, generated images, bad files."""
+    query = ["0001_c1s1_000151_00.jpg", "0002_c2s1_000301_00.jpg", "0003_c3s2_000451_00.jpg"]
+    gallery = [
+        "0001_c2s1_000201_01.jpg", "0001_c3s1_000251_00.jpg", "0002_c1s1_000351_00.jpg",
+        "0002_c2s1_000302_00.jpg", "0003_c1s2_000501_00.jpg", "0003_c6s1_000551_00.jpg",
+        "0000_c1s1_000001_00.jpg", "0000_c4s1_000002_00.jpg",  # distractors: kept
+        "-1_c1s1_000003_00.jpg", "-1_c2s1_000004_00.jpg",  # junk: skipped
+    ]
+    train = ["0010_c1s1_000100_00.jpg", "0010_c2s1_000110_00.jpg"]
+    for i, name in enumerate(query):
+        _jpeg(root / "query" / name, (40 * i, 100, 200))
+    for i, name in enumerate(gallery):
+        _jpeg(root / "bounding_box_test" / name, (200, 20 * i, 50))
+    for name in train:
+        _jpeg(root / "bounding_box_train" / name, (10, 200, 10))
+    (root / "bounding_box_test" / "Thumbs.db").write_bytes(b"not an image")
+    (root / "readme.txt").write_text("Market-1501 test copy")
+    if corrupt:
+        # Market-style names, broken content: one garbage file, one truncated JPEG.
+        (root / "bounding_box_test" / "0001_c5s1_000999_00.jpg").write_bytes(b"\xff\xd8garbage" * 10)
+        good = root / "bounding_box_test" / "0002_c5s1_000998_00.jpg"
+        _jpeg(good, (1, 2, 3))
+        data = good.read_bytes()
+        good.write_bytes(data[: len(data) // 2])
+    if with_gen:
+        for split, names in (("query", query), ("bounding_box_test", gallery)):
+            for p in range(1, 9):
+                for name in names:
+                    if not name.startswith("-1"):
+                        _jpeg(root / f"{split}_gen" / f"pose{p}" / name, (25 * p, 50, 50))
+    return root
+
+
+def test_parse_name():
+    assert parse_name("0002_c1s1_000451_03.jpg") == (2, 0)
+    assert parse_name("-1_c3s2_000001_00.jpg") == (-1, 2)
+    assert parse_name("0000_c6s1_000001_00.png") == (0, 5)
+    assert parse_name("0002_c1s1_000451_03.txt") is None
+    assert parse_name("person_0002.jpg") is None
+    assert parse_name("0002_c0s1_000451_03.jpg") is None
+
+
+def test_reads_market_layout(tmp_path, caplog):
+    root = make_market(tmp_path / "Market")
+    with caplog.at_level(logging.WARNING, logger="pose2id.data.market1501"):
+        ds = Market1501(root)
+    assert ds.name == "Market-1501" and not ds.is_synthetic
+    assert [im.name for im in ds.query] == ["0001_c1s1_000151_00.jpg", "0002_c2s1_000301_00.jpg", "0003_c3s2_000451_00.jpg"]
+    assert [(im.pid, im.camid) for im in ds.query] == [(1, 0), (2, 1), (3, 2)]
+    pids = [im.pid for im in ds.gallery]
+    assert -1 not in pids
+    assert pids.count(0) == 2
+    assert len(ds.gallery) == 8
+    assert len(ds.train) == 2
+    assert all(im.path.is_file() for im in ds.query + ds.gallery)
+    # The two broken files are skipped and reported, not fatal.
+    assert sorted(p.name for p, _ in ds.skipped) == ["0001_c5s1_000999_00.jpg", "0002_c5s1_000998_00.jpg"]
+    assert "skipped 2 unreadable image(s)" in caplog.text
+
+
+def test_generated_images(tmp_path):
+    ds = Market1501(make_market(tmp_path / "m"))
+    q = ds.generated("query")
+    g = ds.generated("gallery")
+    assert set(q) == {im.name for im in ds.query}
+    assert set(g) == {im.name for im in ds.gallery}
+    paths = q["0001_c1s1_000151_00.jpg"]
+    assert [p.parent.name for p in paths] == [f"pose{i}" for i in range(1, 9)]
+    assert all(p.is_file() for p in paths)
+    with pytest.raises(ValueError, match="split"):
+        ds.generated("train")
+
+
+def test_no_generated_images(tmp_path):
+    ds = Market1501(make_market(tmp_path / "m", with_gen=False))
+    assert ds.generated("query") == {} and ds.generated("gallery") == {}
+
+
+def test_nested_release_folder(tmp_path):
+    make_market(tmp_path / "Market-1501-v15.09.15", corrupt=False)
+    ds = Market1501(tmp_path)
+    assert ds.root.name == "Market-1501-v15.09.15"
+    assert len(ds.query) == 3
+
+
+def test_flat_folder_split_by_protocol(tmp_path):
+    names = ["0001_c1_a.jpg", "0001_c2_b.jpg", "0001_c2_c.jpg", "0002_c1_a.jpg", "0003_c1_a.jpg",
+             "0003_c3_b.jpg", "0000_c2_x.jpg", "-1_c1_y.jpg"]
+    for name in names:
+        _jpeg(tmp_path / name, (9, 9, 9))
+    ds = open_dataset(str(tmp_path))
+    assert [im.name for im in ds.query] == ["0001_c1_a.jpg", "0001_c2_b.jpg", "0003_c1_a.jpg", "0003_c3_b.jpg"]
+    gallery = {im.name for im in ds.gallery}
+    assert gallery == {"0001_c2_c.jpg", "0002_c1_a.jpg", "0000_c2_x.jpg"}
+    assert not gallery & {im.name for im in ds.query}
+
+
+def test_split_protocol_every_query_has_cross_camera_match(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        _jpeg(tmp_path / f"{rng.integers(1, 8):04d}_c{rng.integers(1, 5)}_{i:03d}.jpg", (0, 0, 0))
+    ds = Market1501(tmp_path)
+    for q in ds.query:
+        assert any(g.pid == q.pid and g.camid != q.camid for g in ds.gallery + ds.query if g is not q)
+
+
+def test_folder_without_market_names(tmp_path):
+    for name in ("cat.jpg", "dog.png"):
+        _jpeg(tmp_path / name, (1, 1, 1))
+    with pytest.raises(DatasetError, match=r"0002_c1s1_000451_03\.jpg") as info:
+        Market1501(tmp_path)
+    assert "2 image file(s) found" in str(info.value)
+
+
+def test_not_a_folder(tmp_path):
+    with pytest.raises(DatasetError, match="not a folder"):
+        Market1501(tmp_path / "missing")
+    with pytest.raises(DatasetError, match="does not exist"):
+        open_dataset(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="spec"):
+        open_dataset("")
+
+
+def test_split_market_protocol_keeps_distractors_in_gallery():
+    from pose2id.data import ReIDImage
+
+    images = [ReIDImage(path=None, pid=0, camid=c, name=f"0000_c{c + 1}_{c}.jpg") for c in range(3)]
+    query, gallery = split_market_protocol(images)
+    assert query == [] and len(gallery) == 3
