@@ -6,16 +6,15 @@ both accepted; the helpers never copy a torch tensor off its device.
 """
 
 import numbers
+import sys
 
 import numpy as np
 
-try:
-    import torch
-except ImportError:  # the maths works on numpy alone
-    torch = None
-
 
 def is_tensor(x):
+    # A tensor can only exist once torch is imported; not importing it for numpy input keeps
+    # the numpy path light (torch adds seconds and hundreds of MB to a process).
+    torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
 
@@ -37,6 +36,7 @@ def as_features(x, name, ndim=2, allow_empty=False, allow_inf=False, keep_float6
     Returns a float32 numpy array (float64 stays float64 with ``keep_float64``), or a floating
     torch tensor (float32 unless it was float64) on its own device.
     """
+    torch = sys.modules.get("torch")
     if is_tensor(x):
         if x.is_complex() or x.dtype == torch.bool:
             raise ValueError(f"{name} must hold real numbers, got torch dtype {x.dtype}")
