@@ -155,6 +155,8 @@ class Camera:
     scale: tuple  # (min, max) person height as a fraction of the frame
     occlusion: float  # probability of an occluder in front of the person
     view: tuple
+    flicker: float = 0.1  # per-image brightness variation
+    background_jitter: float = 10.0  # per-image background colour variation
 
 
 def make_cameras(rng, count=6):
@@ -189,6 +191,7 @@ def make_cameras(rng, count=6):
 NEUTRAL_CAMERA = Camera(
     camid=-1, gain=(1.0, 1.0, 1.0), brightness=1.0, haze=0.0, haze_colour=(128, 128, 128), blur=0.0, noise=0.0,
     background=(200, 200, 200), background_style="plain", scale=(0.95, 0.95), occlusion=0.0, view=(1.0, 0.0, 0.0),
+    flicker=0.0, background_jitter=0.0,
 )
 
 # COCO-18 indices
@@ -276,7 +279,7 @@ def _offset_polygon(points, amount):
 def _background(rng, camera, size):
     """PIL RGB background for one image of ``camera``."""
     w, h = size
-    base = np.clip(np.array(camera.background, dtype=float) + rng.normal(0, 10, 3), 0, 255)
+    base = np.clip(np.array(camera.background, dtype=float) + rng.normal(0, 1, 3) * camera.background_jitter, 0, 255)
     image = Image.new("RGB", size, tuple(int(v) for v in base))
     if camera.background_style == "plain":
         return image
@@ -459,7 +462,7 @@ def _apply_camera(image, camera, rng):
     if camera.blur > 0:
         image = image.filter(ImageFilter.GaussianBlur(camera.blur))
     x = np.asarray(image, dtype=np.float32)
-    gain = np.array(camera.gain, dtype=np.float32) * np.float32(camera.brightness * rng.uniform(0.9, 1.1))
+    gain = np.array(camera.gain, dtype=np.float32) * np.float32(camera.brightness * (1 + rng.uniform(-1, 1) * camera.flicker))
     x = x * gain
     if camera.haze > 0:
         x = x * np.float32(1 - camera.haze) + np.float32(camera.haze) * np.array(camera.haze_colour, dtype=np.float32)
