@@ -25,6 +25,7 @@ import numpy as np
 import pose2id as p2
 
 METHODS = ("Base", "+NFC", "+IPG", "+NFC+IPG")
+RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
 ID2_CAPTION = (
     "ID²: mean identity density (squared distance of each normalized feature to its identity centre) "
     "over the query and gallery features after the method, distractors excluded; lower = more centralized."
@@ -123,7 +124,12 @@ class Benchmark:
         key = ("distances", bool(rerank)) + self._key(method, k1, k2, eta)
         if key not in self._cache:
             q, g = self.features(method, k1, k2, eta)
-            dist = p2.re_ranking(q, g) if rerank else p2.pairwise_sqeuclidean(q, g)
+            if rerank:
+                # the standard k1=20, k2=6, lambda=0.3; tiny datasets get k1 capped at N - 1
+                k1_rr = min(RERANK_K1, len(q) + len(g) - 1)
+                dist = p2.re_ranking(q, g, k1=k1_rr, k2=min(RERANK_K2, k1_rr), lambda_value=RERANK_LAMBDA)
+            else:
+                dist = p2.pairwise_sqeuclidean(q, g)
             self._cache[key] = np.asarray(dist, dtype=np.float32)
         return self._cache[key]
 
