@@ -280,13 +280,17 @@ def _describe(bench, args):
 
 
 def _stderr_progress(label):
-    state = {"last": -1}
+    """``progress(done, total)`` printing to stderr: one updating line on a terminal, else every 25%."""
+    tty = sys.stderr.isatty()
+    step = 10 if tty else 25
+    state = {"last": -step}
 
     def report(done, total):
-        percent = int(100 * done / max(total, 1))
-        if percent // 10 != state["last"] // 10 or done == total:
+        percent = 100 * done // max(total, 1)
+        if percent - state["last"] >= step or done == total:
             state["last"] = percent
-            print(f"\r{label}: {done}/{total} images", end="\n" if done == total else "", file=sys.stderr, flush=True)
+            start, end = ("\r", "\n" if done == total else "") if tty else ("", "\n")
+            print(f"{start}{label}: {done}/{total} images", end=end, file=sys.stderr, flush=True)
 
     return report
 
@@ -344,9 +348,14 @@ def run_sweep(args):
         row = bench.row(args.method, k1, k2, eta, args.rerank)
         row.update(k1=k1, k2=k2, eta=eta)
         results.append(row)
-        print(f"| {k1} | {k2} | {eta:g} | {100 * row['mAP']:.2f} | {100 * row['rank1']:.2f} | {row['id2']:.4f} |")
+        shown_k = (k1, k2) if "NFC" in args.method else ("-", "-")
+        shown_eta = f"{eta:g}" if "IPG" in args.method else "-"
+        print(f"| {shown_k[0]} | {shown_k[1]} | {shown_eta} | {100 * row['mAP']:.2f} | {100 * row['rank1']:.2f} | "
+              f"{row['id2']:.4f} |")
     best = max(results, key=lambda r: r["mAP"])
-    print(f"\nbest mAP {100 * best['mAP']:.2f} at k1={best['k1']} k2={best['k2']} eta={best['eta']:g}")
+    where = (f"k1={best['k1']} k2={best['k2']} " if "NFC" in args.method else "") + (
+        f"eta={best['eta']:g}" if "IPG" in args.method else "")
+    print(f"\nbest mAP {100 * best['mAP']:.2f} at {where.strip()}")
     if args.json:
         Path(args.json).write_text(json.dumps({"dataset": bench.dataset_name, "features": bench.extractor_name,
                                                "method": args.method, "rows": results}, indent=2))
