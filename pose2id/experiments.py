@@ -300,7 +300,10 @@ def _prepare_from_args(args):
 
     start = time.perf_counter()
     dataset = open_dataset(args.dataset, progress=_stderr_progress("generating SynthPed"))
-    bench = prepare_benchmark(dataset, args.features, progress=_stderr_progress("features"))
+    from pose2id.features import get_extractor
+
+    extractor = get_extractor(args.features, device=args.device)
+    bench = prepare_benchmark(dataset, extractor, progress=_stderr_progress("features"))
     bench.timings["total_prepare_s"] = time.perf_counter() - start
     if bench.ipg_note:
         print(f"note: +IPG rows skipped: {bench.ipg_note}", file=sys.stderr)
@@ -376,6 +379,7 @@ def _common_arguments(parser):
     parser.add_argument("--features", default="handcrafted",
                         help="'handcrafted' (no weights), 'transreid:CKPT' (e.g. Pose2ID's transformer_20.pth), "
                              "'transreid-global:CKPT', or 'vit' (google/vit-base-patch16-224) (default: handcrafted)")
+    parser.add_argument("--device", default="cpu", help="torch device for network features, e.g. cuda (default cpu)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
 
