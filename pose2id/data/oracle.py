@@ -23,9 +23,9 @@ from pose2id.data.synthped import (
     SynthPedConfig,
     build_world,
     complete_skeleton,
+    pose_arrays,
     render_person,
     standard_skeletons,
-    _pose_arrays,
 )
 
 _FLIPS = {
@@ -117,7 +117,7 @@ class OracleGenerator:
         if poses is None:
             skeletons = self._standard_skeletons()
         else:
-            keypoints, visible = _pose_arrays(list(poses))
+            keypoints, visible = pose_arrays(list(poses))
             skeletons = [complete_skeleton(k, v) for k, v in zip(keypoints, visible)]
         rng = np.random.default_rng(seed if seed is not None else [self.seed, 7, identity.pid])
         drawn = self.degrade(identity, rng)

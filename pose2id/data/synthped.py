@@ -22,7 +22,6 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -207,10 +206,11 @@ def standard_skeletons():
     from pose2id.poses import load_standard_poses
 
     poses = load_standard_poses()
-    return _pose_arrays(poses)
+    return pose_arrays(poses)
 
 
-def _pose_arrays(poses):
+def pose_arrays(poses):
+    """list of Pose -> ((P, 18, 2) keypoints rescaled to the 64x128 frame, (P, 18) visible)."""
     keypoints = np.stack([np.asarray(p.keypoints, dtype=float) for p in poses])
     visible = np.stack([np.asarray(p.visible, dtype=bool) for p in poses])
     scale = np.array([[WIDTH / p.width, HEIGHT / p.height] for p in poses])[:, None, :]
@@ -490,10 +490,6 @@ def place_skeleton(keypoints, rng, scale_range, jitter=1.6, mirror=False):
     return kp
 
 
-def _views(skeletons):
-    return [view_of(k) for k in skeletons]
-
-
 class SynthPed(Market1501):
     """The SynthPed benchmark read back from its cache folder; a :class:`Market1501` with
     ``is_synthetic = True`` and the attributes of every identity in ``identities``
@@ -575,7 +571,7 @@ def _generate(root, seed, config, identities, distractors, cameras, progress):
     start = time.perf_counter()
     skeletons, visible = standard_skeletons()
     skeletons = np.stack([complete_skeleton(k, v) for k, v in zip(skeletons, visible)])
-    views = _views(skeletons)
+    views = [view_of(k) for k in skeletons]
     by_view = {v: [i for i, w in enumerate(views) if w == v] for v in ("front", "back", "side")}
 
     rng = np.random.default_rng([seed, 1])
@@ -626,6 +622,7 @@ def _generate(root, seed, config, identities, distractors, cameras, progress):
             scale = track_rng.uniform(*camera.scale)
             mirror = bool(track_rng.random() < 0.5)
             kp = place_skeleton(skeletons[pose_index], image_rng, (scale, scale), mirror=mirror)
+            # a detector roughly centres its box on the person
             kp[:, 0] = kp[:, 0] - (kp[:, 0].mean() - WIDTH / 2) * 0.3
             image = render_person(identity, kp, camera, image_rng)
         image.save(tmp / split / name, quality=int(image_rng.integers(80, 96)))
