@@ -21,6 +21,7 @@ from ._checks import as_features, check_int, check_real, is_tensor
 # (the squares on the diagonal) stays small and a block of float32 distances (64 MiB) keeps
 # peak memory low.
 DEFAULT_BLOCK_SIZE = 1024
+_WIDTH_FACTOR = 16
 
 
 def _normalize_np(x):
@@ -131,9 +132,9 @@ def _centralize(x, nbr, k1, k2, chunk=8192):
 def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
     """Indices of the ``k`` nearest other rows of every row, nearest first.
 
-    Exact, with ties broken by the lower index. The upper triangle of the distance matrix is
-    computed once, in blocks of ``block_size`` rows by ``16 * block_size`` columns; memory is
-    O(N * k + block_size**2).
+    Exact, with ties broken by the lower index. Each pair of rows is measured once (the panel
+    squares on the diagonal excepted), in blocks of ``block_size`` rows by
+    ``16 * block_size`` columns; memory is O(N * k + block_size**2).
 
     Parameters
     ----------
@@ -149,47 +150,35 @@ def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
     n = x.shape[0]
     best_d = np.full((n, k), np.inf, dtype=np.float32)
     best_i = np.full((n, k), n, dtype=np.int64)  # index n sorts after every real row on ties
-    bound = _kth_distance_bound(ops, n, k)
+    panels = [slice(a0, min(a0 + block_size, n)) for a0 in range(0, n, block_size)]
 
-    def threshold(rows):
-        return np.minimum(bound[rows], best_d[rows, -1])
-
-    width = 16 * block_size
-    for a0 in range(0, n, block_size):
-        a1 = min(a0 + block_size, n)
-        # Row panel [a0, a1) against the columns from a0 on: each unordered pair once, except
-        # the panel's own square, which is cheap and read in the row direction only.
-        for c0 in range(a0, n, width):
-            c1 = min(c0 + width, n)
-            dist = ops.sqdist(slice(a0, a1), slice(c0, c1))
-            if c0 == a0:
-                ops.fill_diagonal_inf(dist)
-            rows, cols, vals = ops.below(dist, threshold(slice(a0, a1)), axis=1)
-            _merge(best_d, best_i, rows + a0, cols + c0, vals)
-            skip = max(a1 - c0, 0)  # columns that are rows of this panel
-            if skip < c1 - c0:
-                rows, cols, vals = ops.below(dist[:, skip:], threshold(slice(c0 + skip, c1)), 0)
-                _merge(best_d, best_i, cols + c0 + skip, rows + a0, vals)  # read transposed
-    return ops.result(best_i)
-
-
-def _kth_distance_bound(ops, n, k, chunk=256):
-    """An upper bound, per row, on the distance to its k-th nearest neighbour.
-
-    The k-th smallest distance within a small chunk of rows bounds the k-th smallest over all rows;
-    it lets the main pass ignore every entry above it from the start. The bound is computed in
-    another matrix product than the main pass, whose rounding may differ by a few ulps, hence
-    the margin.
-    """
-    bound = np.empty(n, dtype=np.float32)
-    n_chunks = max(1, n // max(chunk, k + 1))
-    for part in np.array_split(np.arange(n), n_chunks):
-        rows = slice(int(part[0]), int(part[-1]) + 1)
-        dist = ops.sqdist(rows, rows)
+    # 1. Every panel of rows against itself: exact top-k lists within the panel. Their k-th
+    #    distances are the thresholds that let the second pass skip nearly every entry.
+    for a in panels:
+        size = a.stop - a.start
+        if size < 2:
+            continue
+        dist = ops.sqdist(a, a)
         ops.fill_diagonal_inf(dist)
-        bound[rows] = ops.kth_smallest(dist, k)
-    scale = ops.sqnorm + ops.sqnorm.max()
-    return bound + 1e-4 * scale + 1e-30
+        # The k-th smallest of the first few columns bounds the k-th of the whole row from
+        # above; every entry under it is a candidate. Cheaper than selecting over all columns.
+        sub = min(size, max(128, 4 * k))
+        bound = ops.kth_smallest(dist[:, :sub], min(k, sub - 1))
+        rows, cols, vals = ops.below(dist, bound, axis=1)
+        _merge(best_d, best_i, rows + a.start, cols + a.start, vals)
+
+    # 2. Every panel against the columns after it, read both ways (the matrix is symmetric):
+    #    entries under a row's current k-th distance are merged into its list.
+    width = _WIDTH_FACTOR * block_size
+    for a in panels:
+        for c0 in range(a.stop, n, width):
+            c = slice(c0, min(c0 + width, n))
+            dist = ops.sqdist(a, c)
+            rows, cols, vals = ops.below(dist, best_d[a, -1], axis=1)
+            _merge(best_d, best_i, rows + a.start, cols + c0, vals)
+            rows, cols, vals = ops.below(dist, best_d[c, -1], axis=0)
+            _merge(best_d, best_i, cols + c0, rows + a.start, vals)  # read transposed
+    return ops.result(best_i)
 
 
 def _merge(best_d, best_i, rows, cols, vals):
@@ -217,12 +206,12 @@ class _NumpyOps:
     """Distance blocks with numpy (its BLAS is the faster one on CPU)."""
 
     def __init__(self, x):
-        self.sqnorm = np.einsum("nd,nd->n", x, x, dtype=np.float32)
-        ones = np.ones((x.shape[0], 1), dtype=np.float32)
+        sqnorm = np.einsum("nd,nd->n", x, x, dtype=np.float32)[:, None]
+        ones = np.ones_like(sqnorm)
         # d_ij = |x_i|^2 + |x_j|^2 - 2 x_i.x_j as one matrix product of augmented rows,
         # so a block of distances costs a single GEMM and no extra passes over it.
-        self.left = np.hstack([x, self.sqnorm[:, None], ones])
-        self.right = np.hstack([-2.0 * x, ones, self.sqnorm[:, None]])
+        self.left = np.hstack([x, sqnorm, ones])
+        self.right = np.hstack([-2.0 * x, ones, sqnorm])
         # Blocks are written into reused buffers: a fresh 64 MiB array per block would cost
         # page faults on every first touch.
         self._dist = np.empty(0, dtype=np.float32)
@@ -273,7 +262,6 @@ class _TorchOps:
         ones = torch.ones_like(sqnorm)[:, None]
         self.left = torch.cat([x, sqnorm[:, None], ones], 1)
         self.right = torch.cat([-2.0 * x, ones, sqnorm[:, None]], 1)
-        self.sqnorm = sqnorm.cpu().numpy()
 
     def sqdist(self, a, b):
         return self.left[a] @ self.right[b].T
