@@ -114,6 +114,12 @@ def test_oracle_custom_poses_and_errors(small):
     assert "oracle" in repr(oracle).lower()
 
 
+def test_oracle_importable_from_synthped():
+    from pose2id.data import synthped
+
+    assert synthped.OracleGenerator is OracleGenerator
+
+
 def test_oracle_default_identities_match_default_synthped():
     # built from the seed alone, without generating any image
     oracle = OracleGenerator(0.3, seed=0)

@@ -646,3 +646,12 @@ def _generate(root, seed, config, identities, distractors, cameras, progress):
         shutil.rmtree(root)  # left over from an interrupted run
     tmp.rename(root)
     logger.info("generated SynthPed (%d images) in %s in %.1f s", total, root, info["seconds"])
+
+
+def __getattr__(name):
+    # The oracle lives in its own module (it imports this one); CONTRACTS also names it here.
+    if name == "OracleGenerator":
+        from pose2id.data.oracle import OracleGenerator
+
+        return OracleGenerator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
