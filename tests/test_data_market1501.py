@@ -87,6 +87,19 @@ def test_generated_images(tmp_path):
         ds.generated("train")
 
 
+def test_generated_images_one_folder_per_image(tmp_path):
+    root = make_market(tmp_path / "m", with_gen=False, corrupt=False)
+    ds = Market1501(root)
+    for im in ds.query:
+        for k in range(1, 9):
+            _jpeg(root / "query_gen" / im.name.removesuffix(".jpg") / f"{k}.jpg", (k, k, k))
+    (root / "query_gen" / ds.query[0].name.removesuffix(".jpg") / "8.jpg").unlink()  # incomplete
+    gen = ds.generated("query")
+    assert set(gen) == {im.name for im in ds.query[1:]}
+    assert [p.name for p in gen[ds.query[1].name]] == [f"{k}.jpg" for k in range(1, 9)]
+    assert ds.generated("gallery") == {}
+
+
 def test_no_generated_images(tmp_path):
     ds = Market1501(make_market(tmp_path / "m", with_gen=False))
     assert ds.generated("query") == {} and ds.generated("gallery") == {}

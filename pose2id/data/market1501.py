@@ -215,14 +215,18 @@ class Market1501:
     def generated(self, split):
         """Paths of the IPG (generated) images of each image of ``split``.
 
+        Two layouts of ``<split folder>_gen`` are read: one folder per pose (``pose1/NAME``,
+        ``pose2/NAME``, ... or ``1/NAME``, ...), or one folder per image (``<NAME without
+        extension>/*.jpg``, one file per pose, in name order).
+
         Parameters
         ----------
         split : "query" or "gallery".
 
         Returns
         -------
-        dict name -> list of P paths (one per ``pose*`` folder, in pose order); only names that
-        have an image in every pose folder; empty if there is no ``<split folder>_gen`` folder.
+        dict name -> list of P paths, in pose order; only images that have all P; empty if
+        there is no generated-images folder.
         """
         if split not in ("query", "gallery"):
             raise ValueError(f"split must be 'query' or 'gallery', got {split!r}")
@@ -230,17 +234,25 @@ class Market1501:
         gen_dir = split_dir.parent / (split_dir.name + GEN_SUFFIX)
         if split_dir == self.root or not gen_dir.is_dir():
             return {}
-        pose_dirs = [p for p in gen_dir.iterdir() if p.is_dir() and re.fullmatch(r"pose\d+", p.name)]
-        pose_dirs.sort(key=lambda p: int(p.name[4:]))
-        if not pose_dirs:
-            return {}
         images = self.query if split == "query" else self.gallery
+        pose_dirs = [p for p in gen_dir.iterdir() if p.is_dir() and re.fullmatch(r"(pose)?\d+", p.name)]
+        pose_dirs.sort(key=lambda p: int(p.name.removeprefix("pose")))
         result = {}
+        if pose_dirs:
+            for image in images:
+                paths = [d / image.name for d in pose_dirs]
+                if all(p.is_file() for p in paths):
+                    result[image.name] = paths
+            return result
+        per_image = {}
         for image in images:
-            paths = [d / image.name for d in pose_dirs]
-            if all(p.is_file() for p in paths):
-                result[image.name] = paths
-        return result
+            folder = gen_dir / Path(image.name).stem
+            if folder.is_dir():
+                per_image[image.name] = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        counts = [len(paths) for paths in per_image.values()]
+        # every image needs the same number of poses (the most common count)
+        poses = max(set(counts), key=counts.count) if counts else 0
+        return {name: paths for name, paths in per_image.items() if poses and len(paths) == poses}
 
     def __repr__(self):
         return (
