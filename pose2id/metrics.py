@@ -63,11 +63,24 @@ def id2(feats, pids):
 
     Returns
     -------
-    density : (N,) float32 array (numpy also for torch input).
+    density : (N,) float32 array, or a torch.Tensor on the input's device.
     """
     feats = as_features(feats, "feats")
     pids = as_labels(pids, "pids", feats.shape[0], f"feats has {feats.shape[0]} rows")
-    x = _normalized_numpy(feats)
+    density = _id2_numpy(_normalized_numpy(feats), pids)
+    return _like(density, feats)
+
+
+def _like(values, reference):
+    """``values`` (numpy) as a tensor on ``reference``'s device if that is a tensor."""
+    if is_tensor(reference):
+        import torch
+
+        return torch.from_numpy(values).to(reference.device)
+    return values
+
+
+def _id2_numpy(x, pids):
     _, group, counts = np.unique(pids, return_inverse=True, return_counts=True)
     order = np.argsort(group, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -82,13 +95,15 @@ def id2_per_identity(feats, pids):
     Returns
     -------
     unique_pids : (K,) int64 array, sorted.
-    density : (K,) float32 array, the mean of :func:`id2` over each identity's samples.
+    density : (K,) float32 array, the mean of :func:`id2` over each identity's samples
+        (both torch tensors on the input's device for a tensor input).
     """
-    density = id2(feats, pids)
-    pids = as_labels(pids, "pids")
+    feats = as_features(feats, "feats")
+    pids = as_labels(pids, "pids", feats.shape[0], f"feats has {feats.shape[0]} rows")
+    density = _id2_numpy(_normalized_numpy(feats), pids)
     unique, group = np.unique(pids, return_inverse=True)
     sums = np.bincount(group, weights=density.astype(np.float64))
-    return unique, (sums / np.bincount(group)).astype(np.float32)
+    return _like(unique, feats), _like((sums / np.bincount(group)).astype(np.float32), feats)
 
 
 @dataclass

@@ -159,9 +159,16 @@ def test_id2_definition_and_per_identity():
     xn = l2n(x)
     expected = np.array([((xn[i] - xn[pids == p].mean(0)) ** 2).sum() for i, p in enumerate(pids)])
     np.testing.assert_allclose(p2.id2(x, pids), expected, rtol=1e-5)
-    unique, per_id = p2.id2_per_identity(torch.from_numpy(x), pids)
+    unique, per_id = p2.id2_per_identity(x, pids)
     np.testing.assert_array_equal(unique, np.unique(pids))
     np.testing.assert_allclose(per_id, [expected[pids == p].mean() for p in unique], rtol=1e-5)
+    # torch in, torch out
+    density_t = p2.id2(torch.from_numpy(x), torch.from_numpy(pids))
+    assert isinstance(density_t, torch.Tensor)
+    np.testing.assert_allclose(density_t.numpy(), expected, rtol=1e-5)
+    unique_t, per_id_t = p2.id2_per_identity(torch.from_numpy(x), pids)
+    assert isinstance(per_id_t, torch.Tensor)
+    np.testing.assert_allclose(per_id_t.numpy(), per_id, rtol=1e-6)
     # Centralization lowers the density: the point of NFC.
     assert p2.id2(p2.nfc(x), pids).mean() < p2.id2(x, pids).mean() + 1e-6
 
