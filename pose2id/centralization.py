@@ -117,16 +117,15 @@ def _mutual_mask(nbr, k1, k2):
     return (back == rows).any(-1)
 
 
-def _centralize(x, nbr, k1, k2, chunk=8192):
+def _centralize(x, nbr, k1, k2):
     """F'_i = F_i + sum of F_j over the mutual neighbours j of i (input rows, never updated ones)."""
     first = nbr[:, :k1]
     mutual = _mutual_mask(nbr, k1, k2)
-    out = x.clone() if is_tensor(x) else x.copy()
-    for s in range(0, x.shape[0], chunk):
-        # Gathered in row chunks: the (N, k1, D) neighbour array would not fit for large N.
-        gathered = x[first[s : s + chunk]] * mutual[s : s + chunk, :, None]
-        out[s : s + chunk] += gathered.sum(1)
-    return out
+    total = x.clone().zero_() if is_tensor(x) else np.zeros_like(x)
+    for r in range(k1):  # neighbours in rank order, then the row itself: F_i + (F_j1 + F_j2 ...)
+        sel = mutual[:, r].nonzero().flatten() if is_tensor(x) else np.flatnonzero(mutual[:, r])
+        total[sel] += x[first[sel, r]]
+    return total + x
 
 
 def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
@@ -184,7 +183,7 @@ def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
 def _merge(best_d, best_i, rows, cols, vals):
     """Merge candidates (rows, cols, vals) into the sorted per-row lists ``best_d``/``best_i``.
 
-    Sort key: row, then distance, then column index (ties go to the lower index).
+    Order: row, then distance, then column index (ties go to the lower index).
     """
     if rows.size == 0:
         return
@@ -193,13 +192,27 @@ def _merge(best_d, best_i, rows, cols, vals):
     group_all = np.concatenate([np.repeat(np.arange(urows.size), k), group])
     dist_all = np.concatenate([best_d[urows].ravel(), vals])
     idx_all = np.concatenate([best_i[urows].ravel(), cols])
-    order = np.lexsort((idx_all, dist_all, group_all))
+    # One fast sort of (row, distance) packed in a uint64; only if two finite entries of a row
+    # share a distance does the index decide, and then a full lexicographic sort runs.
+    key = (group_all.astype(np.uint64) << np.uint64(32)) | _sortable_bits(dist_all)
+    order = np.argsort(key)
+    sorted_key = key[order]
+    if np.any((sorted_key[1:] == sorted_key[:-1]) & np.isfinite(dist_all[order[1:]])):
+        order = np.lexsort((idx_all, dist_all, group_all))
     sorted_group = group_all[order]
     group_start = np.searchsorted(sorted_group, np.arange(urows.size))
     rank = np.arange(order.size) - group_start[sorted_group]
     keep = order[rank < k]  # every group holds >= k entries, so k per row, in row order
     best_d[urows] = dist_all[keep].reshape(-1, k)
     best_i[urows] = idx_all[keep].reshape(-1, k)
+
+
+def _sortable_bits(values):
+    """uint64 keys of float32 values that sort as the values do (-0.0 counted as 0.0)."""
+    bits = (values + np.float32(0)).view(np.uint32)
+    negative = (bits >> np.uint32(31)).astype(bool)
+    bits = np.where(negative, ~bits, bits | np.uint32(0x80000000))
+    return bits.astype(np.uint64)
 
 
 class _NumpyOps:
