@@ -9,5 +9,6 @@ from pose2id.ipg.components import build, convert_official
 from pose2id.ipg.models import IFR, PoseGuider
 from pose2id.ipg.pipeline import IPGPipeline, IPGPipelineOutput
 from pose2id.ipg.tiny import tiny_pipeline
+from pose2id.ipg.weights import MissingWeightsError
 
-__all__ = ["build", "convert_official", "IFR", "PoseGuider", "IPGPipeline", "IPGPipelineOutput", "tiny_pipeline"]
+__all__ = ["build", "convert_official", "IFR", "PoseGuider", "IPGPipeline", "IPGPipelineOutput", "MissingWeightsError", "tiny_pipeline"]

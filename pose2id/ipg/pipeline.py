@@ -76,6 +76,67 @@ class IPGPipeline:
         self.execution_device = next(denoising_unet.parameters()).device
         self.progress = True
 
+    @classmethod
+    def from_official(
+        cls,
+        ckpt_dir=None,
+        base_model="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        vae="stabilityai/sd-vae-ft-mse",
+        device=None,
+        dtype=None,
+        allow_cpu=False,
+        local_files_only=None,
+    ):
+        """Load the official Pose2ID weights.
+
+        Parameters
+        ----------
+        ckpt_dir : folder holding denoising_unet.pth, reference_unet.pth, pose_guider.pth, IFR.pth,
+            transformer_20.pth (.safetensors accepted), or a Hub id; None = ``yuanc3/Pose2ID``.
+        base_model : source of the UNet config; the SD-1.5 default is shipped with the package,
+            so none of its (4 GB) weights are downloaded.
+        vae : folder or Hub id of ``stabilityai/sd-vae-ft-mse``.
+        device : None = "cuda" when available. Generation on the CPU takes many minutes per
+            image, so it needs ``allow_cpu=True``.
+        dtype : None = float16 on CUDA, float32 on the CPU.
+
+        Raises MissingWeightsError (listing every missing file) when weights are absent offline.
+        """
+        import warnings
+
+        from diffusers import AutoencoderKL, DDIMScheduler
+
+        from pose2id.configs import load_config
+        from pose2id.ipg import weights
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(device)
+        if device.type == "cpu":
+            if not allow_cpu:
+                raise RuntimeError(
+                    "IPG generation needs a CUDA GPU (two Stable-Diffusion-size UNets); none was found. "
+                    "Pass allow_cpu=True (CLI: --cpu) to run on the CPU anyway: expect several minutes per image."
+                )
+            warnings.warn("running IPG on the CPU in float32: expect several minutes per image", stacklevel=2)
+        if dtype is None:
+            dtype = torch.float16 if device.type == "cuda" else torch.float32
+        files = weights.resolve_files(ckpt_dir, vae, local_files_only=local_files_only)
+        unet_config = weights.unet_config(base_model)
+        components = {
+            name: weights.load_component(name, files[name], device, dtype, unet_config=unet_config)
+            for name in weights.POSE2ID_FILES
+        }
+        return cls(
+            vae=AutoencoderKL.from_pretrained(files["vae"], torch_dtype=dtype).to(device).eval(),
+            reference_unet=components["reference_unet"],
+            denoising_unet=components["denoising_unet"],
+            pose_guider=components["pose_guider"],
+            ifr=components["ifr"],
+            reid=components["transreid"],
+            scheduler=DDIMScheduler(**load_config("scheduler_config")),
+        )
+
     # ----------------------------------------------------------------- placement and memory
     @property
     def dtype(self):
