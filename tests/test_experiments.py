@@ -163,6 +163,16 @@ def test_eval_cli_on_market_folder(market, tmp_path, monkeypatch, capsys):
     assert all(0 <= r["mAP"] <= 1 for r in result["rows"])
 
 
+def test_python_m_pose2id_eval_entry_point(market, tmp_path, monkeypatch, capsys):
+    from pose2id.cli import main
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "t.json"
+    assert main(["eval", "--dataset", str(market), "--json", str(out)]) == 0
+    assert "| Base |" in capsys.readouterr().out
+    assert len(json.loads(out.read_text())["rows"]) == 4
+
+
 def test_eval_cli_skips_ipg_rows_without_generated_images(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
     root = make_market(tmp_path / "Market", with_gen=False)
