@@ -133,6 +133,12 @@ def test_transreid_extractor_matches_fixture(shared_dir):
     assert ex.name != glob.name
 
 
+def test_transreid_wrong_model(shared_dir):
+    wrong = shared_dir / "fixtures" / "ipg_pipeline" / "pose_guider.safetensors"
+    with pytest.raises(ValueError, match="pose_guider.safetensors cannot be used as TransReID weights"):
+        get_extractor(f"transreid:{wrong}")
+
+
 def test_transreid_missing_checkpoint(tmp_path):
     with pytest.raises(MissingWeightsError, match="transformer_20.pth"):
         get_extractor(f"transreid:{tmp_path / 'transformer_20.pth'}")

@@ -58,7 +58,10 @@ class TransReIDExtractor:
 
         self.part = part
         self.device = device
-        self.model = load_transreid(self.path, device=device)
+        try:
+            self.model = load_transreid(self.path, device=device)
+        except ValueError as error:
+            raise ValueError(f"path: {self.path} cannot be used as TransReID weights: {error}") from None
         embed = self.model.config.embed_dim
         self.dim = embed * 5 if part == "all" else embed
         self.name = f"transreid-{part}:{self.path.name}:{_file_tag(self.path)}"
