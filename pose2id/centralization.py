@@ -3,13 +3,13 @@
 Both pull each feature towards the centre of its identity's cluster without any training
 ("From Poses to Identity", CVPR 2025). Semantics: ``shared/spec/ALGORITHMS.md``.
 
-NFC needs every row's nearest neighbours. Instead of the full N x N distance matrix (about 1 GB for a
-Market-1501 gallery, 27 GB for MSMT17) it walks the upper triangle of that matrix in square blocks,
-computing each pair of row blocks once and reading it both ways (the matrix is symmetric), and
-keeps a running top-k list per row. A per-row upper bound on the k-th neighbour distance lets it
-skip most of each block with one vectorized ``min``; only the few entries under the bound are
-merged into the lists. The result is exact: ties are broken by the lower row index, as a stable
-sort of the full distance row would.
+NFC needs every row's nearest neighbours. Instead of the full N x N distance matrix (about 1 GB
+for a Market-1501 gallery, 27 GB for MSMT17) it computes the matrix in panels of rows: first each
+panel against itself, which gives every row an exact top-k list within its panel, then each panel
+against the rows after it, each such block read both ways (the matrix is symmetric), so every
+pair is measured once. A block is compared with each row's current k-th distance in one
+vectorized pass; only the few entries under it are merged into the running lists. The result is
+exact: ties are broken by the lower row index, as a stable sort of the full distance row would.
 """
 
 import numpy as np
@@ -118,10 +118,10 @@ def _mutual_mask(nbr, k1, k2):
 
 
 def _centralize(x, nbr, k1, k2):
-    """F'_i = F_i + sum of F_j over the mutual neighbours j of i (input rows, never updated ones)."""
+    """F'_i = F_i + sum of F_j over the mutual neighbours j of i (input rows, never updated)."""
     first = nbr[:, :k1]
     mutual = _mutual_mask(nbr, k1, k2)
-    total = x.clone().zero_() if is_tensor(x) else np.zeros_like(x)
+    total = x.new_zeros(x.shape) if is_tensor(x) else np.zeros_like(x)
     for r in range(k1):  # neighbours in rank order, then the row itself: F_i + (F_j1 + F_j2 ...)
         sel = mutual[:, r].nonzero().flatten() if is_tensor(x) else np.flatnonzero(mutual[:, r])
         total[sel] += x[first[sel, r]]

@@ -134,7 +134,8 @@ def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
     """Market-1501 evaluation: CMC, mAP and mINP.
 
     For every query the gallery is sorted by ascending distance (identical distances in numpy's
-    default ``argsort`` order, as in the reference implementation); gallery images of the query's identity seen by the query's camera are dropped; a
+    default ``argsort`` order, as in the reference implementation); gallery images of the
+    query's identity seen by the query's camera are dropped; a
     query with no remaining true match is skipped.
 
     Parameters

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import pose2id as p2
-from pose2id.centralization import nearest_neighbors
+from pose2id.centralization import _nfc_torch, nearest_neighbors
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,9 @@ def test_torch_neighbour_path_equals_numpy_path():
     via_torch = nearest_neighbors(torch.from_numpy(x), 5, block_size=64)
     assert isinstance(via_torch, torch.Tensor)
     np.testing.assert_array_equal(via_torch.numpy(), nearest_neighbors(x, 5, block_size=64))
+    out = _nfc_torch(torch.from_numpy(x), 2, 3, normalize=True, block_size=64)
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_allclose(out.numpy(), p2.nfc(x, 2, 3), atol=1e-6)
 
 
 def test_ipg_fuse_mean_and_sum():

@@ -94,8 +94,10 @@ def test_re_ranking_torch_in_torch_out(ref):
         (np.eye(4)[:2], np.eye(4)[2:], {"k1": 4}, r"k1 must be <= 3"),
         (np.eye(4)[:2], np.eye(4)[2:], {"k1": 2, "k2": 5}, r"k2 must be <= 4"),
         (np.eye(4)[:2], np.eye(4)[2:], {"k1": 2, "k2": 0}, r"k2 must be >= 1"),
-        (np.eye(4)[:2], np.eye(4)[2:], {"k1": 2, "k2": 2, "lambda_value": 1.5}, "lambda_value must be <= 1"),
-        (np.eye(4)[:2], np.eye(4)[2:], {"k1": 2, "k2": 2, "lambda_value": -0.1}, "lambda_value must be >= 0"),
+        (np.eye(4)[:2], np.eye(4)[2:], {"k1": 2, "k2": 2, "lambda_value": 1.5},
+         "lambda_value must be <= 1"),
+        (np.eye(4)[:2], np.eye(4)[2:], {"k1": 2, "k2": 2, "lambda_value": -0.1},
+         "lambda_value must be >= 0"),
         (np.eye(4)[:2], torch.eye(4)[2:], {"k1": 2}, "must both be numpy arrays or both torch"),
     ],
 )
