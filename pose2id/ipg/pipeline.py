@@ -14,6 +14,7 @@ top to bottom, is in :meth:`IPGPipeline.__call__`:
 5. decode with the VAE.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,23 +175,18 @@ class IPGPipeline:
                 torch.nn.Module.to(model, device="cpu")
         return self
 
+    @contextmanager
     def _on_device(self, model):
-        """Context for using ``model``: moved to the execution device, moved back in low-memory mode."""
-        pipeline = self
-
-        class _Placement:
-            def __enter__(self):
-                if pipeline._low_memory:
-                    torch.nn.Module.to(model, device=pipeline.execution_device)
-                return model
-
-            def __exit__(self, *exc):
-                if pipeline._low_memory:
-                    torch.nn.Module.to(model, device="cpu")
-                    if pipeline.execution_device.type == "cuda":
-                        torch.cuda.empty_cache()
-
-        return _Placement()
+        """Use ``model`` on the execution device; in low-memory mode it goes back to the CPU after."""
+        if self._low_memory:
+            torch.nn.Module.to(model, device=self.execution_device)
+        try:
+            yield model
+        finally:
+            if self._low_memory:
+                torch.nn.Module.to(model, device="cpu")
+                if self.execution_device.type == "cuda":
+                    torch.cuda.empty_cache()
 
     # ----------------------------------------------------------------- building blocks
     def _add_pose_features(self, module, inputs, output):
@@ -332,7 +328,8 @@ class IPGPipeline:
         # 4. Denoising loop.
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         if latents is None:
-            latents = torch.randn(latent_shape, generator=generator, device="cpu", dtype=torch.float32)
+            noise_device = generator.device if generator is not None else "cpu"
+            latents = torch.randn(latent_shape, generator=generator, device=noise_device, dtype=torch.float32)
         elif tuple(latents.shape) != latent_shape:
             raise ValueError(f"latents must have shape {latent_shape}, got {tuple(latents.shape)}")
         latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
