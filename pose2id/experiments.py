@@ -87,7 +87,8 @@ class Benchmark:
         if "IPG" in method and not self.has_ipg:
             raise ValueError(f"method {method!r} needs generated images: {self.ipg_note}")
         for name, k in (("k1", k1), ("k2", k2)):
-            if not isinstance(k, (int, np.integer)) or k < 1:
+            # UI sliders hand over 2.0 for 2: accept whole numbers of any numeric type
+            if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)) or k != int(k) or k < 1:
                 raise ValueError(f"{name} must be a positive integer, got {k!r}")
         if not np.isfinite(eta) or eta < 0:
             raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
@@ -106,6 +107,7 @@ class Benchmark:
         (qf', gf') : (Nq, D), (Ng, D) float32, rows L2-normalized.
         """
         self._check(method, k1, k2, eta)
+        k1, k2, eta = int(k1), int(k2), float(eta)
         key = ("features",) + self._key(method, k1, k2, eta)
         if key not in self._cache:
             if "IPG" in method:
@@ -121,6 +123,7 @@ class Benchmark:
     def distances(self, method="Base", k1=2, k2=2, eta=2.0, rerank=False):
         """(Nq, Ng) float32 query-gallery distances after ``method``: squared Euclidean, or
         k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3) when ``rerank``."""
+        self._check(method, k1, k2, eta)
         key = ("distances", bool(rerank)) + self._key(method, k1, k2, eta)
         if key not in self._cache:
             q, g = self.features(method, k1, k2, eta)
@@ -135,6 +138,7 @@ class Benchmark:
 
     def evaluate(self, method="Base", k1=2, k2=2, eta=2.0, rerank=False):
         """``p2.EvalResult`` (mAP, CMC, mINP) of ``method`` under the Market-1501 protocol."""
+        self._check(method, k1, k2, eta)
         key = ("evaluate", bool(rerank)) + self._key(method, k1, k2, eta)
         if key not in self._cache:
             dist = self.distances(method, k1, k2, eta, rerank)

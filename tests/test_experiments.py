@@ -92,8 +92,14 @@ def test_table_rows(bench):
 def test_bad_requests(bench):
     with pytest.raises(ValueError, match="method"):
         bench.features("NFC")
+    with pytest.raises(ValueError, match="method"):
+        bench.distances(None)
     with pytest.raises(ValueError, match="k1"):
         bench.features("+NFC", k1=0)
+    with pytest.raises(ValueError, match="k2"):
+        bench.features("+NFC", k2=1.5)
+    # a slider's 2.0 is 2, and shares the cache entry
+    assert bench.distances("+NFC", k1=2.0, k2=2.0) is bench.distances("+NFC", k1=2, k2=2)
     with pytest.raises(ValueError, match="eta"):
         bench.features("+IPG", eta=float("nan"))
     no_gen = Benchmark(query=bench.query, gallery=bench.gallery, qf=bench.qf, gf=bench.gf, ipg_note="no images")
