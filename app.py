@@ -1,13 +1,215 @@
-"""The pose2id demo. Run `python app.py` and open http://127.0.0.1:7860."""
+"""The Pose2ID demo: generate a person in new poses, retrieve with feature centralization, and
+watch the feature space. Run ``python app.py`` and open http://127.0.0.1:7860.
 
+Everything the events call lives in :mod:`pose2id.demo`; this file builds the layout and wires it.
+"""
+
+import argparse
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-with gr.Blocks(title="Pose2ID") as demo:
-    gr.Markdown("# Pose2ID: training-free person re-identification via feature centralization")
+from pose2id.demo import editor
+from pose2id.demo.about import ABOUT
+from pose2id.demo.messages import status
+from pose2id.demo.feature_space import FeatureSpace
+from pose2id.demo.generate import GENERATORS, IPG, MAX_SEED, ORACLE, Generate, GenerateConfig, pose_previews
+from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve
+from pose2id.demo.theme import CSS, HEAD, theme
+from pose2id.features import cache_root
+
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "examples")
+PRIVATE = dict(api_visibility="undocumented")
+
+
+def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
+    """The Blocks of the app (not launched)."""
+    generate = Generate(GenerateConfig(ckpt_dir=ckpt_dir, test_pipeline=test_pipeline))
+    galleries = Galleries(data=data)
+    retrieve, space = Retrieve(galleries), FeatureSpace(galleries)
+    examples = sorted(os.path.join(EXAMPLES_DIR, f) for f in os.listdir(EXAMPLES_DIR) if f.endswith(".jpg"))
+
+    with gr.Blocks(title="Pose2ID demo") as demo:
+        gr.HTML('<div class="p2-header"><h1>Pose2ID</h1><p>Training-free person re-identification by feature '
+                'centralization — identity-guided generation (IPG), neighbour feature centralization (NFC) and '
+                'identity density (ID²), CVPR 2025.</p></div>', js_on_load=None)
+        with gr.Tabs():
+            # ------------------------------------------------------------------ Generate
+            with gr.Tab("Generate", id="generate"):
+                synth_pid = gr.State(None)
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=260):
+                        photo = gr.Image(label="Reference photo", type="filepath", sources=["upload", "clipboard"],
+                                         height=300, elem_id="photo")
+                        example_gallery = gr.Gallery(value=examples, columns=5,
+                                                     height=250, allow_preview=False, label="Examples (click one)",
+                                                     elem_id="examples", object_fit="contain")
+                        identity = gr.Dropdown(generate.identity_choices(), value=None, label="SynthPed identity (synthetic; for the oracle)",
+                                               elem_id="identity")
+                    with gr.Column(scale=2, min_width=420):
+                        gr.Image(pose_previews(), label="The 8 standard poses", height=170, interactive=False,
+                                 buttons=[], elem_id="pose-strip")
+                        pose_names = gr.CheckboxGroup([str(i) for i in range(1, 9)], value=["1", "3", "5", "7"],
+                                                      label="Poses to generate", elem_id="pose-names")
+                        with gr.Accordion("Skeleton editor", open=True):
+                            with gr.Row(equal_height=False):
+                                with gr.Column(scale=3, min_width=300):
+                                    pose_editor = editor.skeleton_editor(elem_id="pose-editor")
+                                with gr.Column(scale=2, min_width=200):
+                                    use_editor = gr.Checkbox(True, label="Include the editor pose", elem_id="use-editor")
+                                    with gr.Row():
+                                        reset_name = gr.Dropdown([str(i) for i in range(1, 9)], value="1",
+                                                                 label="Standard pose", min_width=80, scale=1)
+                                        reset_button = gr.Button("Reset", scale=1, elem_id="reset-pose")
+                                    mirror_button = gr.Button("Mirror", elem_id="mirror-pose")
+                                    photo_pose_button = gr.Button("Pose from the photo", elem_id="photo-pose")
+                                    import_button = gr.UploadButton("Import OpenPose JSON", file_types=[".json"],
+                                                                    elem_id="import-pose")
+                                    export_button = gr.Button("Export OpenPose JSON", elem_id="export-pose")
+                                    export_file = gr.File(label="pose.json", visible=False, interactive=False, elem_id="export-file")
+                                    editor_status = gr.HTML(elem_id="editor-status", js_on_load=None)
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=260):
+                        note = generate.ipg_note()
+                        generator = gr.Radio(
+                            [(generate.generator_label(), IPG), (ORACLE, ORACLE)],
+                            value=ORACLE if note else IPG, label="Generator", elem_id="generator")
+                        if note:
+                            gr.HTML(status(note, "warning"), js_on_load=None)
+                        steps = gr.Slider(1, 50, value=20, step=1, label="Steps", elem_id="steps")
+                        guidance = gr.Slider(1.0, 10.0, value=3.5, step=0.5, label="Guidance scale", elem_id="guidance")
+                        with gr.Row():
+                            seed = gr.Number(42, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, elem_id="seed")
+                            randomize = gr.Checkbox(False, label="Randomize seed", elem_id="randomize")
+                        eta = gr.Slider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
+                        generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                    with gr.Column(scale=2, min_width=420):
+                        generate_status = gr.HTML(elem_id="generate-status", js_on_load=None)
+                        preview = gr.Image(label="Forming (one preview per pose)", height=200, interactive=False,
+                                           elem_id="preview")
+                        results = gr.Gallery(label="Pose | generated", columns=4, height=280, object_fit="contain",
+                                             elem_id="results")
+                        archive = gr.File(label="Download all (zip)", interactive=False, height=70, elem_id="archive")
+
+            # ------------------------------------------------------------------ Retrieve
+            with gr.Tab("Retrieve", id="retrieve"):
+                gallery_key = gr.State(SYNTHPED)
+                query_index = gr.State(0)
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=260):
+                        gallery_choice = gr.Radio(galleries.choices(), value=SYNTHPED, label="Gallery", elem_id="gallery-choice")
+                        upload = gr.File(label="…or upload a Market-style .zip", file_types=[".zip"], height=130,
+                                         elem_id="gallery-zip")
+                    with gr.Column(scale=2, min_width=420):
+                        with gr.Row():
+                            k1 = gr.Slider(1, 10, value=2, step=1, label="k1 (NFC neighbours)", elem_id="k1")
+                            k2 = gr.Slider(1, 10, value=2, step=1, label="k2 (mutual neighbours)", elem_id="k2")
+                        with gr.Row():
+                            r_eta = gr.Slider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="eta")
+                            top_k = gr.Slider(3, 15, value=8, step=1, label="top-k shown", elem_id="top-k")
+                            rerank = gr.Checkbox(False, label="k-reciprocal re-ranking", elem_id="rerank")
+                retrieve_status = gr.HTML(elem_id="retrieve-status", js_on_load=None)
+                queries = gr.Gallery(label="Queries (click one)", columns=16, height=170, allow_preview=False,
+                                     object_fit="contain", elem_id="queries")
+                rankings = gr.HTML(elem_id="rankings", js_on_load=None)
+                metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics over the whole query set",
+                                       interactive=False, elem_id="metrics")
+                retrieve_api = gr.Button("Update", visible=False)
+
+            # ------------------------------------------------------------------ Feature space
+            with gr.Tab("Feature space", id="feature-space") as space_tab:
+                with gr.Row():
+                    after = gr.Dropdown(["+NFC", "+IPG", "+NFC+IPG"], value="+NFC+IPG", label="After", elem_id="after")
+                    sample_size = gr.Slider(50, 800, value=250, step=10, label="t-SNE sample size", elem_id="sample-size")
+                    space_button = gr.Button("Compute", variant="primary", elem_id="space-button")
+                gr.Markdown("Uses the gallery and k1 / k2 / eta chosen on the Retrieve tab.")
+                space_status = gr.HTML(elem_id="space-status", js_on_load=None)
+                id2_plot = gr.Plot(label="ID² per identity", elem_id="id2-plot")
+                tsne_plot = gr.Plot(label="t-SNE", elem_id="tsne-plot")
+
+            with gr.Tab("About", id="about"):
+                gr.Markdown(ABOUT)
+
+        # ---------------------------------------------------------------- Generate events
+        def pick_example(evt: gr.SelectData):
+            return examples[evt.index], None
+
+        example_gallery.select(pick_example, None, [photo, synth_pid], **PRIVATE)
+        photo.upload(lambda: None, None, synth_pid, **PRIVATE)
+        identity.input(generate.pick_identity, identity, [photo, synth_pid, generate_status], **PRIVATE)
+        reset_button.click(editor.reset, reset_name, [pose_editor, editor_status], **PRIVATE)
+        mirror_button.click(editor.mirror, pose_editor, [pose_editor, editor_status], **PRIVATE)
+        photo_pose_button.click(editor.from_photo, photo, [pose_editor, editor_status], **PRIVATE)
+        import_button.upload(editor.import_json, import_button, [pose_editor, editor_status], **PRIVATE)
+        export_button.click(editor.export_json, pose_editor, [export_file, editor_status], **PRIVATE)
+        generate_button.click(
+            generate.generate,
+            [photo, pose_names, use_editor, pose_editor, generator, synth_pid, steps, guidance, seed, randomize, eta],
+            [preview, results, archive, generate_status, seed],
+            api_name="generate", concurrency_limit=1, concurrency_id="gpu",
+        )
+
+        # ---------------------------------------------------------------- Retrieve events
+        controls = [k1, k2, r_eta, rerank, top_k]
+        opened = [gallery_key, queries, rankings, metrics, retrieve_status]
+        demo.load(retrieve.open_gallery, [gallery_choice, *controls], opened, **PRIVATE)
+        gallery_choice.input(retrieve.open_gallery, [gallery_choice, *controls], opened, **PRIVATE)
+        upload.upload(retrieve.upload_zip, [upload, *controls], opened, **PRIVATE)
+
+        def pick_query(evt: gr.SelectData):
+            return evt.index
+
+        queries.select(pick_query, None, query_index, **PRIVATE).then(
+            retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status], **PRIVATE)
+        for control in controls:
+            control.input(retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status],
+                          trigger_mode="always_last", **PRIVATE).then(
+                retrieve.metrics, [gallery_key, k1, k2, r_eta, rerank], [metrics, retrieve_status], **PRIVATE)
+        retrieve_api.click(retrieve.update, [gallery_key, query_index, *controls], [rankings, metrics, retrieve_status],
+                           api_name="retrieve")
+
+        # ---------------------------------------------------------------- Feature space events
+        space_inputs = [gallery_key, after, k1, k2, r_eta, sample_size]
+        space_outputs = [id2_plot, tsne_plot, space_status]
+        space_button.click(space.plots, space_inputs, space_outputs, api_name="feature_space")
+        space_tab.select(space.plots, space_inputs, space_outputs, **PRIVATE)
+    return demo
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Pose2ID demo (Gradio)")
+    parser.add_argument("--data", default=os.environ.get("POSE2ID_DATA"),
+                        help="Market-1501 style folder or .zip for the Retrieve tab (env POSE2ID_DATA)")
+    parser.add_argument("--ckpt-dir", default=os.environ.get("POSE2ID_CKPT_DIR"),
+                        help="folder with the official Pose2ID weights (default: the Hugging Face cache)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    parser.add_argument("--test-pipeline", action="store_true", default=os.environ.get("POSE2ID_TEST_PIPELINE") == "1",
+                        help="use the tiny random-weight IPG pipeline (for tests; images are noise)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    on_spaces = bool(os.environ.get("SPACE_ID"))
+    demo = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline)
+    # CPU work (retrieval, plots) runs concurrently; generation is limited to one at a time above.
+    demo.queue(default_concurrency_limit=8).launch(
+        server_name="0.0.0.0" if on_spaces else args.host,
+        server_port=args.port,
+        share=args.share,
+        theme=theme(),
+        css=CSS,
+        head=HEAD,
+        show_error=True,
+        footer_links=["api"],
+        # thumbnails of SynthPed, the --data folder and extracted uploads are served from these
+        allowed_paths=[EXAMPLES_DIR, str(cache_root())] + ([args.data] if args.data else []),
+    )
+
 
 if __name__ == "__main__":
-    demo.launch()
+    main()

@@ -1,0 +1,354 @@
+"""The Generate tab: the same person in new poses, with IPG or (for SynthPed identities) the
+oracle generator, streaming a preview of every denoising step.
+
+IPG runs where it can: a CUDA GPU with the official weights (fetched from the Hub on first use
+on a Space), or the tiny random-weight pipeline in test mode. Everywhere else the tab says why
+it cannot run and offers the SynthPed oracle, which re-renders a synthetic identity exactly and
+is labelled as not being a model.
+"""
+
+import json
+import os
+import queue
+import random
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import spaces
+from PIL import Image
+
+from pose2id.demo import editor
+from pose2id.demo.inputs import InputError, open_photo
+from pose2id.demo.messages import status, warn
+from pose2id.poses import PoseError, render
+
+IPG = "IPG (Pose2ID model)"
+ORACLE = "SynthPed oracle (re-renders a synthetic identity; not a model)"
+GENERATORS = (IPG, ORACLE)
+MAX_SEED = 2**31 - 1
+EDITOR_POSE = "editor"
+
+
+@dataclass
+class GenerateConfig:
+    """How IPG is obtained: ``test_pipeline`` injects ``pose2id.ipg.tiny_pipeline()``;
+    otherwise the official weights are read from ``ckpt_dir`` (or the Hub cache / the Hub)."""
+
+    ckpt_dir: str = None
+    test_pipeline: bool = False
+
+
+def on_spaces():
+    return bool(os.environ.get("SPACE_ID"))
+
+
+class IPGUnavailable(RuntimeError):
+    """IPG cannot run here; the message says why and what to do."""
+
+
+_PIPELINES = {}
+_PIPELINE_LOCK = threading.Lock()
+
+
+def load_pipeline(config):
+    """The IPG pipeline for ``config``, built once per process.
+
+    Raises
+    ------
+    IPGUnavailable when there is no GPU (outside test mode) or weights are missing.
+    """
+    key = ("tiny",) if config.test_pipeline else ("official", config.ckpt_dir)
+    with _PIPELINE_LOCK:
+        if key in _PIPELINES:
+            return _PIPELINES[key]
+        if config.test_pipeline:
+            from pose2id.ipg import tiny_pipeline
+
+            pipeline = tiny_pipeline()
+        else:
+            pipeline = _load_official(config)
+        _PIPELINES[key] = pipeline
+        return pipeline
+
+
+def _load_official(config):
+    import torch
+
+    import pose2id.ipg as ipg
+
+    # On ZeroGPU the GPU appears only inside @spaces.GPU calls; the weights load on CPU first.
+    if not torch.cuda.is_available() and not on_spaces():
+        raise IPGUnavailable(
+            "IPG needs a CUDA GPU: this machine has none (on a CPU one image takes many minutes). "
+            "Run the app on a GPU machine after `python -m pose2id download`, or open it on a Hugging Face "
+            "Space with a GPU. Meanwhile, pick a SynthPed identity and use the SynthPed oracle."
+        )
+    from_official = getattr(ipg.IPGPipeline, "from_official", None)
+    if from_official is None:
+        raise IPGUnavailable("this version of pose2id.ipg cannot load the official weights (IPGPipeline.from_official is missing)")
+    missing = getattr(ipg, "MissingWeightsError", FileNotFoundError)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        pipeline = from_official(ckpt_dir=config.ckpt_dir, device=device, dtype=torch.float16 if device == "cuda" else torch.float32)
+    except missing as error:
+        raise IPGUnavailable(f"IPG weights are missing. {error}") from None
+    return pipeline
+
+
+def selected_poses(pose_names, use_editor, editor_value):
+    """The poses to generate: the chosen standard poses in order, then the editor's pose.
+
+    Returns
+    -------
+    list of (label, Pose) on the 64x128 canvas.
+    """
+    poses = [(f"pose {name}", editor.standard_pose(name)) for name in sorted(pose_names or [], key=str)]
+    if use_editor:
+        poses.append(("editor pose", editor.from_value(editor_value)))
+    if not poses:
+        raise PoseError("no pose selected: tick at least one standard pose or 'Include the editor pose'")
+    return poses
+
+
+def pair_image(pose, generated):
+    """One gallery tile: the pose skeleton and the generated image side by side, same height
+    (small images are enlarged for display, without smoothing)."""
+    if generated.height < 256:
+        factor = -(-256 // generated.height)
+        generated = generated.resize((generated.width * factor, generated.height * factor), Image.NEAREST)
+    height = generated.height
+    skeleton = render(pose.fit(generated.width, height))
+    tile = Image.new("RGB", (generated.width * 2 + 4, height), (255, 255, 255))
+    tile.paste(skeleton, (0, 0))
+    tile.paste(generated, (generated.width + 4, 0))
+    return tile
+
+
+def preview_strip(images, height=192):
+    """The per-step previews of all poses side by side, scaled to ``height``."""
+    scaled = [im.resize((max(1, round(im.width * height / im.height)), height), Image.NEAREST) for im in images]
+    strip = Image.new("RGB", (sum(im.width for im in scaled) + 4 * (len(scaled) - 1), height), (255, 255, 255))
+    x = 0
+    for im in scaled:
+        strip.paste(im, (x, 0))
+        x += im.width + 4
+    return strip
+
+
+def write_zip(photo, labelled, images, settings):
+    """A zip with the reference, every pose (PNG and OpenPose JSON), every generated image and
+    the settings used. Returns its path."""
+    folder = Path(tempfile.mkdtemp(prefix="pose2id-generated-"))
+    path = folder / "pose2id_generated.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("reference.png", _png(photo))
+        for k, ((label, pose), image) in enumerate(zip(labelled, images), start=1):
+            stem = f"{k:02d}_{label.replace(' ', '_')}"
+            archive.writestr(f"{stem}_generated.png", _png(image))
+            archive.writestr(f"{stem}_pose.png", _png(render(pose.fit(image.width, image.height))))
+            archive.writestr(f"{stem}_pose.json", json.dumps(pose.to_openpose()))
+        archive.writestr("settings.json", json.dumps(settings, indent=1))
+    return str(path)
+
+
+def _png(image):
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def fusion_summary(photo, images, eta):
+    """How IPG fusion moves the photo's feature (training-free handcrafted features): cosine
+    similarity to the generated images' centre before and after ``normalize(f + eta * mean(g))``."""
+    import pose2id as p2
+    from pose2id.features import get_extractor
+
+    extractor = get_extractor("handcrafted")
+    feats = extractor([photo] + list(images))
+    f, g = feats[:1], feats[None, 1:]
+    centre = g[0].mean(0)
+    centre = centre / max(np.linalg.norm(centre), 1e-12)
+    before = float(f[0] @ centre / max(np.linalg.norm(f[0]), 1e-12))
+    fused = np.asarray(p2.ipg_fuse(f, g, eta=eta))[0]
+    after = float(fused @ centre)
+    return f"IPG fusion (eta={eta:g}, handcrafted features): cosine to the generated images' centre {before:.3f} → {after:.3f}."
+
+
+@spaces.GPU(duration=120)
+def run_ipg(pipeline, photo, poses, steps, guidance, seed):
+    """Run IPG and yield ("step", index, previews) after every step, then ("done", images).
+
+    The pipeline runs in a worker thread so its step callback can hand previews to this
+    generator as they are made."""
+    import torch
+
+    messages = queue.Queue()
+
+    def on_step(_pipe, index, _timestep, kwargs):
+        messages.put(("step", index, kwargs["preview"]))
+        return {}
+
+    def work():
+        try:
+            generator = torch.Generator("cpu").manual_seed(int(seed))
+            out = pipeline(photo, poses, num_inference_steps=steps, guidance_scale=guidance,
+                           generator=generator, callback_on_step_end=on_step)
+            messages.put(("done", out.images))
+        except Exception as error:  # handed to the caller, which reports it
+            messages.put(("error", error))
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    while True:
+        item = messages.get()
+        if item[0] == "error":
+            raise item[1]
+        yield item
+        if item[0] == "done":
+            return
+
+
+class Generate:
+    """The Generate tab's callbacks for one app configuration."""
+
+    def __init__(self, config=None, synthped_identities=None):
+        self.config = config or GenerateConfig()
+        self._identities = synthped_identities
+
+    def ipg_note(self):
+        """Why IPG cannot run here ("" when it can), without loading anything heavy."""
+        if self.config.test_pipeline:
+            return ""
+        if on_spaces():
+            return ""
+        import torch
+
+        if not torch.cuda.is_available():
+            return (
+                "IPG needs a CUDA GPU and this machine has none. Choose a SynthPed identity below and the "
+                "SynthPed oracle, or run the app on a GPU machine after `python -m pose2id download`."
+            )
+        return ""
+
+    def generator_label(self):
+        return "IPG: tiny random-weight pipeline (test mode; images are noise)" if self.config.test_pipeline else IPG
+
+    # ----------------------------------------------------------------- SynthPed identities
+    def identities(self):
+        """pid -> Identity of SynthPed (seed 0), built without rendering any image."""
+        if self._identities is None:
+            from pose2id.data.synthped import SynthPedConfig, build_world
+
+            config = SynthPedConfig()
+            identities, _, _ = build_world(0, config)
+            # the test identities (the ones in the Retrieve gallery) come after the training ones
+            self._identities = {pid: ident for pid, ident in identities.items() if pid > config.num_train_identities}
+        return self._identities
+
+    def identity_choices(self):
+        return [(f"#{pid}: {ident.describe()}", pid) for pid, ident in self.identities().items()]
+
+    def pick_identity(self, pid):
+        """(reference photo path, pid state, status) for SynthPed identity ``pid``: the oracle's
+        rendering of it in a standard pose, used as the reference photo."""
+        from pose2id.data.synthped import OracleGenerator
+
+        if pid in (None, ""):
+            return None, None, status("Choose a SynthPed identity.", "info")
+        pid = int(pid)
+        oracle = OracleGenerator(fidelity=0.0, identities=self.identities())
+        image = oracle.generate(pid, [editor.standard_pose("1")], seed=[pid, 1])[0]
+        path = Path(tempfile.mkdtemp(prefix="pose2id-synthped-")) / f"synthped_{pid:04d}.png"
+        image.resize((image.width * 2, image.height * 2), Image.NEAREST).save(path)
+        return str(path), pid, status(f"SynthPed identity #{pid} (synthetic): {self.identities()[pid].describe()}.", "ok")
+
+    # ----------------------------------------------------------------- the main action
+    def generate(self, photo, pose_names, use_editor, editor_value, generator, synth_pid, steps, guidance,
+                 seed, randomize, eta):
+        """Stream (preview, gallery, zip path, status, seed used) while generating.
+
+        Every bad input ends in one yield with a specific status and empty results; nothing the
+        user entered is changed.
+        """
+        empty = (None, [], None)
+        try:
+            steps, guidance, eta = int(steps), float(guidance), float(eta)
+            if not 1 <= steps <= 100:
+                raise ValueError(f"steps must be between 1 and 100, got {steps}")
+            if not 0 <= guidance <= 20:
+                raise ValueError(f"guidance must be between 0 and 20, got {guidance}")
+            if not (np.isfinite(eta) and eta >= 0):
+                raise ValueError(f"eta must be a number >= 0, got {eta}")
+            seed = random.randint(0, MAX_SEED) if randomize else int(seed)
+            if not 0 <= seed <= MAX_SEED:
+                raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+            image = open_photo(photo)
+            labelled = selected_poses(pose_names, use_editor, editor_value)
+        except (InputError, PoseError, ValueError, TypeError) as error:
+            yield *empty, warn(str(error)), gr.update()
+            return
+        poses = [pose for _, pose in labelled]
+        settings = {"generator": generator, "poses": [label for label, _ in labelled], "steps": steps,
+                    "guidance": guidance, "seed": seed, "eta": eta}
+
+        if generator == ORACLE:
+            if synth_pid in (None, ""):
+                yield *empty, warn(
+                    "The SynthPed oracle only re-renders SynthPed identities: choose one under 'SynthPed identity' "
+                    "(your photo is kept)."), seed
+                return
+            from pose2id.data.synthped import OracleGenerator
+
+            oracle = OracleGenerator(fidelity=0.0, identities=self.identities())
+            images = oracle.generate(int(synth_pid), poses, seed=[int(synth_pid), seed])
+            settings["synthped_pid"] = int(synth_pid)
+            label = f"SynthPed oracle (not a model), identity #{int(synth_pid)}"
+        else:
+            note = self.ipg_note()
+            if note:
+                yield *empty, warn(note), seed
+                return
+            try:
+                pipeline = load_pipeline(self.config)
+            except IPGUnavailable as error:
+                yield *empty, warn(str(error)), seed
+                return
+            images = None
+            try:
+                for item in run_ipg(pipeline, image, poses, steps, guidance, seed):
+                    if item[0] == "step":
+                        text = f"{self.generator_label()}: step {item[1] + 1} of {steps}…"
+                        yield preview_strip(item[2]), [], None, status(text, "info"), seed
+                    else:
+                        images = item[1]
+            except Exception as error:  # a failure inside the model must not take the app down
+                yield *empty, warn(f"Generation failed: {type(error).__name__}: {error}"), seed
+                return
+            label = self.generator_label()
+        gallery = [(pair_image(pose, im), f"{name} | generated") for (name, pose), im in zip(labelled, images)]
+        archive = write_zip(image, labelled, images, settings)
+        text = f"{label}: {len(images)} image(s), seed {seed}. " + fusion_summary(image, images, eta)
+        yield preview_strip(images), gallery, archive, status(text, "ok"), seed
+
+
+def pose_previews(size=(80, 160)):
+    """One image of the 8 standard poses side by side, each numbered below its skeleton."""
+    from PIL import ImageDraw
+
+    poses = editor.standard_poses()
+    label_height, gap = 22, 6
+    strip = Image.new("RGB", (len(poses) * (size[0] + gap) - gap, size[1] + label_height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for k, pose in enumerate(poses):
+        x = k * (size[0] + gap)
+        strip.paste(render(pose.fit(*size)), (x, 0))
+        draw.text((x + size[0] // 2, size[1] + label_height // 2), f"pose {pose.name}", fill=(30, 41, 59), anchor="mm",
+                  font_size=15)
+    return strip

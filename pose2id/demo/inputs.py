@@ -1,0 +1,69 @@
+"""Reading what users upload: photos with a pixel limit checked from the header, any image mode
+converted to RGB, and dataset archives extracted safely."""
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# A photo of a pedestrian needs far less; the limit protects the server's memory.
+MAX_PIXELS = 40_000_000
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+class InputError(ValueError):
+    """An upload the app cannot use; the message says why and what to do."""
+
+
+def open_photo(path, max_pixels=MAX_PIXELS):
+    """Open an uploaded photo as RGB.
+
+    The size is read from the header first, so an oversized image is refused before it is
+    decoded. Grayscale, palette, RGBA (composited on white) and CMYK images are converted.
+
+    Parameters
+    ----------
+    path : str or Path of the uploaded file.
+    max_pixels : refuse images with more pixels than this.
+
+    Returns
+    -------
+    PIL.Image in mode "RGB".
+    """
+    if path is None or (isinstance(path, str) and not path):
+        raise InputError("No photo given: upload a pedestrian photo or pick an example.")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"The uploaded file {path.name} is missing on the server; upload it again.")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{path.name} is empty (0 bytes); upload a JPEG or PNG photo.")
+    if size > MAX_FILE_BYTES:
+        raise InputError(f"{path.name} is {size / 2**20:.0f} MB; photos up to {MAX_FILE_BYTES // 2**20} MB are accepted.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError:
+        raise InputError(
+            f"{path.name} is far too large (over {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} megapixels); "
+            f"resize it below {max_pixels / 1e6:.0f} megapixels (a pedestrian crop of a few hundred pixels is enough)."
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InputError(f"{path.name} is not an image PIL can read; upload a JPEG, PNG or WebP photo.") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise InputError(
+                f"{path.name} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
+                f"{max_pixels / 1e6:.0f} megapixels. Resize or crop it to the person (a few hundred pixels is enough)."
+            )
+        try:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                rgba = image.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                return Image.alpha_composite(background, rgba).convert("RGB")
+            return image.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as error:
+            raise InputError(f"{path.name} is damaged and cannot be decoded ({error}); upload another photo.") from None
