@@ -1,0 +1,338 @@
+"""Unit tests of the app's callbacks (pose2id.demo), without a browser."""
+
+import json
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pose2id.demo import editor
+from pose2id.demo.generate import IPG, ORACLE, Generate, GenerateConfig, pair_image, selected_poses
+from pose2id.demo.inputs import InputError, open_photo
+from pose2id.demo.retrieve import Galleries, Retrieve, ranked_list
+from pose2id.poses import MIRROR_INDEX, Pose, PoseError
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header claims width x height (no real pixel data needed to be refused)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
+    return path
+
+
+# ---------------------------------------------------------------------------- inputs
+def test_open_photo_refuses_a_non_image(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is not a photo")
+    with pytest.raises(InputError, match="not an image"):
+        open_photo(path)
+
+
+def test_open_photo_refuses_a_huge_image_from_its_header(tmp_path):
+    path = _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    with pytest.raises(InputError, match="too large|megapixels"):
+        open_photo(path)
+
+
+def test_open_photo_states_size_and_limit(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 200)).save(path)
+    with pytest.raises(InputError, match=r"300x200 .* limit"):
+        open_photo(path, max_pixels=10_000)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])
+def test_open_photo_converts_modes_to_rgb(tmp_path, mode):
+    path = tmp_path / f"photo_{mode}.{'jpg' if mode in ('L', 'CMYK') else 'png'}"
+    Image.new(mode, (32, 64)).save(path)
+    image = open_photo(path)
+    assert image.mode == "RGB" and image.size == (32, 64)
+
+
+def test_open_photo_composites_transparency_on_white(tmp_path):
+    path = tmp_path / "transparent.png"
+    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(path)
+    assert open_photo(path).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_open_photo_without_a_file_says_what_to_do():
+    with pytest.raises(InputError, match="upload"):
+        open_photo(None)
+
+
+# ---------------------------------------------------------------------------- editor
+def test_editor_value_round_trips_a_pose():
+    pose = editor.standard_pose("4")
+    assert editor.from_value(editor.to_value(pose)) == Pose(pose.keypoints, pose.visible, 64, 128)
+
+
+def test_mirror_swaps_left_and_right_joints():
+    pose = editor.standard_pose("3")
+    value, message = editor.mirror(editor.to_value(pose))
+    mirrored = editor.from_value(value)
+    assert "mirrored" in message
+    np.testing.assert_allclose(mirrored.keypoints[2, 0], 64 - pose.keypoints[MIRROR_INDEX[2], 0], atol=1e-4)
+
+
+def test_reset_gives_the_standard_pose():
+    value, _ = editor.reset("6")
+    np.testing.assert_allclose(editor.from_value(value).keypoints, editor.standard_pose("6").keypoints, atol=1e-4)
+
+
+def test_import_malformed_json_keeps_the_pose_and_says_why(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"people": [{"pose_keypoints_2d": [1, 2')
+    value, message = editor.import_json(str(path))
+    assert value == {"__type__": "update"}  # the editor keeps the user's pose
+    assert "Cannot import broken.json" in message and "unchanged" in message
+
+
+def test_import_pose_with_17_points_is_refused(tmp_path):
+    path = tmp_path / "short.json"
+    path.write_text(json.dumps({"canvas_width": 64, "canvas_height": 128,
+                                "people": [{"pose_keypoints_2d": [10.0, 10.0, 1.0] * 17}]}))
+    value, message = editor.import_json(str(path))
+    assert value == {"__type__": "update"} and "Error" in message
+
+
+def test_import_then_export_round_trips(tmp_path):
+    pose = editor.standard_pose("2").mirror()
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(pose.to_openpose()))
+    value, message = editor.import_json(str(path))
+    assert "Imported mine.json" in message
+    download, _ = editor.export_json(value)
+    exported = Pose.from_openpose(json.loads(open(download["value"]).read()))
+    np.testing.assert_allclose(exported.keypoints[exported.visible], pose.keypoints[pose.visible], atol=1e-3)
+
+
+def test_export_of_a_broken_editor_value_is_a_message():
+    update, message = editor.export_json("not json")
+    assert update == {"__type__": "update"} and "Cannot export" in message
+
+
+# ---------------------------------------------------------------------------- generate
+def _run(gen, **overrides):
+    args = dict(photo=None, pose_names=["1", "5"], use_editor=False, editor_value=editor.to_value(editor.standard_pose("2")),
+                generator=ORACLE, synth_pid=None, steps=2, guidance=3.5, seed=7, randomize=False, eta=2.0)
+    args.update(overrides)
+    return list(gen.generate(*args.values()))
+
+
+def test_selected_poses_orders_standard_poses_then_the_editor_pose():
+    labels = [label for label, _ in selected_poses(["5", "2"], True, editor.to_value(editor.standard_pose("8")))]
+    assert labels == ["pose 2", "pose 5", "editor pose"]
+    with pytest.raises(PoseError, match="no pose selected"):
+        selected_poses([], False, "")
+
+
+def test_oracle_generates_one_pair_per_pose_and_a_zip():
+    gen = Generate()
+    photo, pid, _ = gen.pick_identity(45)
+    outputs = _run(gen, photo=photo, synth_pid=pid, use_editor=True)
+    preview, gallery, archive, message, seed = outputs[-1]
+    assert len(gallery) == 3 and seed == 7
+    assert "SynthPed oracle (not a model)" in message
+    names = zipfile.ZipFile(archive).namelist()
+    assert sum(n.endswith("_generated.png") for n in names) == 3 and "settings.json" in names
+    assert json.loads(zipfile.ZipFile(archive).read("settings.json"))["seed"] == 7
+
+
+def test_randomize_returns_the_seed_it_used():
+    gen = Generate()
+    photo, pid, _ = gen.pick_identity(50)
+    *_, message, seed = _run(gen, photo=photo, synth_pid=pid, randomize=True)[-1]
+    assert 0 <= seed < 2**31 and f"seed {seed}" in message
+
+
+def test_oracle_without_a_synthped_identity_explains(tmp_path):
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 128)).save(photo)
+    outputs = _run(Generate(), photo=str(photo))
+    assert len(outputs) == 1 and "only re-renders SynthPed identities" in outputs[0][3]
+
+
+def test_ipg_without_gpu_says_why_and_offers_the_oracle(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 128)).save(photo)
+    (_, gallery, archive, message, _), = _run(Generate(GenerateConfig()), photo=str(photo), generator=IPG)
+    assert gallery == [] and archive is None
+    assert "GPU" in message and "oracle" in message and "python -m pose2id download" in message
+
+
+def test_generate_with_bad_inputs_gives_specific_messages(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    huge = _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    gen = Generate()
+    assert "not an image" in _run(gen, photo=str(text))[-1][3]
+    assert "megapixels" in _run(gen, photo=str(huge))[-1][3]
+    photo = tmp_path / "ok.png"
+    Image.new("L", (64, 128)).save(photo)
+    assert "no pose selected" in _run(gen, photo=str(photo), pose_names=[])[-1][3]
+    assert "steps must be" in _run(gen, photo=str(photo), steps=0)[-1][3]
+    (_, gallery, _, message, _), = _run(gen, photo=str(photo), use_editor=True, editor_value="{bad")
+    assert gallery == [] and message.startswith('<div class="p2-status p2-error"') and "JSON" in message
+
+
+def test_pair_image_puts_pose_left_of_the_image():
+    generated = Image.new("RGB", (64, 128), (10, 200, 10))
+    tile = pair_image(editor.standard_pose("1"), generated)
+    assert tile.height == 256 and tile.width == 2 * 128 + 4
+    assert tile.getpixel((tile.width - 1, 10)) == (10, 200, 10)
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_streams_previews_then_results(tmp_path):
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 128), (120, 60, 30)).save(photo)
+    outputs = _run(Generate(GenerateConfig(test_pipeline=True)), photo=str(photo), pose_names=["1"], generator=IPG, steps=2)
+    assert len(outputs) == 3  # one preview per step, then the results
+    assert outputs[0][1] == [] and "step 1 of 2" in outputs[0][3]
+    assert len(outputs[-1][1]) == 1 and "tiny random-weight" in outputs[-1][3]
+
+
+# ---------------------------------------------------------------------------- retrieve
+def _market_folder(root, pids=6, cams=3, with_gen=True):
+    """A tiny Market-style dataset: each identity a colour, each camera a brightness."""
+    rng = np.random.default_rng(0)
+    for split in ("query", "bounding_box_test"):
+        (root / split).mkdir(parents=True)
+    for pid in range(1, pids + 1):
+        colour = rng.integers(40, 215, 3)
+        for cam in range(1, cams + 1):
+            for k in range(2):
+                split = "query" if cam == 1 and k == 0 else "bounding_box_test"
+                name = f"{pid:04d}_c{cam}s1_{k:06d}_00.jpg"
+                pixels = np.clip(colour * (0.7 + 0.15 * cam) + rng.normal(0, 12, (128, 64, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(root / split / name)
+                if with_gen:
+                    for pose in (1, 2):
+                        folder = root / f"{split}_gen" / f"pose{pose}"
+                        folder.mkdir(parents=True, exist_ok=True)
+                        gen = np.clip(colour + rng.normal(0, 12, (128, 64, 3)), 0, 255)
+                        Image.fromarray(gen.astype(np.uint8)).save(folder / name)
+    return root
+
+
+@pytest.fixture
+def market(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    return _market_folder(tmp_path / "market")
+
+
+def test_retrieve_opens_a_folder_with_four_methods(market):
+    retrieve = Retrieve(Galleries(data=str(market)))
+    key = retrieve.galleries.choices()[1][1]
+    key_out, queries, html, rows, message = retrieve.open_gallery(key, 2, 2, 2.0, False, 5)
+    assert key_out == key and len(queries) == 6
+    assert [r[0] for r in rows] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
+    assert all(0 <= v <= 100 for r in rows for v in r[1:5])
+    assert html.count('class="p2-rank-col"') == 4 and "p2-ok" in html
+
+
+def test_ranked_list_follows_the_market_protocol(market):
+    galleries = Galleries(data=str(market))
+    bench = galleries.benchmark(f"data:{market}")
+    items = ranked_list(bench, 0, "Base", 2, 2, 2.0, False, 10)
+    distances = [d for _, d, _ in items]
+    assert distances == sorted(distances)
+    q_pid, q_cam = bench.q_pids[0], bench.q_camids[0]
+    assert not any(bench.g_pids[g] == q_pid and bench.g_camids[g] == q_cam for g, _, _ in items)
+    full = bench.distances("Base")[0]
+    g0 = items[0][0]
+    assert np.isclose(items[0][1], full[g0], atol=1e-5)
+
+
+def test_sliders_change_the_ranking_view_quickly(market):
+    retrieve = Retrieve(Galleries(data=str(market)))
+    key = f"data:{market}"
+    retrieve.open_gallery(key, 2, 2, 2.0, False, 5)
+    html1, _ = retrieve.rankings(key, 1, 1, 1, 0.0, False, 5)
+    html2, message = retrieve.rankings(key, 1, 3, 2, 4.0, True, 5)
+    assert html1 != html2 and "re-ranking" in html2 and "ranked in" in message
+
+
+def test_broken_zip_keeps_the_current_gallery(tmp_path, market):
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(b"PK\x03\x04 definitely not a zip")
+    out = Retrieve(Galleries()).upload_zip(str(bad), 2, 2, 2.0, False, 5)
+    assert out[:4] == ({"__type__": "update"},) * 4
+    assert "Cannot use broken.zip" in out[4] and "current gallery stays" in out[4]
+
+
+def test_zip_with_parent_paths_is_refused(tmp_path, market):
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("../../escape/0001_c1s1_000000_00.jpg", b"x")
+    out = Retrieve(Galleries()).upload_zip(str(evil), 2, 2, 2.0, False, 5)
+    assert "Cannot use evil.zip" in out[4] and ".." in out[4]
+    assert not (tmp_path / "escape").exists()
+
+
+def test_uploaded_zip_of_a_market_folder_is_ranked(tmp_path, market):
+    path = tmp_path / "mine.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for file in market.rglob("*.jpg"):
+            archive.write(file, file.relative_to(market.parent))
+    key, queries, html, rows, message = Retrieve(Galleries()).upload_zip(str(path), 2, 2, 2.0, False, 5)
+    assert key.startswith("zip:") and len(queries) == 6 and len(rows) == 4
+
+
+def test_empty_gallery_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = Retrieve(Galleries(data=str(empty))).open_gallery(f"data:{empty}", 2, 2, 2.0, False, 5)
+    assert out[1] == [] and "Cannot open this gallery" in out[4] and "Market-1501 style" in out[4]
+
+
+# ---------------------------------------------------------------------------- feature space
+def test_feature_space_plots_before_and_after(market):
+    from pose2id.demo.feature_space import FeatureSpace
+
+    bars, tsne, message = FeatureSpace(Galleries(data=str(market))).plots(f"data:{market}", "+NFC+IPG", 2, 2, 2.0, 30)
+    assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC+IPG"]
+    assert len(bars.data[0].x) == 6
+    assert "global ID²" in message
+    assert {trace.xaxis for trace in tsne.data} == {"x", "x2"}
+
+
+def test_feature_space_refuses_a_bad_sample_size(market):
+    from pose2id.demo.feature_space import FeatureSpace
+
+    out = FeatureSpace(Galleries(data=str(market))).plots(f"data:{market}", "+NFC", 2, 2, 2.0, 5)
+    assert "sample size" in out[2]
+
+
+# ---------------------------------------------------------------------------- app
+def test_app_exposes_the_named_endpoints(monkeypatch):
+    import app
+
+    demo = app.build_demo(test_pipeline=True)
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"generate", "retrieve", "feature_space"} <= names
+    generate = next(fn for fn in demo.fns.values() if fn.api_name == "generate")
+    assert generate.concurrency_limit == 1
+
+
+def test_app_flags_and_environment(monkeypatch):
+    import app
+
+    monkeypatch.setenv("POSE2ID_DATA", "/data/market")
+    monkeypatch.setenv("POSE2ID_TEST_PIPELINE", "1")
+    args = app.parse_args([])
+    assert args.data == "/data/market" and args.test_pipeline and not args.share
+    assert app.parse_args(["--port", "9000", "--share"]).port == 9000
