@@ -12,6 +12,8 @@ vectorized pass; only the few entries under it are merged into the running lists
 exact: ties are broken by the lower row index, as a stable sort of the full distance row would.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ._checks import as_features, check_int, check_real, is_tensor
@@ -153,30 +155,27 @@ def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
 
     # 1. Every panel of rows against itself: exact top-k lists within the panel. Their k-th
     #    distances are the thresholds that let the second pass skip nearly every entry.
-    for a in panels:
-        size = a.stop - a.start
-        if size < 2:
-            continue
-        dist = ops.sqdist(a, a)
-        ops.fill_diagonal_inf(dist)
-        # The k-th smallest of the first few columns bounds the k-th of the whole row from
-        # above; every entry under it is a candidate. Cheaper than selecting over all columns.
-        sub = min(size, max(128, 4 * k))
-        bound = ops.kth_smallest(dist[:, :sub], min(k, sub - 1))
-        rows, cols, vals = ops.below(dist, bound, axis=1)
-        _merge(best_d, best_i, rows + a.start, cols + a.start, vals)
-
     # 2. Every panel against the columns after it, read both ways (the matrix is symmetric):
     #    entries under a row's current k-th distance are merged into its list.
     width = _WIDTH_FACTOR * block_size
-    for a in panels:
-        for c0 in range(a.stop, n, width):
-            c = slice(c0, min(c0 + width, n))
-            dist = ops.sqdist(a, c)
-            rows, cols, vals = ops.below(dist, best_d[a, -1], axis=1)
-            _merge(best_d, best_i, rows + a.start, cols + c0, vals)
-            rows, cols, vals = ops.below(dist, best_d[c, -1], axis=0)
-            _merge(best_d, best_i, cols + c0, rows + a.start, vals)  # read transposed
+    pairs = [(a, a) for a in panels if a.stop - a.start > 1]
+    pairs += [
+        (a, slice(c0, min(c0 + width, n))) for a in panels for c0 in range(a.stop, n, width)
+    ]
+    for (a, c), dist in zip(pairs, ops.blocks(pairs)):
+        if a == c:
+            ops.fill_diagonal_inf(dist)
+            # The k-th smallest of the first few columns bounds the k-th of the whole row
+            # from above; every entry under it is a candidate. Cheaper than a full selection.
+            sub = min(a.stop - a.start, max(128, 4 * k))
+            bound = ops.kth_smallest(dist[:, :sub], min(k, sub - 1))
+            rows, cols, vals = ops.below(dist, bound, axis=1)
+            _merge(best_d, best_i, rows + a.start, cols + a.start, vals)
+            continue
+        rows, cols, vals = ops.below(dist, best_d[a, -1], axis=1)
+        _merge(best_d, best_i, rows + a.start, cols + c.start, vals)
+        rows, cols, vals = ops.below(dist, best_d[c, -1], axis=0)
+        _merge(best_d, best_i, cols + c.start, rows + a.start, vals)  # read transposed
     return ops.result(best_i)
 
 
@@ -225,9 +224,9 @@ class _NumpyOps:
         # so a block of distances costs a single GEMM and no extra passes over it.
         self.left = np.hstack([x, sqnorm, ones])
         self.right = np.hstack([-2.0 * x, ones, sqnorm])
-        # Blocks are written into reused buffers: a fresh 64 MiB array per block would cost
-        # page faults on every first touch.
-        self._dist = np.empty(0, dtype=np.float32)
+        # Blocks are written into two reused buffers (a fresh 64 MiB array per block would
+        # cost page faults on every first touch): one is being filled while the other is read.
+        self._dist = [np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)]
         self._mask = np.empty(0, dtype=bool)
 
     @staticmethod
@@ -237,10 +236,22 @@ class _NumpyOps:
             buffer = np.empty(size, dtype=buffer.dtype)
         return buffer, buffer[:size].reshape(shape)
 
-    def sqdist(self, a, b):
+    def _product(self, a, b, slot):
         left, right = self.left[a], self.right[b]
-        self._dist, out = self._view(self._dist, (left.shape[0], right.shape[0]))
+        self._dist[slot], out = self._view(self._dist[slot], (left.shape[0], right.shape[0]))
         return np.matmul(left, right.T, out=out)
+
+    def blocks(self, pairs):
+        """Yield the distance block of each (rows, cols) pair. The next block's product runs
+        in a worker thread while the caller scans the current one (BLAS releases the GIL), so
+        the single-threaded scans overlap the matrix products."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._product, *pairs[0], 0) if pairs else None
+            for i in range(len(pairs)):
+                dist = pending.result()
+                if i + 1 < len(pairs):
+                    pending = pool.submit(self._product, *pairs[i + 1], (i + 1) % 2)
+                yield dist
 
     @staticmethod
     def fill_diagonal_inf(dist):
@@ -276,8 +287,9 @@ class _TorchOps:
         self.left = torch.cat([x, sqnorm[:, None], ones], 1)
         self.right = torch.cat([-2.0 * x, ones, sqnorm[:, None]], 1)
 
-    def sqdist(self, a, b):
-        return self.left[a] @ self.right[b].T
+    def blocks(self, pairs):
+        for a, b in pairs:
+            yield self.left[a] @ self.right[b].T
 
     @staticmethod
     def fill_diagonal_inf(dist):
