@@ -139,3 +139,24 @@ def test_bad_inputs_name_the_argument(tiny, person):
         tiny(person, load_standard_poses()[:1], output_type="latent")
     with pytest.raises(ValueError, match="latents"):
         tiny(person, load_standard_poses()[:1], latents=torch.zeros(1, 4, 8, 8))
+
+
+def test_half_precision_path_runs(person):
+    """The GPU fast path's dtype handling (here bfloat16 on the CPU): finite images, close to float32."""
+    poses = load_standard_poses()[:2]
+    latents = torch.randn(2, 4, 32, 16, generator=torch.Generator().manual_seed(0))
+    full = tiny_pipeline(seed=2)(person, poses, num_inference_steps=2, latents=latents, output_type="np").images
+    half = tiny_pipeline(seed=2).to("cpu", torch.bfloat16)
+    images = half(person, poses, num_inference_steps=2, latents=latents, output_type="np").images
+    assert images.dtype == np.float32 and np.isfinite(images).all()
+    assert np.abs(images - full).mean() < 0.05
+
+
+def test_without_reid_model_identity_vectors_are_required(person):
+    pipeline = tiny_pipeline(seed=0)
+    pipeline.reid = None
+    with pytest.raises(ValueError, match="reid_features"):
+        pipeline(person, load_standard_poses()[:1], num_inference_steps=1)
+    out = pipeline(person, load_standard_poses()[:1], num_inference_steps=1, output_type="np",
+                   reid_features=torch.randn(160), negative_reid_features=torch.zeros(160))
+    assert out.images.shape == (1, 256, 128, 3)
