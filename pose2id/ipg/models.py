@@ -1,6 +1,5 @@
 """The two small networks Pose2ID adds to Stable Diffusion: PoseGuider and IFR."""
 
-import torch
 from torch import nn
 from torch.nn import functional as F
 
