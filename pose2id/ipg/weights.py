@@ -9,11 +9,6 @@ and anything absent is reported at once in a :class:`MissingWeightsError`.
 import os
 from pathlib import Path
 
-import torch
-
-from pose2id.ipg.components import build, build_unet, convert_official
-from pose2id.reid.transreid import load_state_dict_file
-
 POSE2ID_REPO = "yuanc3/Pose2ID"
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 VAE_REPO = "stabilityai/sd-vae-ft-mse"
@@ -99,11 +94,17 @@ def resolve_files(ckpt_dir=None, vae=None, local_files_only=None):
     return found
 
 
-def load_component(component, path, device="cpu", dtype=torch.float32, unet_config=None):
+def load_component(component, path, device="cpu", dtype=None, unet_config=None):
     """Build ``component`` without allocating random weights and load an official file into it.
 
     unet_config : UNet config dict for the two UNets (None = the shipped SD-1.5 config).
     """
+    import torch
+
+    from pose2id.ipg.components import build, build_unet, convert_official
+    from pose2id.reid.transreid import load_state_dict_file
+
+    dtype = torch.float32 if dtype is None else dtype
     if component in ("denoising_unet", "reference_unet") and unet_config is not None:
         with torch.device("meta"):
             module = build_unet(unet_config, reference=component == "reference_unet")
