@@ -13,6 +13,7 @@ import gradio as gr
 
 from pose2id.demo import editor
 from pose2id.demo.about import ABOUT
+from pose2id.demo.components import PhotoInput
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import FeatureSpace
 from pose2id.demo.generate import GENERATORS, IPG, MAX_SEED, ORACLE, Generate, GenerateConfig, pose_previews
@@ -41,7 +42,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                 synth_pid = gr.State(None)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=260):
-                        photo = gr.Image(label="Reference photo", type="filepath", sources=["upload", "clipboard"],
+                        photo = PhotoInput(label="Reference photo", type="filepath", sources=["upload", "clipboard"],
                                          height=300, elem_id="photo")
                         example_gallery = gr.Gallery(value=examples, columns=5,
                                                      height=250, allow_preview=False, label="Examples (click one)",

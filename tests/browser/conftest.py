@@ -1,0 +1,108 @@
+"""Fixtures for the browser tests: the app in a subprocess (tiny IPG pipeline injected) and
+headless Debian Chromium driven by Playwright."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+LAPTOP = {"width": 1366, "height": 768}
+PROJECTOR = {"width": 1920, "height": 1080}
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """Start ``python app.py --test-pipeline`` on a free port; yield its URL; stop it.
+    ``POSE2ID_APP_URL`` points the tests at an app that is already running instead."""
+    if os.environ.get("POSE2ID_APP_URL"):
+        yield os.environ["POSE2ID_APP_URL"]
+        return
+    port = _free_port()
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", POSE2ID_TEST_PIPELINE="1")
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    start = time.monotonic()
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the app exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() - start > 90:
+                pytest.fail(f"the app did not serve within 90 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        startup = time.monotonic() - start
+        (SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / "startup_seconds.txt").write_text(f"{startup:.2f}\n")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_app(browser, app_url):
+    """``open_app(viewport=LAPTOP)`` -> a page on the app, loaded, that records any request
+    leaving localhost in ``page.external_requests``."""
+    pages = []
+
+    def _open(viewport=LAPTOP):
+        context = browser.new_context(viewport=viewport, accept_downloads=True)
+        page = context.new_page()
+        page.external_requests = []
+        page.on("request", lambda r: page.external_requests.append(r.url)
+                if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+        page.set_default_timeout(60_000)
+        page.goto(app_url)
+        page.wait_for_selector("#pose-editor canvas.p2-canvas")
+        pages.append(context)
+        return page
+
+    yield _open
+    for context in pages:
+        context.close()
+
+
+def screenshot(page, name):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
