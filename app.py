@@ -39,19 +39,20 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         with gr.Tabs():
             # ------------------------------------------------------------------ Generate
             with gr.Tab("Generate", id="generate"):
-                synth_pid = gr.State(None)
+                # a hidden Number, not a State, so API clients can name the SynthPed identity too
+                synth_pid = gr.Number(None, visible=False, precision=0, label="SynthPed pid")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=260):
                         photo = PhotoInput(label="Reference photo", type="filepath", sources=["upload", "clipboard"],
                                          height=300, elem_id="photo")
-                        example_gallery = gr.Gallery(value=examples, columns=5,
-                                                     height=250, allow_preview=False, label="Examples (click one)",
+                        example_gallery = gr.Gallery(value=examples, columns=4,
+                                                     height=330, allow_preview=False, label="Examples (click one)",
                                                      elem_id="examples", object_fit="contain")
                         identity = gr.Dropdown(generate.identity_choices(), value=None, label="SynthPed identity (synthetic; for the oracle)",
                                                elem_id="identity")
                     with gr.Column(scale=2, min_width=420):
-                        gr.Image(pose_previews(), label="The 8 standard poses", height=170, interactive=False,
-                                 buttons=[], elem_id="pose-strip")
+                        gr.Image(pose_previews(), label="The 8 standard poses", show_label=False, height=170,
+                                 interactive=False, buttons=[], elem_id="pose-strip")
                         pose_names = gr.CheckboxGroup([str(i) for i in range(1, 9)], value=["1", "3", "5", "7"],
                                                       label="Poses to generate", elem_id="pose-names")
                         with gr.Accordion("Skeleton editor", open=True):
@@ -87,7 +88,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                         eta = gr.Slider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
                         generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
                     with gr.Column(scale=2, min_width=420):
-                        generate_status = gr.HTML(elem_id="generate-status", js_on_load=None)
+                        generate_status = gr.HTML(label="Status", elem_id="generate-status", js_on_load=None)
                         preview = gr.Image(label="Forming (one preview per pose)", height=200, interactive=False,
                                            elem_id="preview")
                         results = gr.Gallery(label="Pose | generated", columns=4, height=280, object_fit="contain",
@@ -111,13 +112,15 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                             r_eta = gr.Slider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="eta")
                             top_k = gr.Slider(3, 15, value=8, step=1, label="top-k shown", elem_id="top-k")
                             rerank = gr.Checkbox(False, label="k-reciprocal re-ranking", elem_id="rerank")
-                retrieve_status = gr.HTML(elem_id="retrieve-status", js_on_load=None)
+                retrieve_status = gr.HTML(label="Status", elem_id="retrieve-status", js_on_load=None)
                 queries = gr.Gallery(label="Queries (click one)", columns=16, height=170, allow_preview=False,
                                      object_fit="contain", elem_id="queries")
-                rankings = gr.HTML(elem_id="rankings", js_on_load=None)
+                rankings = gr.HTML(label="Rankings", elem_id="rankings", js_on_load=None)
                 metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics over the whole query set",
                                        interactive=False, elem_id="metrics")
+                # /retrieve for API clients: a gallery by name and a query index instead of the UI's clicks
                 retrieve_api = gr.Button("Update", visible=False)
+                api_query = gr.Number(0, visible=False, precision=0, label="query index")
 
             # ------------------------------------------------------------------ Feature space
             with gr.Tab("Feature space", id="feature-space") as space_tab:
@@ -125,8 +128,9 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                     after = gr.Dropdown(["+NFC", "+IPG", "+NFC+IPG"], value="+NFC+IPG", label="After", elem_id="after")
                     sample_size = gr.Slider(50, 800, value=250, step=10, label="t-SNE sample size", elem_id="sample-size")
                     space_button = gr.Button("Compute", variant="primary", elem_id="space-button")
+                    space_api = gr.Button("Compute", visible=False)
                 gr.Markdown("Uses the gallery and k1 / k2 / eta chosen on the Retrieve tab.")
-                space_status = gr.HTML(elem_id="space-status", js_on_load=None)
+                space_status = gr.HTML(label="Status", elem_id="space-status", js_on_load=None)
                 id2_plot = gr.Plot(label="ID² per identity", elem_id="id2-plot")
                 tsne_plot = gr.Plot(label="t-SNE", elem_id="tsne-plot")
 
@@ -168,13 +172,14 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
             control.input(retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status],
                           trigger_mode="always_last", **PRIVATE).then(
                 retrieve.metrics, [gallery_key, k1, k2, r_eta, rerank], [metrics, retrieve_status], **PRIVATE)
-        retrieve_api.click(retrieve.update, [gallery_key, query_index, *controls], [rankings, metrics, retrieve_status],
+        retrieve_api.click(retrieve.update, [gallery_choice, api_query, *controls], [rankings, metrics, retrieve_status],
                            api_name="retrieve")
 
         # ---------------------------------------------------------------- Feature space events
         space_inputs = [gallery_key, after, k1, k2, r_eta, sample_size]
         space_outputs = [id2_plot, tsne_plot, space_status]
-        space_button.click(space.plots, space_inputs, space_outputs, api_name="feature_space")
+        space_button.click(space.plots, space_inputs, space_outputs, **PRIVATE)
+        space_api.click(space.plots, [gallery_choice, *space_inputs[1:]], space_outputs, api_name="feature_space")
         space_tab.select(space.plots, space_inputs, space_outputs, **PRIVATE)
     return demo
 

@@ -172,6 +172,20 @@ def test_ipg_without_gpu_says_why_and_offers_the_oracle(tmp_path, monkeypatch):
     assert "GPU" in message and "oracle" in message and "python -m pose2id download" in message
 
 
+def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 128)).save(photo)
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    (_, gallery, _, message, _), = _run(Generate(GenerateConfig(ckpt_dir=str(empty))), photo=str(photo), generator=IPG)
+    assert gallery == [] and "missing" in message and "denoising_unet" in message
+    assert "python -m pose2id download" in message
+
+
 def test_generate_with_bad_inputs_gives_specific_messages(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello")

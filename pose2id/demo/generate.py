@@ -88,15 +88,15 @@ def _load_official(config):
             "Run the app on a GPU machine after `python -m pose2id download`, or open it on a Hugging Face "
             "Space with a GPU. Meanwhile, pick a SynthPed identity and use the SynthPed oracle."
         )
-    from_official = getattr(ipg.IPGPipeline, "from_official", None)
-    if from_official is None:
-        raise IPGUnavailable("this version of pose2id.ipg cannot load the official weights (IPGPipeline.from_official is missing)")
-    missing = getattr(ipg, "MissingWeightsError", FileNotFoundError)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        pipeline = from_official(ckpt_dir=config.ckpt_dir, device=device, dtype=torch.float16 if device == "cuda" else torch.float32)
-    except missing as error:
+        pipeline = ipg.IPGPipeline.from_official(
+            ckpt_dir=config.ckpt_dir, device=device, allow_cpu=on_spaces(),
+            dtype=torch.float16 if device == "cuda" else torch.float32)
+    except ipg.MissingWeightsError as error:
         raise IPGUnavailable(f"IPG weights are missing. {error}") from None
+    except RuntimeError as error:
+        raise IPGUnavailable(str(error)) from None
     return pipeline
 
 
@@ -182,13 +182,17 @@ def fusion_summary(photo, images, eta):
 
 
 @spaces.GPU(duration=120)
-def run_ipg(pipeline, photo, poses, steps, guidance, seed):
+def run_ipg(config, photo, poses, steps, guidance, seed):
     """Run IPG and yield ("step", index, previews) after every step, then ("done", images).
 
     The pipeline runs in a worker thread so its step callback can hand previews to this
-    generator as they are made."""
+    generator as they are made. On ZeroGPU the GPU exists only inside this function, so the
+    (cached) pipeline is moved there here."""
     import torch
 
+    pipeline = load_pipeline(config)
+    if torch.cuda.is_available() and pipeline.execution_device.type != "cuda":
+        pipeline.to("cuda", torch.float16)
     messages = queue.Queue()
 
     def on_step(_pipe, index, _timestep, kwargs):
@@ -316,13 +320,13 @@ class Generate:
                 yield *empty, warn(note), seed
                 return
             try:
-                pipeline = load_pipeline(self.config)
+                load_pipeline(self.config)  # built once, outside the GPU time slot
             except IPGUnavailable as error:
                 yield *empty, warn(str(error)), seed
                 return
             images = None
             try:
-                for item in run_ipg(pipeline, image, poses, steps, guidance, seed):
+                for item in run_ipg(self.config, image, poses, steps, guidance, seed):
                     if item[0] == "step":
                         text = f"{self.generator_label()}: step {item[1] + 1} of {steps}…"
                         yield preview_strip(item[2]), [], None, status(text, "info"), seed

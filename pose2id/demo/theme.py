@@ -36,6 +36,10 @@ CSS = """
 .p2-hit.p2-bad img { border-color: #dc2626; }
 .p2-hit figcaption { font-size: 0.72em; line-height: 1.2; font-variant-numeric: tabular-nums; }
 .p2-note { font-size: 0.85em; opacity: 0.8; margin: 6px 0 0 0; }
-@media (min-width: 1800px) { .p2-hit img { height: 128px; width: 64px; } }
+/* projector: bigger thumbnails and text, readable from the back of a room */
+@media (min-width: 1800px) {
+  .p2-hit img { height: 128px; width: 64px; }
+  .gradio-container { font-size: 1.08em; }
+}
 """
 #pose-strip img { object-fit: contain; }
