@@ -42,6 +42,9 @@ def re_ranking(qf, gf, k1=20, k2=6, lambda_value=0.3):
     Returns
     -------
     dist : (nq, ng) float32 array, or a torch.Tensor on ``qf``'s device.
+
+    Like the public code it holds the (nq + ng)^2 float32 distance matrix (1.5 GB for
+    Market-1501); the k-reciprocal encoding itself is kept sparse.
     """
     qf = as_features(qf, "qf")
     gf = as_features(gf, "gf")
