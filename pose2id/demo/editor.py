@@ -161,6 +161,7 @@ function serialize() {
 }
 function commit() {
   props.value = serialize();
+  draw();
   trigger('change');
   requestAnimationFrame(draw);
 }

@@ -18,6 +18,16 @@ def _editor_pose(page):
     return json.loads(page.locator("#pose-editor canvas.p2-canvas").get_attribute("data-pose"))
 
 
+def _wait_editor(page, check, timeout=10.0):
+    """The editor pose once ``check(pose)`` holds (the canvas redraws asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pose = _editor_pose(page)
+        if check(pose) or time.monotonic() > deadline:
+            return pose
+        time.sleep(0.1)
+
+
 def _upload(page, selector, path):
     with page.expect_file_chooser() as chooser:
         page.locator(selector).click()
@@ -64,7 +74,7 @@ def test_drag_a_joint_then_generate_with_the_tiny_pipeline(open_app):
     page.mouse.move(start[0] + 40, start[1] - 60, steps=8)
     page.mouse.up()
     page.locator("#pose-editor .p2-info", has_text="Selected: r_wrist").wait_for()
-    after = _editor_pose(page)
+    after = _wait_editor(page, lambda p: p != before)
     moved = after["people"][0]["pose_keypoints_2d"][3 * 4: 3 * 4 + 2]
     assert moved[0] > x + 5 and moved[1] < y - 5
 
@@ -89,14 +99,16 @@ def test_remove_add_mirror_and_export_in_the_editor(open_app, tmp_path):
     x, y = pose["people"][0]["pose_keypoints_2d"][0:2]  # nose
     page.mouse.click(box["x"] + x * scale, box["y"] + y * scale)
     page.locator("#pose-editor .p2-remove").click()
-    assert _editor_pose(page)["people"][0]["pose_keypoints_2d"][2] == 0
+    nose_visible = lambda pose: pose["people"][0]["pose_keypoints_2d"][2]  # noqa: E731
+    assert nose_visible(_wait_editor(page, lambda p: nose_visible(p) == 0)) == 0
+    assert page.locator("#pose-editor .p2-missing").input_value() == "0"  # the nose is offered back
     page.locator("#pose-editor .p2-add").click()
-    assert _editor_pose(page)["people"][0]["pose_keypoints_2d"][2] == 1
+    assert nose_visible(_wait_editor(page, lambda p: nose_visible(p) == 1)) == 1
 
     before = _editor_pose(page)["people"][0]["pose_keypoints_2d"]
     page.locator("#mirror-pose").click()
     _status(page, "editor-status", "mirrored")
-    mirrored = _editor_pose(page)["people"][0]["pose_keypoints_2d"]
+    mirrored = _wait_editor(page, lambda p: p["people"][0]["pose_keypoints_2d"] != before)["people"][0]["pose_keypoints_2d"]
     # the right shoulder (2) lands where the mirror image of the left shoulder (5) is
     assert mirrored[3 * 2] == pytest.approx(64 - before[3 * 5], abs=0.01)
 
@@ -133,9 +145,11 @@ def _png_header_only(path, width, height):
 def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp_path):
     page = open_app(LAPTOP)
     # a pose the user made
+    initial = _editor_pose(page)
     page.locator("#mirror-pose").click()
     _status(page, "editor-status", "mirrored")
-    made = _editor_pose(page)
+    made = _wait_editor(page, lambda p: p != initial)
+    assert made != initial
 
     broken = tmp_path / "broken.json"
     broken.write_text('{"people": [{"pose_keypoints_2d": [1, 2')
