@@ -45,8 +45,8 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                     with gr.Column(scale=1, min_width=260):
                         photo = PhotoInput(label="Reference photo", type="filepath", sources=["upload", "clipboard"],
                                          height=300, elem_id="photo")
-                        example_gallery = gr.Gallery(value=examples, columns=4,
-                                                     height=330, allow_preview=False, label="Examples (click one)",
+                        example_gallery = gr.Gallery(value=examples, columns=5,
+                                                     height=260, allow_preview=False, label="Examples (click one)",
                                                      elem_id="examples", object_fit="contain")
                         identity = gr.Dropdown(generate.identity_choices(), value=None, label="SynthPed identity (synthetic; for the oracle)",
                                                elem_id="identity")
@@ -87,13 +87,13 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                             randomize = gr.Checkbox(False, label="Randomize seed", elem_id="randomize")
                         eta = gr.Slider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
                         generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                        archive = gr.File(label="Download all (zip)", interactive=False, elem_id="archive")
                     with gr.Column(scale=2, min_width=420):
                         generate_status = gr.HTML(label="Status", elem_id="generate-status", js_on_load=None)
                         preview = gr.Image(label="Forming (one preview per pose)", height=200, interactive=False,
                                            elem_id="preview")
                         results = gr.Gallery(label="Pose | generated", columns=4, height=280, object_fit="contain",
                                              elem_id="results")
-                        archive = gr.File(label="Download all (zip)", interactive=False, height=70, elem_id="archive")
 
             # ------------------------------------------------------------------ Retrieve
             with gr.Tab("Retrieve", id="retrieve"):

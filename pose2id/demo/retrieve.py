@@ -189,7 +189,8 @@ class Retrieve:
                 raise ValueError(f"{name} is not a .zip file; zip a folder of Market-style images (PPPP_cC...jpg)")
             key = self.galleries.add_zip(path)
         except (ValueError, OSError) as error:
-            return *keep, warn(f"Cannot use {name}: {error}. The current gallery stays.")
+            reason = str(error).removeprefix("zip_path: ")
+            return *keep, warn(f"Cannot use {name}: {reason}. The current gallery stays.")
         return self.open_gallery(key, k1, k2, eta, rerank, top_k)
 
     def update(self, key, query_index, k1, k2, eta, rerank, top_k):
@@ -218,9 +219,11 @@ class Retrieve:
         """(metrics rows over the whole query set, status)."""
         import gradio as gr
 
+        start = time.perf_counter()
         try:
             bench = self.galleries.benchmark(key)
             rows = metrics_rows(bench, int(k1), int(k2), float(eta), bool(rerank))
         except (ValueError, OSError) as error:
             return gr.update(), warn(str(error))
-        return rows, status("Metrics updated.", "ok")
+        elapsed = time.perf_counter() - start
+        return rows, status(f"{self.label(bench)} Metrics over all {len(bench.query)} queries updated in {elapsed:.2f} s.", "ok")

@@ -41,5 +41,7 @@ CSS = """
   .p2-hit img { height: 128px; width: 64px; }
   .gradio-container { font-size: 1.08em; }
 }
+/* the example thumbnails shrink to fit the column instead of overflowing it */
+#examples .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
+#examples .thumbnail-item { min-width: 0 !important; width: 100% !important; }
 """
-#pose-strip img { object-fit: contain; }

@@ -209,6 +209,7 @@ def test_retrieve_rankings_metrics_and_sliders(open_app):
         page.locator("#queries .thumbnail-item").nth(7).click()
         _status(page, "retrieve-status", "Query #7")
         assert page.locator("#rankings .p2-hit.p2-ok, #rankings .p2-hit.p2-bad").count() == 4 * 8
+        screenshot(page, f"retrieve_query_{name}")
         if name == "laptop":
             before = page.locator("#rankings").inner_html()
             start = time.monotonic()
@@ -216,7 +217,7 @@ def test_retrieve_rankings_metrics_and_sliders(open_app):
             page.wait_for_function("b => document.querySelector('#rankings').innerHTML !== b", arg=before)
             elapsed = time.monotonic() - start
             assert elapsed < 3.0  # in the browser, with a busy CI machine; the server-side time is reported below
-            _status(page, "retrieve-status", "Metrics updated")
+            _status(page, "retrieve-status", "Metrics over all")
             page.locator("#rerank input").check()
             page.locator("#rankings .p2-note", has_text="re-ranking").wait_for()
         screenshot(page, f"retrieve_{name}")
