@@ -350,3 +350,23 @@ def test_app_flags_and_environment(monkeypatch):
     args = app.parse_args([])
     assert args.data == "/data/market" and args.test_pipeline and not args.share
     assert app.parse_args(["--port", "9000", "--share"]).port == 9000
+
+
+def test_pose_from_a_pedestrian_photo_fills_the_editor():
+    pytest.importorskip("mediapipe")
+    from pathlib import Path
+
+    photo = Path(__file__).resolve().parents[1] / "assets" / "examples" / "rgb1.jpg"
+    value, message = editor.from_photo(str(photo))
+    pose = editor.from_value(value)
+    assert "Pose taken from the photo" in message
+    assert (pose.width, pose.height) == (64, 128)
+    nose, l_ankle = pose.keypoints[0], pose.keypoints[13]
+    assert pose.visible[0] and pose.visible[13] and nose[1] < l_ankle[1]
+
+
+def test_pose_from_a_non_image_keeps_the_editor(tmp_path):
+    path = tmp_path / "x.jpg"
+    path.write_text("nope")
+    value, message = editor.from_photo(str(path))
+    assert value == {"__type__": "update"} and "not an image" in message

@@ -275,8 +275,9 @@ class Generate:
 
     # ----------------------------------------------------------------- the main action
     def generate(self, photo, pose_names, use_editor, editor_value, generator, synth_pid, steps, guidance,
-                 seed, randomize, eta):
-        """Stream (preview, gallery, zip path, status, seed used) while generating.
+                 seed, randomize, eta, progress=gr.Progress()):
+        """Stream (preview, gallery, zip path, status, seed used) while generating; ``progress``
+        drives Gradio's progress bar (one tick per denoising step).
 
         Every bad input ends in one yield with a specific status and empty results; nothing the
         user entered is changed.
@@ -328,6 +329,7 @@ class Generate:
             try:
                 for item in run_ipg(self.config, image, poses, steps, guidance, seed):
                     if item[0] == "step":
+                        progress((item[1] + 1, steps), desc="Denoising", unit="steps")
                         text = f"{self.generator_label()}: step {item[1] + 1} of {steps}…"
                         yield preview_strip(item[2]), [], None, status(text, "info"), seed
                     else:
