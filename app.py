@@ -16,7 +16,7 @@ from pose2id.demo.about import ABOUT
 from pose2id.demo.components import PhotoInput
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import FeatureSpace
-from pose2id.demo.generate import GENERATORS, IPG, MAX_SEED, ORACLE, Generate, GenerateConfig, pose_previews
+from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, Generate, GenerateConfig, pose_previews
 from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve
 from pose2id.demo.theme import CSS, HEAD, theme
 from pose2id.features import cache_root

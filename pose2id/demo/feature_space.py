@@ -45,7 +45,7 @@ def id2_figure(bench, after, k1, k2, eta):
     figure.update_layout(
         title=f"Identity density per identity: {g_before:.4f} → {g_after:.4f} globally (lower = more centralized)",
         barmode="group", xaxis_title="identity (sorted by Base ID²)", yaxis_title="ID²",
-        legend=dict(orientation="h", y=-0.25), margin=dict(l=50, r=20, t=60, b=40), height=420,
+        legend=dict(orientation="h", y=-0.25), margin=dict(l=50, r=20, t=60, b=40), height=420, font=dict(size=14),
         xaxis=dict(type="category", showticklabels=len(labels) <= 60),
     )
     return figure, g_before, g_after
@@ -90,8 +90,9 @@ def tsne_figure(bench, after, k1, k2, eta, sample_size):
     after_f, _, _ = _features(bench, after, k1, k2, eta)
     idx = sample_indices(pids, sample_size)
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Base", after), horizontal_spacing=0.06)
-    palette = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c",
-               "#fabebe", "#008080", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075", "#808080"]
+    import plotly.express as px
+
+    palette = px.colors.qualitative.Alphabet + px.colors.qualitative.Dark24  # 50 distinct colours
     for col, feats in ((1, before_f[idx]), (2, after_f[idx])):
         feats = np.ascontiguousarray(feats, dtype=np.float32)
         xy = _tsne((id(bench), col, feats.shape), feats.tobytes(), feats.shape)
@@ -104,7 +105,7 @@ def tsne_figure(bench, after, k1, k2, eta, sample_size):
             ), row=1, col=col)
     figure.update_xaxes(showticklabels=False)
     figure.update_yaxes(showticklabels=False)
-    figure.update_layout(height=460, margin=dict(l=20, r=20, t=50, b=20), showlegend=False,
+    figure.update_layout(height=460, margin=dict(l=20, r=20, t=50, b=20), showlegend=False, font=dict(size=14),
                          title=f"t-SNE of {len(idx)} features from {len(np.unique(pids[idx]))} identities (colour = identity)")
     return figure
 

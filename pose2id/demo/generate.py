@@ -29,7 +29,6 @@ from pose2id.poses import PoseError, render
 
 IPG = "IPG (Pose2ID model)"
 ORACLE = "SynthPed oracle (re-renders a synthetic identity; not a model)"
-GENERATORS = (IPG, ORACLE)
 MAX_SEED = 2**31 - 1
 EDITOR_POSE = "editor"
 

@@ -75,7 +75,6 @@ class Galleries:
     def add_zip(self, path):
         """Key of an uploaded Market-style zip (extracted safely, features prepared)."""
         digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
-        key = f"zip:{path}"
         for existing in self._benchmarks:
             if existing.startswith("zip:") and existing.endswith(f"#{digest}"):
                 return existing
@@ -85,10 +84,6 @@ class Galleries:
         with self._lock:
             self._benchmarks[f"{key}#{digest}"] = self._benchmarks.pop(key)
         return f"{key}#{digest}"
-
-
-def _strip_digest(key):
-    return key.split("#", 1)[0]
 
 
 def query_gallery(bench, limit=None):
