@@ -46,6 +46,13 @@ def _status(page, elem_id, contains):
     return locator.inner_text()
 
 
+def test_app_starts_within_10_seconds(app_server):
+    started = app_server["startup_seconds"]
+    if started is None:
+        pytest.skip("the app was started outside the tests (POSE2ID_APP_URL)")
+    assert started < 10.0
+
+
 def test_page_is_offline_and_fits_a_laptop_and_a_projector(open_app):
     for name, viewport in (("laptop", LAPTOP), ("projector", PROJECTOR)):
         page = open_app(viewport)
