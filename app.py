@@ -15,7 +15,7 @@ from pose2id.demo import editor
 from pose2id.demo.about import ABOUT
 from pose2id.demo.components import PhotoInput
 from pose2id.demo.messages import status
-from pose2id.demo.feature_space import FeatureSpace
+from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
 from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, Generate, GenerateConfig, pose_previews
 from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve
 from pose2id.demo.theme import CSS, HEAD, theme
@@ -132,7 +132,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                 gr.Markdown("Uses the gallery and k1 / k2 / eta chosen on the Retrieve tab.")
                 space_status = gr.HTML(label="Status", elem_id="space-status", js_on_load=None)
                 id2_plot = gr.Plot(label="ID² per identity", elem_id="id2-plot")
-                tsne_plot = gr.Plot(label="t-SNE", elem_id="tsne-plot")
+                tsne_plot = gr.HTML(label="t-SNE", elem_id="tsne-plot", js_on_load=TSNE_JS, css_template=TSNE_CSS)
 
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)

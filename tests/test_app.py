@@ -321,7 +321,10 @@ def test_feature_space_plots_before_and_after(market):
     assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC+IPG"]
     assert len(bars.data[0].x) == 6
     assert "global ID²" in message
-    assert {trace.xaxis for trace in tsne.data} == {"x", "x2"}
+    # two panels with the same points, one thumbnail per point for the hover view
+    assert tsne.count("<svg") == 2 and "+NFC+IPG" in tsne
+    points = tsne.count("<circle") // 2
+    assert points == tsne.count('<img data-i=') and 30 <= points <= 36  # whole identities of 6 images
 
 
 def test_feature_space_refuses_a_bad_sample_size(market):

@@ -1,6 +1,7 @@
 """The Feature space tab: identity density (ID²) and t-SNE of the features, before and after
 centralization, as plotly figures."""
 
+import html
 from functools import lru_cache
 
 import numpy as np
@@ -14,15 +15,15 @@ def _features(bench, method, k1, k2, eta):
 
     Returns
     -------
-    feats (N, D) float32, pids (N,), names (N,) for hover text.
+    feats (N, D) float32, pids (N,), images (N,) ReIDImage object array (for hover text and thumbnails).
     """
     q, g = bench.features(method, k1, k2, eta)
     feats = np.concatenate([q, g])
     pids = np.concatenate([bench.q_pids, bench.g_pids])
-    images = list(bench.query) + list(bench.gallery)
+    images = np.empty(len(pids), dtype=object)
+    images[:] = list(bench.query) + list(bench.gallery)
     keep = pids > 0
-    names = np.array([f"id {im.pid}, cam {im.camid + 1}, {im.name}" for im in images])
-    return feats[keep], pids[keep], names[keep]
+    return feats[keep], pids[keep], images[keep]
 
 
 def id2_figure(bench, after, k1, k2, eta):
@@ -80,34 +81,80 @@ def _tsne(key, feats_bytes, shape):
                 n_jobs=1).fit_transform(feats)
 
 
-def tsne_figure(bench, after, k1, k2, eta, sample_size):
-    """t-SNE of the same sample of identities before (Base) and after ``after``, side by side,
-    coloured by identity; hovering a point names its image."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    before_f, pids, names = _features(bench, "Base", k1, k2, eta)
-    after_f, _, _ = _features(bench, after, k1, k2, eta)
-    idx = sample_indices(pids, sample_size)
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Base", after), horizontal_spacing=0.06)
+def tsne_html(bench, after, k1, k2, eta, sample_size):
+    """t-SNE of the same sample of identities before (Base) and after ``after``, side by side, as
+    SVG coloured by identity. Hovering a point shows the image's thumbnail and name (the
+    component's ``js_on_load``, :data:`TSNE_JS`) and rings the same image in the other panel."""
     import plotly.express as px
 
+    from pose2id.demo.retrieve import thumbnail_uri
+
+    before_f, pids, images = _features(bench, "Base", k1, k2, eta)
+    after_f, _, _ = _features(bench, after, k1, k2, eta)
+    idx = sample_indices(pids, sample_size)
     palette = px.colors.qualitative.Alphabet + px.colors.qualitative.Dark24  # 50 distinct colours
-    for col, feats in ((1, before_f[idx]), (2, after_f[idx])):
+    colour = {pid: palette[n % len(palette)] for n, pid in enumerate(np.unique(pids[idx]))}
+    panels = []
+    for title, feats in (("Base", before_f[idx]), (after, after_f[idx])):
         feats = np.ascontiguousarray(feats, dtype=np.float32)
-        xy = _tsne((id(bench), col, feats.shape), feats.tobytes(), feats.shape)
-        for n, pid in enumerate(np.unique(pids[idx])):
-            mask = pids[idx] == pid
-            figure.add_trace(go.Scatter(
-                x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=f"id {pid}", legendgroup=str(pid),
-                showlegend=col == 1, marker=dict(size=7, color=palette[n % len(palette)], line=dict(width=0.5, color="#222")),
-                text=names[idx][mask], hovertemplate="%{text}<extra></extra>",
-            ), row=1, col=col)
-    figure.update_xaxes(showticklabels=False)
-    figure.update_yaxes(showticklabels=False)
-    figure.update_layout(height=460, margin=dict(l=20, r=20, t=50, b=20), showlegend=False, font=dict(size=14),
-                         title=f"t-SNE of {len(idx)} features from {len(np.unique(pids[idx]))} identities (colour = identity)")
-    return figure
+        xy = _tsne((id(bench), title, feats.shape), feats.tobytes(), feats.shape)
+        xy = (xy - xy.min(0)) / np.maximum(xy.max(0) - xy.min(0), 1e-9) * 380 + 10
+        dots = "".join(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{colour[pids[i]]}" data-t="{k}"></circle>'
+            for k, (i, (x, y)) in enumerate(zip(idx, xy))
+        )
+        panels.append(f'<figure class="p2-tsne-panel"><figcaption>{html.escape(title)}</figcaption>'
+                      f'<svg viewBox="0 0 400 400" role="img" aria-label="t-SNE {html.escape(title)}">{dots}</svg></figure>')
+    thumbs = "".join(
+        f'<img data-i="{k}" alt="" src="{thumbnail_uri(str(images[i].path), 96)}" '
+        f'data-label="{html.escape(f"id {images[i].pid}, cam {images[i].camid + 1}, {images[i].name}")}">'
+        for k, i in enumerate(idx)
+    )
+    title = f"t-SNE of {len(idx)} features from {len(np.unique(pids[idx]))} identities (colour = identity; hover a point)"
+    return (f'<div class="p2-tsne"><h4>{html.escape(title)}</h4><div class="p2-tsne-panels">{"".join(panels)}</div>'
+            f'<div class="p2-tsne-tip" hidden><img alt="hovered image"><span></span></div>'
+            f'<div class="p2-tsne-thumbs" hidden>{thumbs}</div></div>')
+
+
+TSNE_JS = """
+element.addEventListener('mouseover', (ev) => {
+  const dot = ev.target.closest('circle[data-t]');
+  if (!dot) return;
+  const t = dot.dataset.t;
+  const thumb = element.querySelector(`.p2-tsne-thumbs img[data-i="${t}"]`);
+  const tip = element.querySelector('.p2-tsne-tip');
+  if (!thumb || !tip) return;
+  tip.querySelector('img').src = thumb.src;
+  tip.querySelector('span').textContent = thumb.dataset.label;
+  const box = element.getBoundingClientRect();
+  tip.style.left = (ev.clientX - box.left + 14) + 'px';
+  tip.style.top = (ev.clientY - box.top + 14) + 'px';
+  tip.hidden = false;
+  element.querySelectorAll(`circle[data-t="${t}"]`).forEach(c => c.classList.add('p2-on'));
+});
+element.addEventListener('mouseout', (ev) => {
+  const dot = ev.target.closest('circle[data-t]');
+  if (!dot) return;
+  element.querySelector('.p2-tsne-tip').hidden = true;
+  element.querySelectorAll('circle.p2-on').forEach(c => c.classList.remove('p2-on'));
+});
+"""
+
+TSNE_CSS = """
+.p2-tsne { position: relative; }
+.p2-tsne h4 { margin: 4px 0 8px 0; font-size: 1.05em; }
+.p2-tsne-panels { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+.p2-tsne-panel { margin: 0; border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
+.p2-tsne-panel figcaption { text-align: center; font-weight: 600; }
+.p2-tsne-panel svg { width: 100%; max-height: 62vh; aspect-ratio: 1; display: block; }
+.p2-tsne-panel circle { stroke: #222; stroke-width: 0.6; cursor: pointer; }
+.p2-tsne-panel circle.p2-on { stroke: #000; stroke-width: 3; r: 8; }
+.p2-tsne-tip { position: absolute; z-index: 10; pointer-events: none; background: var(--background-fill-primary);
+               border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 4px; display: flex;
+               gap: 6px; align-items: center; box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); font-size: 0.85em; }
+.p2-tsne-tip[hidden] { display: none; }
+.p2-tsne-tip img { height: 96px; }
+"""
 
 
 class FeatureSpace:
@@ -117,7 +164,7 @@ class FeatureSpace:
         self.galleries = galleries
 
     def plots(self, key, after, k1, k2, eta, sample_size):
-        """(ID² figure, t-SNE figure, status) for gallery ``key``."""
+        """(ID² figure, t-SNE HTML, status) for gallery ``key``."""
         import gradio as gr
 
         try:
@@ -128,7 +175,7 @@ class FeatureSpace:
             if not 20 <= sample_size <= 2000:
                 raise ValueError(f"sample size must be between 20 and 2000, got {sample_size}")
             bars, before, later = id2_figure(bench, after, k1, k2, eta)
-            tsne = tsne_figure(bench, after, k1, k2, eta, sample_size)
+            tsne = tsne_html(bench, after, k1, k2, eta, sample_size)
         except (ValueError, OSError) as error:
             return gr.update(), gr.update(), warn(str(error))
         synthetic = " (synthetic data)" if bench.is_synthetic and "synthetic" not in bench.dataset_name.lower() else ""

@@ -235,13 +235,24 @@ def test_feature_space_plots(open_app):
     for name, viewport in (("laptop", LAPTOP), ("projector", PROJECTOR)):
         page = open_app(viewport)
         page.get_by_role("tab", name="Feature space").click()
-        page.locator("#tsne-plot .js-plotly-plot").wait_for()
+        page.locator("#tsne-plot svg circle").first.wait_for()
         page.locator("#id2-plot .js-plotly-plot").wait_for()
         assert "global ID²" in _status(page, "space-status", "global ID²")
         screenshot(page, f"feature_space_{name}")
+    before = page.locator("#tsne-plot h4").inner_text()
     _set_slider(page, "sample-size", 100)
     page.locator("#space-button").click()
-    page.locator("#tsne-plot .gtitle", has_text="t-SNE of").wait_for()
+    page.wait_for_function("b => document.querySelector('#tsne-plot h4').innerText !== b", arg=before)
+    shown = int(page.locator("#tsne-plot h4").inner_text().split()[2])  # "t-SNE of N features ..."
+    assert 100 <= shown < 130  # whole identities, so slightly more than asked
+    dot = page.locator("#tsne-plot circle[data-t='3']").first
+    dot.hover()
+    tip = page.locator("#tsne-plot .p2-tsne-tip")
+    tip.wait_for()
+    assert tip.locator("img").get_attribute("src").startswith("data:image/jpeg")
+    assert "cam" in tip.inner_text()
+    assert page.locator("#tsne-plot circle.p2-on").count() == 2  # the same image in both panels
+    screenshot(page, "feature_space_hover_projector")
 
 
 def test_about_tab(open_app):
