@@ -104,6 +104,8 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                         gallery_choice = gr.Radio(galleries.choices(), value=SYNTHPED, label="Gallery", elem_id="gallery-choice")
                         upload = gr.File(label="…or upload a Market-style .zip", file_types=[".zip"], height=130,
                                          elem_id="gallery-zip")
+                        query_photo = PhotoInput(label="…or search with your own photo", type="filepath",
+                                                 sources=["upload", "clipboard"], height=170, elem_id="query-photo")
                     with gr.Column(scale=2, min_width=420):
                         with gr.Row():
                             k1 = gr.Slider(1, 10, value=2, step=1, label="k1 (NFC neighbours)", elem_id="k1")
@@ -168,6 +170,8 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
 
         queries.select(pick_query, None, query_index, **PRIVATE).then(
             retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status], **PRIVATE)
+        query_photo.upload(retrieve.upload_query, [gallery_key, query_photo, k1, k2, top_k],
+                           [rankings, retrieve_status], **PRIVATE)
         for control in controls:
             control.input(retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status],
                           trigger_mode="always_last", **PRIVATE).then(

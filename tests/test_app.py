@@ -279,6 +279,23 @@ def test_sliders_change_the_ranking_view_quickly(market):
     assert html1 != html2 and "re-ranking" in html2 and "ranked in" in message
 
 
+def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_path):
+    retrieve = Retrieve(Galleries(data=str(market)))
+    key = f"data:{market}"
+    photo = next((market / "query").glob("0003_*.jpg"))
+    html, message = retrieve.upload_query(key, str(photo), 2, 2, 5)
+    assert "Your photo" in html and html.count('class="p2-rank-col"') == 2
+    assert "p2-ok" not in html and "p2-bad" not in html
+    assert "Ranked your photo" in message
+    # the photo is itself a query image, so its identity's gallery images come first
+    base = html[html.index('data-method="Base"'):]
+    assert base.split('title="', 1)[1].startswith("0003_")
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("no")
+    update, message = retrieve.upload_query(key, str(bad), 2, 2, 5)
+    assert update == {"__type__": "update"} and "not an image" in message
+
+
 def test_broken_zip_keeps_the_current_gallery(tmp_path, market):
     bad = tmp_path / "broken.zip"
     bad.write_bytes(b"PK\x03\x04 definitely not a zip")

@@ -150,6 +150,47 @@ def rankings_html(bench, query_index, k1, k2, eta, rerank, top_k):
     )
 
 
+def uploaded_query_html(bench, feature, thumbnail, k1, k2, top_k):
+    """Ranked lists for an uploaded photo (identity unknown, so no green/red): Base and +NFC,
+    with the photo centralized among the query set. The +IPG methods need generated images of
+    the photo, which an upload does not have.
+
+    Parameters
+    ----------
+    feature : (D,) raw feature of the photo, from the benchmark's extractor.
+    thumbnail : data URI of the photo.
+    """
+    import pose2id as p2
+
+    query = feature[None].astype(np.float32)
+    query = query / max(float(np.linalg.norm(query)), 1e-12)
+    columns = []
+    for method in ("Base", "+NFC"):
+        _, g = bench.features(method, k1, k2)
+        if method == "+NFC":
+            raw = bench.qf / np.maximum(np.linalg.norm(bench.qf, axis=1, keepdims=True), 1e-12)
+            q = np.asarray(p2.nfc(np.concatenate([raw, query]), k1=k1, k2=k2))[-1]
+        else:
+            q = query[0]
+        dist = np.sum((g - q) ** 2, axis=1)
+        order = np.argsort(dist, kind="stable")[:top_k]
+        cells = "".join(
+            f'<figure class="p2-hit" title="{html.escape(bench.gallery[i].name)}">'
+            f'<img src="{thumbnail_uri(str(bench.gallery[i].path))}" alt="rank {rank}">'
+            f'<figcaption>{rank}. {dist[i]:.3f}</figcaption></figure>'
+            for rank, i in enumerate(order, start=1)
+        )
+        columns.append(f'<div class="p2-rank-col" data-method="{method}"><h4>{method}</h4>'
+                       f'<div class="p2-hits-row">{cells}</div></div>')
+    return (
+        f'<div class="p2-rankings"><div class="p2-query"><h4>Your photo</h4><figure class="p2-hit">'
+        f'<img src="{thumbnail}" alt="uploaded query"><figcaption>identity unknown</figcaption></figure></div>'
+        f'<div class="p2-rank-cols">{"".join(columns)}</div></div>'
+        f'<p class="p2-note">Your photo\'s identity is unknown, so matches are not marked right or wrong. '
+        f'+IPG needs generated images of the photo (Generate tab); re-ranking applies to the query set only.</p>'
+    )
+
+
 class Retrieve:
     """The Retrieve tab's callbacks."""
 
@@ -187,6 +228,27 @@ class Retrieve:
             reason = str(error).removeprefix("zip_path: ")
             return *keep, warn(f"Cannot use {name}: {reason}. The current gallery stays.")
         return self.open_gallery(key, k1, k2, eta, rerank, top_k)
+
+    def upload_query(self, key, photo, k1, k2, top_k):
+        """(rankings html, status) for an uploaded query photo against gallery ``key``."""
+        import gradio as gr
+
+        from pose2id.demo.inputs import InputError, open_photo
+        from pose2id.features import get_extractor
+
+        if photo is None:
+            return gr.update(), status("Upload a photo of a person to search the gallery for.", "info")
+        try:
+            image = open_photo(photo)
+            bench = self.galleries.benchmark(key)
+            feature = get_extractor(self.galleries.extractor)([image])[0]
+            buffer = io.BytesIO()
+            image.resize((max(1, round(image.width * 128 / image.height)), 128)).save(buffer, format="JPEG")
+            thumbnail = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+            html_text = uploaded_query_html(bench, feature, thumbnail, int(k1), int(k2), int(top_k))
+        except (InputError, ValueError, OSError) as error:
+            return gr.update(), warn(f"Query photo: {error}")
+        return html_text, status(f"{self.label(bench)} Ranked your photo (Base and +NFC).", "ok")
 
     def update(self, key, query_index, k1, k2, eta, rerank, top_k):
         """(rankings html, metrics rows, status) after a query click or a slider change."""

@@ -300,3 +300,17 @@ def test_pose_from_the_photo(open_app):
     assert "Pose taken from the photo" in _status(page, "editor-status", "Pose taken")
     assert _wait_editor(page, lambda p: p != initial) != initial
     screenshot(page, "pose_from_photo_laptop")
+
+
+def test_search_the_gallery_with_an_uploaded_photo(open_app):
+    from pathlib import Path
+
+    page = open_app(LAPTOP)
+    page.get_by_role("tab", name="Retrieve").click()
+    page.locator("#rankings .p2-rank-col").first.wait_for()
+    photo = Path(__file__).resolve().parents[2] / "assets" / "examples" / "rgb2.jpg"
+    _upload(page, "#query-photo button.upload-container", photo)
+    assert "Ranked your photo" in _status(page, "retrieve-status", "Ranked your photo")
+    assert page.locator("#rankings .p2-rank-col").count() == 2
+    page.locator("#rankings h4", has_text="Your photo").wait_for()
+    screenshot(page, "retrieve_uploaded_query_laptop")
