@@ -110,6 +110,23 @@ def open_app(browser, app_url):
         context.close()
 
 
-def screenshot(page, name):
+@pytest.fixture(scope="session")
+def viewports():
+    """The two screens the app must look good on."""
+    return {"laptop": LAPTOP, "projector": PROJECTOR}
+
+
+@pytest.fixture(scope="session")
+def screenshot():
+    """``screenshot(page, name)`` saves a full-page PNG under artifacts/screenshots/."""
+    def _save(page, name):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+    return _save
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    return SCREENSHOTS

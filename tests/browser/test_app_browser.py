@@ -9,7 +9,6 @@ import zlib
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import LAPTOP, PROJECTOR, SCREENSHOTS, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -53,8 +52,8 @@ def test_app_starts_within_10_seconds(app_server):
     assert started < 10.0
 
 
-def test_page_is_offline_and_fits_a_laptop_and_a_projector(open_app):
-    for name, viewport in (("laptop", LAPTOP), ("projector", PROJECTOR)):
+def test_page_is_offline_and_fits_a_laptop_and_a_projector(open_app, screenshot, viewports):
+    for name, viewport in viewports.items():
         page = open_app(viewport)
         page.locator("#pose-strip img").wait_for()
         screenshot(page, f"generate_{name}")
@@ -63,8 +62,8 @@ def test_page_is_offline_and_fits_a_laptop_and_a_projector(open_app):
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
-def test_drag_a_joint_then_generate_with_the_tiny_pipeline(open_app):
-    page = open_app(LAPTOP)
+def test_drag_a_joint_then_generate_with_the_tiny_pipeline(open_app, screenshot, viewports):
+    page = open_app(viewports["laptop"])
     page.locator("#examples .thumbnail-item").nth(5).click()
     page.locator("#photo img").wait_for()
     for name in ("3", "5", "7"):  # keep only pose 1 ticked
@@ -97,8 +96,8 @@ def test_drag_a_joint_then_generate_with_the_tiny_pipeline(open_app):
     assert _editor_pose(page)["people"][0]["pose_keypoints_2d"][3 * 4] == pytest.approx(moved[0])
 
 
-def test_remove_add_mirror_and_export_in_the_editor(open_app, tmp_path):
-    page = open_app(LAPTOP)
+def test_remove_add_mirror_and_export_in_the_editor(open_app, tmp_path, viewports):
+    page = open_app(viewports["laptop"])
     canvas = page.locator("#pose-editor canvas.p2-canvas")
     pose = _editor_pose(page)
     box = canvas.bounding_box()
@@ -127,8 +126,8 @@ def test_remove_add_mirror_and_export_in_the_editor(open_app, tmp_path):
     assert exported["people"][0]["pose_keypoints_2d"][3 * 2] == pytest.approx(mirrored[3 * 2], abs=0.01)
 
 
-def test_oracle_for_a_synthped_identity(open_app):
-    page = open_app(LAPTOP)
+def test_oracle_for_a_synthped_identity(open_app, screenshot, viewports):
+    page = open_app(viewports["laptop"])
     page.locator("#identity input").click()
     page.get_by_role("option").nth(3).click()
     _status(page, "generate-status", "SynthPed identity")
@@ -149,8 +148,8 @@ def _png_header_only(path, width, height):
     return path
 
 
-def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp_path):
-    page = open_app(LAPTOP)
+def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp_path, screenshot, viewports):
+    page = open_app(viewports["laptop"])
     # a pose the user made
     initial = _editor_pose(page)
     page.locator("#mirror-pose").click()
@@ -203,8 +202,8 @@ def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp
     screenshot(page, "bad_inputs_retrieve_laptop")
 
 
-def test_retrieve_rankings_metrics_and_sliders(open_app):
-    for name, viewport in (("laptop", LAPTOP), ("projector", PROJECTOR)):
+def test_retrieve_rankings_metrics_and_sliders(open_app, screenshot, viewports, artifacts_dir):
+    for name, viewport in viewports.items():
         page = open_app(viewport)
         page.get_by_role("tab", name="Retrieve").click()
         page.locator("#rankings .p2-rank-col").first.wait_for()
@@ -223,7 +222,7 @@ def test_retrieve_rankings_metrics_and_sliders(open_app):
             _set_slider(page, "k1", 5)
             page.wait_for_function("b => document.querySelector('#rankings').innerHTML !== b", arg=before)
             elapsed = time.monotonic() - start
-            (SCREENSHOTS / "ranking_update_seconds.txt").write_text(f"{elapsed:.3f}\n")
+            (artifacts_dir / "ranking_update_seconds.txt").write_text(f"{elapsed:.3f}\n")
             assert elapsed < 3.0  # in the browser, with a busy CI machine; the server-side time is reported below
             _status(page, "retrieve-status", "Metrics over all")
             page.locator("#rerank input").check()
@@ -231,8 +230,8 @@ def test_retrieve_rankings_metrics_and_sliders(open_app):
         screenshot(page, f"retrieve_{name}")
 
 
-def test_feature_space_plots(open_app):
-    for name, viewport in (("laptop", LAPTOP), ("projector", PROJECTOR)):
+def test_feature_space_plots(open_app, screenshot, viewports):
+    for name, viewport in viewports.items():
         page = open_app(viewport)
         page.get_by_role("tab", name="Feature space").click()
         page.locator("#tsne-plot svg circle").first.wait_for()
@@ -255,8 +254,8 @@ def test_feature_space_plots(open_app):
     screenshot(page, "feature_space_hover_projector")
 
 
-def test_about_tab(open_app):
-    page = open_app(LAPTOP)
+def test_about_tab(open_app, screenshot, viewports):
+    page = open_app(viewports["laptop"])
     page.get_by_role("tab", name="About").click()
     page.get_by_text("python -m pose2id download").first.wait_for()
     screenshot(page, "about_laptop")
@@ -290,9 +289,9 @@ def test_named_api_endpoints_with_gradio_client(app_url, tmp_path):
     assert "global ID²" in message
 
 
-def test_pose_from_the_photo(open_app):
+def test_pose_from_the_photo(open_app, screenshot, viewports):
     pytest.importorskip("mediapipe")
-    page = open_app(LAPTOP)
+    page = open_app(viewports["laptop"])
     initial = _editor_pose(page)
     page.locator("#examples .thumbnail-item").nth(5).click()
     page.locator("#photo img").wait_for()
@@ -302,10 +301,10 @@ def test_pose_from_the_photo(open_app):
     screenshot(page, "pose_from_photo_laptop")
 
 
-def test_search_the_gallery_with_an_uploaded_photo(open_app):
+def test_search_the_gallery_with_an_uploaded_photo(open_app, screenshot, viewports):
     from pathlib import Path
 
-    page = open_app(LAPTOP)
+    page = open_app(viewports["laptop"])
     page.get_by_role("tab", name="Retrieve").click()
     page.locator("#rankings .p2-rank-col").first.wait_for()
     photo = Path(__file__).resolve().parents[2] / "assets" / "examples" / "rgb2.jpg"
