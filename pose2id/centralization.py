@@ -134,7 +134,7 @@ def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
     """Indices of the ``k`` nearest other rows of every row, nearest first.
 
     Exact, with ties broken by the lower index. Each pair of rows is measured once (the panel
-    squares on the diagonal excepted), in blocks of ``block_size`` rows by
+    squares on the diagonal excepted), in blocks of ``block_size`` rows by at most
     ``16 * block_size`` columns; memory is O(N * k + block_size**2).
 
     Parameters
@@ -149,19 +149,21 @@ def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
     """
     ops = _TorchOps(x) if is_tensor(x) else _NumpyOps(x)
     n = x.shape[0]
-    best_d = np.full((n, k), np.inf, dtype=np.float32)
-    best_i = np.full((n, k), n, dtype=np.int64)  # index n sorts after every real row on ties
+    # Each row's running list as sorted uint64 keys (distance bits << 32 | column): one integer
+    # sort orders by distance, then by the lower index. Empty slots hold (inf, n).
+    best = np.full((n, k), _EMPTY_KEY | np.uint64(n), dtype=np.uint64)
     panels = [slice(a0, min(a0 + block_size, n)) for a0 in range(0, n, block_size)]
 
     # 1. Every panel of rows against itself: exact top-k lists within the panel. Their k-th
     #    distances are the thresholds that let the second pass skip nearly every entry.
     # 2. Every panel against the columns after it, read both ways (the matrix is symmetric):
     #    entries under a row's current k-th distance are merged into its list.
-    width = _WIDTH_FACTOR * block_size
     pairs = [(a, a) for a in panels if a.stop - a.start > 1]
-    pairs += [
-        (a, slice(c0, min(c0 + width, n))) for a in panels for c0 in range(a.stop, n, width)
-    ]
+    for a in panels:
+        # Equal-width column blocks: a narrow last block would run the product slowly.
+        n_blocks = -(-(n - a.stop) // (_WIDTH_FACTOR * block_size))
+        edges = np.linspace(a.stop, n, n_blocks + 1).round().astype(int)
+        pairs += [(a, slice(c0, c1)) for c0, c1 in zip(edges[:-1], edges[1:])]
     for (a, c), dist in zip(pairs, ops.blocks(pairs)):
         if a == c:
             ops.fill_diagonal_inf(dist)
@@ -169,49 +171,72 @@ def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
             # from above; every entry under it is a candidate. Cheaper than a full selection.
             sub = min(a.stop - a.start, max(128, 4 * k))
             bound = ops.kth_smallest(dist[:, :sub], min(k, sub - 1))
-            rows, cols, vals = ops.below(dist, bound, axis=1)
-            _merge(best_d, best_i, rows + a.start, cols + a.start, vals)
+            rows, cols, vals = ops.candidates(dist, bound)
+            _merge(best, rows, cols, a.start, a.start, vals)
             continue
-        rows, cols, vals = ops.below(dist, best_d[a, -1], axis=1)
-        _merge(best_d, best_i, rows + a.start, cols + c.start, vals)
-        rows, cols, vals = ops.below(dist, best_d[c, -1], axis=0)
-        _merge(best_d, best_i, cols + c.start, rows + a.start, vals)  # read transposed
-    return ops.result(best_i)
+        row_thr, col_thr = _key_distance(best[a, -1]), _key_distance(best[c, -1])
+        rows, cols, vals = ops.candidates(dist, row_thr, col_thr)
+        for_rows = vals <= row_thr[rows]
+        _merge(best, rows[for_rows], cols[for_rows], a.start, c.start, vals[for_rows])
+        for_cols = vals <= col_thr[cols]
+        _merge(best, cols[for_cols], rows[for_cols], c.start, a.start, vals[for_cols])
+    return ops.result((best & np.uint64(0xFFFFFFFF)).astype(np.int64))
 
 
-def _merge(best_d, best_i, rows, cols, vals):
-    """Merge candidates (rows, cols, vals) into the sorted per-row lists ``best_d``/``best_i``.
-
-    Order: row, then distance, then column index (ties go to the lower index).
-    """
-    if rows.size == 0:
-        return
-    k = best_d.shape[1]
-    urows, group = np.unique(rows, return_inverse=True)
-    group_all = np.concatenate([np.repeat(np.arange(urows.size), k), group])
-    dist_all = np.concatenate([best_d[urows].ravel(), vals])
-    idx_all = np.concatenate([best_i[urows].ravel(), cols])
-    # One fast sort of (row, distance) packed in a uint64; only if two finite entries of a row
-    # share a distance does the index decide, and then a full lexicographic sort runs.
-    key = (group_all.astype(np.uint64) << np.uint64(32)) | _sortable_bits(dist_all)
-    order = np.argsort(key)
-    sorted_key = key[order]
-    if np.any((sorted_key[1:] == sorted_key[:-1]) & np.isfinite(dist_all[order[1:]])):
-        order = np.lexsort((idx_all, dist_all, group_all))
-    sorted_group = group_all[order]
-    group_start = np.searchsorted(sorted_group, np.arange(urows.size))
-    rank = np.arange(order.size) - group_start[sorted_group]
-    keep = order[rank < k]  # every group holds >= k entries, so k per row, in row order
-    best_d[urows] = dist_all[keep].reshape(-1, k)
-    best_i[urows] = idx_all[keep].reshape(-1, k)
+_EMPTY_KEY = np.uint64(0xFF800000) << np.uint64(32)  # _sortable_bits(inf) << 32
 
 
 def _sortable_bits(values):
-    """uint64 keys of float32 values that sort as the values do (-0.0 counted as 0.0)."""
-    bits = (values + np.float32(0)).view(np.uint32)
+    """uint64 keys in [0, 2**32) of float32 values that sort as the values do (-0.0 as 0.0)."""
+    bits = (np.asarray(values, dtype=np.float32) + np.float32(0)).view(np.uint32)
     negative = (bits >> np.uint32(31)).astype(bool)
     bits = np.where(negative, ~bits, bits | np.uint32(0x80000000))
     return bits.astype(np.uint64)
+
+
+def _key_distance(keys):
+    """The float32 distances stored in the high halves of list keys."""
+    bits = (keys >> np.uint64(32)).astype(np.uint32)
+    negative = bits < np.uint32(0x80000000)
+    bits = np.where(negative, ~bits, bits & np.uint32(0x7FFFFFFF))
+    return bits.view(np.float32)
+
+
+def _merge(best, rows, cols, row0, col0, vals):
+    """Merge candidate entries into the running lists ``best`` (see ``nearest_neighbors``).
+
+    ``rows``/``cols`` are local to one block whose first row and column are ``row0``/``col0``.
+    The candidates are sorted by (row, distance, column) as one packed integer, the first k of
+    each row kept, and each (k old + k new) list re-sorted in one sort along the rows.
+    """
+    if rows.size == 0:
+        return
+    k = best.shape[1]
+    dist_bits = _sortable_bits(vals)
+    col_bits = max(int(cols.max()).bit_length(), 1)
+    if int(rows.max()).bit_length() + col_bits <= 32:
+        key = (rows.astype(np.uint64) << np.uint64(32 + col_bits)) | (
+            dist_bits << np.uint64(col_bits)
+        ) | cols.astype(np.uint64)
+        key.sort()
+        rows = (key >> np.uint64(32 + col_bits)).astype(np.int64)
+        entry = ((key >> np.uint64(col_bits)) & np.uint64(0xFFFFFFFF)) << np.uint64(32)
+        entry |= (key & np.uint64((1 << col_bits) - 1)) + np.uint64(col0)
+    else:  # blocks of more than 2**32 entries
+        order = np.lexsort((cols, vals, rows))
+        rows = rows[order]
+        entry = (dist_bits[order] << np.uint64(32)) | (cols[order] + col0).astype(np.uint64)
+    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+    group = np.repeat(np.arange(starts.size), np.diff(np.append(starts, rows.size)))
+    rank = np.arange(rows.size) - starts[group]
+    keep = rank < k
+    urows = rows[starts] + row0
+    lists = np.empty((urows.size, 2 * k), dtype=np.uint64)
+    lists[:, :k] = best[urows]
+    lists[:, k:] = _EMPTY_KEY | np.uint64(best.shape[0])
+    lists[group[keep], k + rank[keep]] = entry[keep]
+    lists.sort(axis=1)
+    best[urows] = lists[:, :k]
 
 
 class _NumpyOps:
@@ -227,7 +252,7 @@ class _NumpyOps:
         # Blocks are written into two reused buffers (a fresh 64 MiB array per block would
         # cost page faults on every first touch): one is being filled while the other is read.
         self._dist = [np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)]
-        self._mask = np.empty(0, dtype=bool)
+        self._masks = [np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64)]
 
     @staticmethod
     def _view(buffer, shape):
@@ -261,13 +286,33 @@ class _NumpyOps:
     def kth_smallest(dist, k):
         return np.partition(dist, k - 1, axis=1)[:, k - 1]
 
-    def below(self, dist, thr, axis):
-        """Entries with dist[r, c] <= thr[r] (axis 1) or <= thr[c] (axis 0), as numpy arrays
-        (rows, cols, values). One comparison pass and one flat scan over the block."""
-        self._mask, mask = self._view(self._mask, dist.shape)
-        np.less_equal(dist, thr[:, None] if axis == 1 else thr[None, :], out=mask)
-        rows, cols = np.divmod(np.flatnonzero(mask), dist.shape[1])
-        return rows, cols, dist[rows, cols]
+    def _mask(self, slot, size):
+        """A zeroed-tail bool buffer of ``size`` entries, padded to whole 8-byte words."""
+        words = -(-size // 8)
+        if self._masks[slot].size < words:
+            self._masks[slot] = np.empty(words, dtype=np.uint64)
+        packed = self._masks[slot][:words]
+        packed[-1] = 0  # the padding bytes past ``size`` must read as False
+        return packed, packed.view(bool)[:size]
+
+    def candidates(self, dist, row_thr, col_thr=None):
+        """Entries with dist[r, c] <= row_thr[r] or <= col_thr[c], as numpy arrays
+        (rows, cols, values), in row-major order.
+
+        One comparison pass per threshold; the mask is then searched 8 entries at a time (as
+        uint64 words), since nearly all of it is False."""
+        n_rows, n_cols = dist.shape
+        packed, mask = self._mask(0, dist.size)
+        np.less_equal(dist, row_thr[:, None], out=mask.reshape(dist.shape))
+        if col_thr is not None:
+            packed2, mask2 = self._mask(1, dist.size)
+            np.less_equal(dist, col_thr[None, :], out=mask2.reshape(dist.shape))
+            np.bitwise_or(packed, packed2, out=packed)
+        words = np.flatnonzero(packed)
+        hits = np.flatnonzero(packed.view(bool).reshape(-1, 8)[words])
+        flat = words[hits >> 3] * 8 + (hits & 7)
+        rows, cols = np.divmod(flat, n_cols)
+        return rows, cols, dist.ravel()[flat]
 
     @staticmethod
     def result(idx):
@@ -298,9 +343,10 @@ class _TorchOps:
     def kth_smallest(self, dist, k):
         return dist.kthvalue(k, dim=1).values.cpu().numpy()
 
-    def below(self, dist, thr, axis):
-        thr = self.torch.from_numpy(thr).to(self.device)
-        mask = dist <= (thr[:, None] if axis == 1 else thr[None, :])
+    def candidates(self, dist, row_thr, col_thr=None):
+        mask = dist <= self.torch.from_numpy(row_thr).to(self.device)[:, None]
+        if col_thr is not None:
+            mask |= dist <= self.torch.from_numpy(col_thr).to(self.device)[None, :]
         rows, cols = self.torch.nonzero(mask, as_tuple=True)
         vals = dist[rows, cols]
         return rows.cpu().numpy(), cols.cpu().numpy(), vals.cpu().numpy()

@@ -172,3 +172,34 @@ def test_nfc_bad_torch_input():
 def test_ipg_fuse_bad_input(gen, kwargs, match):
     with pytest.raises(ValueError, match=match):
         p2.ipg_fuse(np.ones((3, 3)), gen, **kwargs)
+
+
+def test_list_keys_round_trip_distances_in_order():
+    from pose2id.centralization import _key_distance, _sortable_bits
+
+    vals = np.array([-3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 2.0, np.inf], dtype=np.float32)
+    keys = _sortable_bits(vals) << np.uint64(32)
+    assert np.all(np.diff(keys.astype(np.float64)) >= 0)  # sorted as the values are
+    assert keys[2] == keys[3]  # -0.0 and 0.0 tie, so the index decides
+    np.testing.assert_array_equal(_key_distance(keys), vals + np.float32(0))
+
+
+@pytest.mark.parametrize("spread", [100, 2**20])  # packed-integer sort, and the lexsort fallback
+def test_merge_keeps_k_best_with_lower_index_on_ties(spread):
+    from pose2id.centralization import _EMPTY_KEY, _key_distance, _merge, _sortable_bits
+
+    n, k = 2**21, 4
+    best = np.full((n, k), _EMPTY_KEY | np.uint64(n), dtype=np.uint64)
+    # Row 5 already holds (1.0, 9) and (2.0, 4); candidates arrive unsorted, with ties.
+    best[5, :2] = (_sortable_bits(np.float32([1.0, 2.0])) << np.uint64(32)) | np.uint64([9, 4])
+    rows = np.array([5, 0, 5, 5, 0, spread])
+    cols = np.array([spread, 7, 3, 1, 2, 0])
+    vals = np.float32([1.0, 0.5, 2.0, 1.0, 0.5, 4.0])
+    _merge(best, rows, cols, 0, 10, vals)
+    idx = (best & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    # Three at 1.0 by index, then 2.0 at the old 4 before the new 13.
+    np.testing.assert_array_equal(idx[5], [9, 11, 10 + spread, 4])
+    np.testing.assert_array_equal(_key_distance(best[5]), [1.0, 1.0, 1.0, 2.0])
+    np.testing.assert_array_equal(idx[0, :2], [12, 17])
+    np.testing.assert_array_equal(idx[spread], [10, n, n, n])
+    assert np.isinf(_key_distance(best[0, 2:])).all()
