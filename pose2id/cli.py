@@ -5,9 +5,15 @@ Each command lives beside the code it drives; a module listed here provides
 """
 
 import argparse
+import os
+import sys
 from importlib import import_module
 
 COMMAND_MODULES = ("pose2id.ipg.cli", "pose2id.experiments")
+
+# What a user can cause (a wrong path, a non-image, missing weights, no GPU): reported as one
+# message, not a traceback. POSE2ID_DEBUG=1 shows the traceback.
+USER_ERRORS = (ValueError, OSError, RuntimeError)
 
 
 def build_parser():
@@ -23,4 +29,10 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except USER_ERRORS as error:
+        if os.environ.get("POSE2ID_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
