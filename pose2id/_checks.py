@@ -71,6 +71,17 @@ def as_features(x, name, ndim=2, allow_empty=False, allow_inf=False, keep_float6
     return x
 
 
+def as_feature_pair(a, b, name_a, name_b):
+    """Validate two (N, D) feature sets that are compared with each other: same kind, same D."""
+    a = as_features(a, name_a)
+    b = as_features(b, name_b)
+    if is_tensor(a) != is_tensor(b):
+        raise ValueError(f"{name_a} and {name_b} must both be numpy arrays or both torch tensors")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{name_b} has feature dimension {b.shape[1]} but {name_a} has {a.shape[1]}")
+    return a, b
+
+
 def as_labels(x, name, n=None, expected=None):
     """Validate 1-D integer labels (person or camera ids); returns an int64 numpy array.
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_features, as_labels, check_int, is_tensor
+from ._checks import as_feature_pair, as_features, as_labels, check_int, is_tensor
 
 
 def pairwise_sqeuclidean(a, b):
@@ -26,12 +26,7 @@ def pairwise_sqeuclidean(a, b):
     dist : (Na, Nb) float32 array or torch.Tensor, clamped at 0 (rounding can make
         ``|a|^2 + |b|^2 - 2 a.b`` slightly negative).
     """
-    a = as_features(a, "a")
-    b = as_features(b, "b")
-    if is_tensor(a) != is_tensor(b):
-        raise ValueError("a and b must both be numpy arrays or both torch tensors")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"b has feature dimension {b.shape[1]} but a has {a.shape[1]}")
+    a, b = as_feature_pair(a, b, "a", "b")
     if is_tensor(a):
         b = b.to(device=a.device, dtype=a.dtype)
         dist = (a * a).sum(1, keepdim=True) + (b * b).sum(1)[None, :]

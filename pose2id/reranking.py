@@ -19,7 +19,7 @@ to the reference one (its rounding is about 1e-3) and V half the size.
 import numpy as np
 from scipy import sparse
 
-from ._checks import as_features, check_int, check_real, is_tensor
+from ._checks import as_feature_pair, check_int, check_real, is_tensor
 from .metrics import pairwise_sqeuclidean
 
 
@@ -46,12 +46,7 @@ def re_ranking(qf, gf, k1=20, k2=6, lambda_value=0.3):
     Like the public code it holds the (nq + ng)^2 float32 distance matrix (1.5 GB for
     Market-1501); the k-reciprocal encoding itself is kept sparse.
     """
-    qf = as_features(qf, "qf")
-    gf = as_features(gf, "gf")
-    if is_tensor(qf) != is_tensor(gf):
-        raise ValueError("qf and gf must both be numpy arrays or both torch tensors")
-    if qf.shape[1] != gf.shape[1]:
-        raise ValueError(f"gf has feature dimension {gf.shape[1]} but qf has {qf.shape[1]}")
+    qf, gf = as_feature_pair(qf, gf, "qf", "gf")
     nq, n = qf.shape[0], qf.shape[0] + gf.shape[0]
     k1 = check_int(k1, "k1", 1, n - 1, f"qf and gf have {n} rows together")
     k2 = check_int(k2, "k2", 1, n, f"qf and gf have {n} rows together")
