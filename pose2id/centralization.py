@@ -24,6 +24,8 @@ from ._checks import as_features, check_int, check_real, is_tensor
 # peak memory low.
 DEFAULT_BLOCK_SIZE = 1024
 _WIDTH_FACTOR = 16
+# Bytes of distances compared per step of a block scan: the chunk and its two masks fit in L2.
+_SCAN_BYTES = 1 << 20
 
 
 def _normalize_np(x):
@@ -252,7 +254,8 @@ class _NumpyOps:
         # Blocks are written into two reused buffers (a fresh 64 MiB array per block would
         # cost page faults on every first touch): one is being filled while the other is read.
         self._dist = [np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)]
-        self._masks = [np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64)]
+        self._packed = np.empty(0, dtype=np.uint64)  # the block's mask, as 8-byte words
+        self._chunk = np.empty(0, dtype=bool)
 
     @staticmethod
     def _view(buffer, shape):
@@ -286,28 +289,32 @@ class _NumpyOps:
     def kth_smallest(dist, k):
         return np.partition(dist, k - 1, axis=1)[:, k - 1]
 
-    def _mask(self, slot, size):
-        """A zeroed-tail bool buffer of ``size`` entries, padded to whole 8-byte words."""
-        words = -(-size // 8)
-        if self._masks[slot].size < words:
-            self._masks[slot] = np.empty(words, dtype=np.uint64)
-        packed = self._masks[slot][:words]
-        packed[-1] = 0  # the padding bytes past ``size`` must read as False
-        return packed, packed.view(bool)[:size]
-
     def candidates(self, dist, row_thr, col_thr=None):
         """Entries with dist[r, c] <= row_thr[r] or <= col_thr[c], as numpy arrays
         (rows, cols, values), in row-major order.
 
-        One comparison pass per threshold; the mask is then searched 8 entries at a time (as
-        uint64 words), since nearly all of it is False."""
+        The comparisons run over a few rows at a time, so that both masks of a chunk stay in
+        the L2 cache; the mask is then searched 8 entries at a time (as uint64 words), since
+        nearly all of it is False."""
         n_rows, n_cols = dist.shape
-        packed, mask = self._mask(0, dist.size)
-        np.less_equal(dist, row_thr[:, None], out=mask.reshape(dist.shape))
+        words = -(-dist.size // 8)
+        if self._packed.size < words:
+            self._packed = np.empty(words, dtype=np.uint64)
+        packed = self._packed[:words]
+        packed[-1] = 0  # the padding bytes past the block must read as False
+        mask = packed.view(bool)[: dist.size].reshape(dist.shape)
+        step = max(1, _SCAN_BYTES // (4 * n_cols))
         if col_thr is not None:
-            packed2, mask2 = self._mask(1, dist.size)
-            np.less_equal(dist, col_thr[None, :], out=mask2.reshape(dist.shape))
-            np.bitwise_or(packed, packed2, out=packed)
+            if self._chunk.size < step * n_cols:
+                self._chunk = np.empty(step * n_cols, dtype=bool)
+            col_thr = col_thr[None, :]
+        for r0 in range(0, n_rows, step):
+            rows = slice(r0, min(r0 + step, n_rows))
+            np.less_equal(dist[rows], row_thr[rows, None], out=mask[rows])
+            if col_thr is not None:
+                chunk = self._chunk[: mask[rows].size].reshape(mask[rows].shape)
+                np.less_equal(dist[rows], col_thr, out=chunk)
+                np.bitwise_or(mask[rows], chunk, out=mask[rows])
         words = np.flatnonzero(packed)
         hits = np.flatnonzero(packed.view(bool).reshape(-1, 8)[words])
         flat = words[hits >> 3] * 8 + (hits & 7)

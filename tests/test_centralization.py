@@ -203,3 +203,15 @@ def test_merge_keeps_k_best_with_lower_index_on_ties(spread):
     np.testing.assert_array_equal(idx[0, :2], [12, 17])
     np.testing.assert_array_equal(idx[spread], [10, n, n, n])
     assert np.isinf(_key_distance(best[0, 2:])).all()
+
+
+def test_block_scan_in_small_steps_finds_the_same_neighbours(monkeypatch):
+    # Blocks are compared with the thresholds a few rows at a time; force many small steps
+    # (including one row per step) and check against the brute force.
+    import pose2id.centralization as centralization
+
+    x, _ = clustered(300, 12, 25, seed=5)
+    for scan_bytes in (1, 200, 1000):
+        monkeypatch.setattr(centralization, "_SCAN_BYTES", scan_bytes)
+        for block_size in (16, 50):
+            np.testing.assert_array_equal(nearest_neighbors(x, 4, block_size), brute_knn(x, 4))
