@@ -12,6 +12,10 @@ vectorized pass; only the few entries under it are merged into the running lists
 exact: ties are broken by the lower row index, as a stable sort of the full distance row would.
 """
 
+import contextlib
+import os
+import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,6 +28,8 @@ from ._checks import as_features, check_int, check_real, is_tensor
 # peak memory low.
 DEFAULT_BLOCK_SIZE = 1024
 _WIDTH_FACTOR = 16
+# Most worker threads for the block scans (each holds a block: 80 MiB at the default size).
+_MAX_WORKERS = 4
 # Bytes of distances compared per step of a block scan: the chunk and its two masks fit in L2.
 _SCAN_BYTES = 1 << 20
 
@@ -166,18 +172,15 @@ def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
         n_blocks = -(-(n - a.stop) // (_WIDTH_FACTOR * block_size))
         edges = np.linspace(a.stop, n, n_blocks + 1).round().astype(int)
         pairs += [(a, slice(c0, c1)) for c0, c1 in zip(edges[:-1], edges[1:])]
-    for (a, c), dist in zip(pairs, ops.blocks(pairs)):
+    def thresholds(a, c):
+        # Read when a block is scanned, possibly while other blocks are being merged: lists
+        # only ever improve, so a threshold read early is merely looser, never wrong.
+        return _key_distance(best[a, -1]), _key_distance(best[c, -1])
+
+    for (a, c), (rows, cols, vals, row_thr, col_thr) in zip(pairs, ops.scan(pairs, thresholds, k)):
         if a == c:
-            ops.fill_diagonal_inf(dist)
-            # The k-th smallest of the first few columns bounds the k-th of the whole row
-            # from above; every entry under it is a candidate. Cheaper than a full selection.
-            sub = min(a.stop - a.start, max(128, 4 * k))
-            bound = ops.kth_smallest(dist[:, :sub], min(k, sub - 1))
-            rows, cols, vals = ops.candidates(dist, bound)
             _merge(best, rows, cols, a.start, a.start, vals)
             continue
-        row_thr, col_thr = _key_distance(best[a, -1]), _key_distance(best[c, -1])
-        rows, cols, vals = ops.candidates(dist, row_thr, col_thr)
         for_rows = vals <= row_thr[rows]
         _merge(best, rows[for_rows], cols[for_rows], a.start, c.start, vals[for_rows])
         for_cols = vals <= col_thr[cols]
@@ -186,6 +189,46 @@ def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
 
 
 _EMPTY_KEY = np.uint64(0xFF800000) << np.uint64(32)  # _sortable_bits(inf) << 32
+
+
+def _scan(ops, dist, a, c, thresholds, k):
+    """Candidates of the block ``dist`` = rows ``a`` x columns ``c``: (rows, cols, values,
+    row thresholds, column thresholds), rows and cols local to the block."""
+    if a == c:
+        ops.fill_diagonal_inf(dist)
+        # The k-th smallest of the first few columns bounds the k-th of the whole row from
+        # above; every entry under it is a candidate. Cheaper than a full selection.
+        sub = min(a.stop - a.start, max(128, 4 * k))
+        bound = ops.kth_smallest(dist[:, :sub], min(k, sub - 1))
+        return (*ops.candidates(dist, bound), None, None)
+    row_thr, col_thr = thresholds(a, c)
+    return (*ops.candidates(dist, row_thr, col_thr), row_thr, col_thr)
+
+
+def _cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _scan_threads():
+    """(workers, BLAS threads per product) for the block scans, BLAS limited meanwhile.
+
+    Each worker computes a block's product with single- (or few-) threaded BLAS and scans it
+    itself: the cores stay busy with no BLAS thread waiting on another, which matters most
+    when the machine is shared. Without threadpoolctl (to set the BLAS threads) one worker.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield 1
+        return
+    cores = _cpu_count()
+    workers = min(cores, _MAX_WORKERS)
+    with threadpool_limits(max(1, cores // workers), user_api="blas"):
+        yield workers
 
 
 def _sortable_bits(values):
@@ -251,11 +294,7 @@ class _NumpyOps:
         # so a block of distances costs a single GEMM and no extra passes over it.
         self.left = np.hstack([x, sqnorm, ones])
         self.right = np.hstack([-2.0 * x, ones, sqnorm])
-        # Blocks are written into two reused buffers (a fresh 64 MiB array per block would
-        # cost page faults on every first touch): one is being filled while the other is read.
-        self._dist = [np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)]
-        self._packed = np.empty(0, dtype=np.uint64)  # the block's mask, as 8-byte words
-        self._chunk = np.empty(0, dtype=bool)
+        self._local = threading.local()  # per-worker block and mask buffers
 
     @staticmethod
     def _view(buffer, shape):
@@ -264,22 +303,34 @@ class _NumpyOps:
             buffer = np.empty(size, dtype=buffer.dtype)
         return buffer, buffer[:size].reshape(shape)
 
-    def _product(self, a, b, slot):
-        left, right = self.left[a], self.right[b]
-        self._dist[slot], out = self._view(self._dist[slot], (left.shape[0], right.shape[0]))
-        return np.matmul(left, right.T, out=out)
+    def _buffer(self, name, size, dtype):
+        """This thread's reusable buffer ``name`` of at least ``size`` entries (a fresh 64 MiB
+        array per block would cost page faults on every first touch)."""
+        buffer = getattr(self._local, name, None)
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(size, dtype=dtype)
+            setattr(self._local, name, buffer)
+        return buffer[:size]
 
-    def blocks(self, pairs):
-        """Yield the distance block of each (rows, cols) pair. The next block's product runs
-        in a worker thread while the caller scans the current one (BLAS releases the GIL), so
-        the single-threaded scans overlap the matrix products."""
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._product, *pairs[0], 0) if pairs else None
-            for i in range(len(pairs)):
-                dist = pending.result()
-                if i + 1 < len(pairs):
-                    pending = pool.submit(self._product, *pairs[i + 1], (i + 1) % 2)
-                yield dist
+    def _scan_pair(self, a, c, thresholds, k):
+        left, right = self.left[a], self.right[c]
+        shape = (left.shape[0], right.shape[0])
+        dist = self._buffer("dist", shape[0] * shape[1], np.float32).reshape(shape)
+        np.matmul(left, right.T, out=dist)
+        return _scan(self, dist, a, c, thresholds, k)
+
+    def scan(self, pairs, thresholds, k):
+        """Yield ``_scan``'s candidates of each (rows, cols) pair, in order. Worker threads
+        compute and scan the blocks (BLAS and the numpy passes release the GIL) while the
+        caller merges the candidates of earlier blocks."""
+        with _scan_threads() as workers, ThreadPoolExecutor(workers) as pool:
+            pending = deque()
+            for a, c in pairs:
+                pending.append(pool.submit(self._scan_pair, a, c, thresholds, k))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     @staticmethod
     def fill_diagonal_inf(dist):
@@ -297,22 +348,18 @@ class _NumpyOps:
         the L2 cache; the mask is then searched 8 entries at a time (as uint64 words), since
         nearly all of it is False."""
         n_rows, n_cols = dist.shape
-        words = -(-dist.size // 8)
-        if self._packed.size < words:
-            self._packed = np.empty(words, dtype=np.uint64)
-        packed = self._packed[:words]
+        packed = self._buffer("packed", -(-dist.size // 8), np.uint64)  # mask as 8-byte words
         packed[-1] = 0  # the padding bytes past the block must read as False
         mask = packed.view(bool)[: dist.size].reshape(dist.shape)
         step = max(1, _SCAN_BYTES // (4 * n_cols))
         if col_thr is not None:
-            if self._chunk.size < step * n_cols:
-                self._chunk = np.empty(step * n_cols, dtype=bool)
+            chunk_buffer = self._buffer("chunk", step * n_cols, bool)
             col_thr = col_thr[None, :]
         for r0 in range(0, n_rows, step):
             rows = slice(r0, min(r0 + step, n_rows))
             np.less_equal(dist[rows], row_thr[rows, None], out=mask[rows])
             if col_thr is not None:
-                chunk = self._chunk[: mask[rows].size].reshape(mask[rows].shape)
+                chunk = chunk_buffer[: mask[rows].size].reshape(mask[rows].shape)
                 np.less_equal(dist[rows], col_thr, out=chunk)
                 np.bitwise_or(mask[rows], chunk, out=mask[rows])
         words = np.flatnonzero(packed)
@@ -339,9 +386,9 @@ class _TorchOps:
         self.left = torch.cat([x, sqnorm[:, None], ones], 1)
         self.right = torch.cat([-2.0 * x, ones, sqnorm[:, None]], 1)
 
-    def blocks(self, pairs):
-        for a, b in pairs:
-            yield self.left[a] @ self.right[b].T
+    def scan(self, pairs, thresholds, k):
+        for a, c in pairs:
+            yield _scan(self, self.left[a] @ self.right[c].T, a, c, thresholds, k)
 
     @staticmethod
     def fill_diagonal_inf(dist):
