@@ -34,9 +34,9 @@ _MAX_WORKERS = 4
 _SCAN_BYTES = 1 << 20
 
 
-def _normalize_np(x):
+def _normalize_np(x, out=None):
     norms = np.sqrt(np.einsum("nd,nd->n", x, x, dtype=np.float32))
-    return x / np.maximum(norms, 1e-12)[:, None]
+    return np.divide(x, np.maximum(norms, 1e-12)[:, None], out=out)
 
 
 def _normalize_torch(x):
@@ -99,17 +99,37 @@ def _to_numpy(x):
 
 def _nfc_numpy(x, k1, k2, normalize, block_size):
     if normalize:
-        x = _normalize_np(x)
+        normalized = np.empty_like(x)
+        _by_rows(lambda rows: _normalize_np(x[rows], out=normalized[rows]), len(x))
+        x = normalized
     nbr = nearest_neighbors(x, max(k1, k2), block_size)
-    out = _centralize(x, nbr, k1, k2)
-    return _normalize_np(out) if normalize else out
+    first, mutual = nbr[:, :k1], _mutual_mask(nbr, k1, k2)
+    out = np.zeros_like(x)
+
+    def centre(rows):
+        total = _centralize(x, x[rows], first[rows], mutual[rows], out[rows])
+        if normalize:
+            _normalize_np(total, out=total)
+
+    _by_rows(centre, len(x))
+    return out
+
+
+def _by_rows(fn, n):
+    """Call ``fn(rows)`` on row ranges covering ``range(n)``, in parallel threads (the numpy
+    passes inside release the GIL, so the cores share the work)."""
+    workers = min(_cpu_count(), _MAX_WORKERS)
+    edges = np.linspace(0, n, workers + 1).round().astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fn, [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]))
 
 
 def _nfc_torch(x, k1, k2, normalize, block_size):
     if normalize:
         x = _normalize_torch(x)
     nbr = nearest_neighbors(x, max(k1, k2), block_size)
-    out = _centralize(x, nbr, k1, k2)
+    mutual = _mutual_mask(nbr, k1, k2)
+    out = _centralize(x, x, nbr[:, :k1], mutual, x.new_zeros(x.shape))
     return _normalize_torch(out) if normalize else out
 
 
@@ -127,15 +147,17 @@ def _mutual_mask(nbr, k1, k2):
     return (back == rows).any(-1)
 
 
-def _centralize(x, nbr, k1, k2):
-    """F'_i = F_i + sum of F_j over the mutual neighbours j of i (input rows, never updated)."""
-    first = nbr[:, :k1]
-    mutual = _mutual_mask(nbr, k1, k2)
-    total = x.new_zeros(x.shape) if is_tensor(x) else np.zeros_like(x)
-    for r in range(k1):  # neighbours in rank order, then the row itself: F_i + (F_j1 + F_j2 ...)
+def _centralize(x, own, first, mutual, total):
+    """``total`` (zeros) <- F_i + sum of F_j over the mutual neighbours j of each row i.
+
+    ``own`` holds the rows' own features, ``first`` (rows, k1) their nearest rows in ``x`` and
+    ``mutual`` which of those count; neighbours are always input rows, never updated ones.
+    """
+    for r in range(first.shape[1]):  # neighbours in rank order, then the row: F_i + (F_j1 + ..)
         sel = mutual[:, r].nonzero().flatten() if is_tensor(x) else np.flatnonzero(mutual[:, r])
         total[sel] += x[first[sel, r]]
-    return total + x
+    total += own
+    return total
 
 
 def nearest_neighbors(x, k, block_size=DEFAULT_BLOCK_SIZE):
@@ -288,12 +310,21 @@ class _NumpyOps:
     """Distance blocks with numpy (its BLAS is the faster one on CPU)."""
 
     def __init__(self, x):
-        sqnorm = np.einsum("nd,nd->n", x, x, dtype=np.float32)[:, None]
-        ones = np.ones_like(sqnorm)
+        n, d = x.shape
         # d_ij = |x_i|^2 + |x_j|^2 - 2 x_i.x_j as one matrix product of augmented rows,
         # so a block of distances costs a single GEMM and no extra passes over it.
-        self.left = np.hstack([x, sqnorm, ones])
-        self.right = np.hstack([-2.0 * x, ones, sqnorm])
+        self.left = np.empty((n, d + 2), dtype=np.float32)
+        self.right = np.empty_like(self.left)
+
+        def fill(rows):
+            part = x[rows]
+            sqnorm = np.einsum("nd,nd->n", part, part, dtype=np.float32)
+            self.left[rows, :d] = part
+            self.left[rows, d], self.left[rows, d + 1] = sqnorm, 1.0
+            np.multiply(part, -2.0, out=self.right[rows, :d])
+            self.right[rows, d], self.right[rows, d + 1] = 1.0, sqnorm
+
+        _by_rows(fill, n)
         self._local = threading.local()  # per-worker block and mask buffers
 
     @staticmethod
