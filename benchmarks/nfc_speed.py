@@ -3,8 +3,9 @@
 Measures, in one run on the same data:
   * one full float32 N x N x D product (numpy ``X @ Y.T`` with Y a copy of X, and torch
     ``X @ X.T``; the faster is the speed limit: the straightforward NFC spends nearly all its
-    time in it; the target ratio is taken against it). numpy's ``X @ X.T`` on the same array is timed too: numpy turns it into a
-    symmetric rank-k update (SYRK) that computes one triangle, half the product,
+    time in it, and the target ratio is taken against it). numpy's ``X @ X.T`` on the very
+    same array is timed too, for information: numpy turns it into a symmetric rank-k update
+    (SYRK) that computes one triangle, half the product,
   * the straightforward NFC (full N x N distance matrix, Python loop over rows, as the
     reference code does),
   * ``pose2id.nfc`` (blocked, exact),
