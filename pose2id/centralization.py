@@ -369,8 +369,12 @@ class _NumpyOps:
         any order gives the same lists."""
         with _scan_threads() as workers, ThreadPoolExecutor(workers) as pool:
             futures = {pool.submit(self._scan_pair, a, c, thresholds, k): (a, c) for a, c in pairs}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:  # on an error, do not compute the blocks still queued
+                for future in futures:
+                    future.cancel()
 
     @staticmethod
     def fill_diagonal_inf(dist):
