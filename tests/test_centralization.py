@@ -215,3 +215,21 @@ def test_block_scan_in_small_steps_finds_the_same_neighbours(monkeypatch):
         monkeypatch.setattr(centralization, "_SCAN_BYTES", scan_bytes)
         for block_size in (16, 50):
             np.testing.assert_array_equal(nearest_neighbors(x, 4, block_size), brute_knn(x, 4))
+
+
+@pytest.mark.parametrize("setup", ["no threadpoolctl", "one core", "eight cores"])
+def test_worker_setups_find_the_same_neighbours(monkeypatch, setup):
+    # Blocks are scanned by one worker per core (at most 4) and merged as they finish, or by
+    # one worker when the BLAS threads cannot be limited; the lists must not depend on it.
+    import sys
+
+    import pose2id.centralization as centralization
+
+    if setup == "no threadpoolctl":
+        monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import raises ImportError
+    else:
+        monkeypatch.setattr(centralization, "_cpu_count", lambda: 1 if setup == "one core" else 8)
+    x, _ = clustered(400, 10, 30, seed=7)
+    for block_size in (8, 33):
+        np.testing.assert_array_equal(nearest_neighbors(x, 3, block_size), brute_knn(x, 3))
+    np.testing.assert_allclose(p2.nfc(x, 2, 3, block_size=20), brute_nfc(x, 2, 3), atol=1e-5)
