@@ -3,12 +3,13 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pose2id.cli import main
 
-from conftest import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_help_lists_every_command(capsys):
