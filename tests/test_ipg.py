@@ -51,14 +51,19 @@ def test_pose_guider_and_ifr_shapes():
     assert torch.allclose(ifr(torch.ones(1, 160))[0, 1], expected, atol=1e-6)
 
 
-def test_reader_uses_reference_for_conditional_rows_only():
+def _attention_and_bank(num_uncond=2):
     from diffusers.models.attention_processor import Attention
 
     torch.manual_seed(0)
     attn = Attention(query_dim=8, heads=2, dim_head=4)
     bank = ReferenceBank()
     bank.features["a"] = torch.randn(1, 5, 8)
-    bank.num_uncond = 2
+    bank.num_uncond = num_uncond
+    return attn, bank
+
+
+def test_reader_uses_reference_for_conditional_rows_only():
+    attn, bank = _attention_and_bank()
     x = torch.randn(4, 6, 8)
     with torch.no_grad():
         out = ReferenceReader(bank, "a")(attn, x)
@@ -67,6 +72,37 @@ def test_reader_uses_reference_for_conditional_rows_only():
     assert torch.allclose(out[:2], plain[:2], atol=1e-6)
     assert torch.allclose(out[2:], with_ref, atol=1e-6)
     assert not torch.allclose(out[2:], plain[2:], atol=1e-3)
+
+
+def test_reader_projects_the_reference_once_and_forgets_it_on_clear():
+    attn, bank = _attention_and_bank(num_uncond=0)
+    reader = ReferenceReader(bank, "a")
+    lengths = []
+    attn.to_k.register_forward_hook(lambda module, inputs, output: lengths.append(inputs[0].shape[1]))
+    with torch.no_grad():
+        for _ in range(3):
+            reader(attn, torch.randn(3, 6, 8))
+        assert lengths == [6, 5, 6, 6]  # own tokens every call, the 5 reference tokens once
+        bank.clear()
+        bank.features["a"] = torch.randn(1, 5, 8)
+        x = torch.randn(2, 6, 8)
+        out = reader(attn, x)
+        assert lengths[4:] == [6, 5]  # a new reference is projected again
+        expected = AttnProcessor2_0()(attn, x, torch.cat([x, bank.features["a"].expand(2, -1, -1)], 1))
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_reader_falls_back_to_the_stock_processor_for_other_layouts():
+    """A layer SD-1.5 does not have (residual inside attention) still gets reference attention."""
+    attn, bank = _attention_and_bank()
+    attn.residual_connection = True
+    x = torch.randn(4, 6, 8)
+    with torch.no_grad():
+        out = ReferenceReader(bank, "a")(attn, x)
+        with_ref = AttnProcessor2_0()(attn, x[2:], torch.cat([x[2:], bank.features["a"].expand(2, -1, -1)], 1))
+        plain = AttnProcessor2_0()(attn, x[:2])
+    assert torch.allclose(out, torch.cat([plain, with_ref]), atol=1e-6)
+    assert not bank.projected
 
 
 @pytest.fixture(scope="module")
