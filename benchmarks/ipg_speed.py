@@ -7,18 +7,24 @@ weights (speed does not depend on the values); 8 poses at 512x256, 20 DDIM steps
   and reference UNet pass on every call), one image decoded at a time. The official code also
   runs its reference UNet on the unconditional rows and their self-attention twice, so its real
   time is somewhat above this one.
-* ours: float16 (or --dtype bfloat16), all poses in one batch, reference pass once on the
-  conditional rows, unconditional tokens cached, SDPA attention.
+* ours: float16 (and bfloat16), all poses in one batch, reference pass once on the conditional
+  rows, reference keys/values projected once, unconditional tokens cached, SDPA attention.
+* ours + channels_last: the same with both UNets in channels-last memory format (an experiment:
+  not the pipeline's default until measured to help).
 * low memory: ours with ``enable_low_memory()`` (models visit the GPU one at a time, 2 poses per
-  UNet call, one image per VAE decode); its peak memory is what must fit in 8 GB.
+  UNet call, one image per VAE decode), run with the process capped at 8 GiB of GPU memory
+  (``torch.cuda.set_per_process_memory_fraction``): it either fits or fails with out-of-memory.
 
-    python benchmarks/ipg_speed.py            # on a CUDA GPU
-    python benchmarks/ipg_speed.py --tiny     # small models on the CPU: a smoke check, not a timing
+    python -m benchmarks.ipg_speed            # on a CUDA GPU
+    python -m benchmarks.ipg_speed --compile  # also torch.compile the denoising UNet (slow to build)
+    python -m benchmarks.ipg_speed --tiny     # small models on the CPU: a smoke check, not a timing
 """
 
 import argparse
+import gc
 import statistics
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -28,6 +34,8 @@ from PIL import Image
 from pose2id.configs import load_config
 from pose2id.ipg import IPGPipeline, build, tiny_pipeline
 from pose2id.poses import load_standard_poses
+
+LOW_MEMORY_CAP_GIB = 8
 
 
 def random_pipeline(tiny, device, dtype):
@@ -46,13 +54,25 @@ def random_pipeline(tiny, device, dtype):
     return pipeline
 
 
+def random_reference():
+    """A 256x512 noise 'photo' (the content does not change the timing)."""
+    return Image.fromarray(np.random.default_rng(0).integers(0, 255, (512, 256, 3), dtype=np.uint8))
+
+
 def synchronize(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
+def free(device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def measure(fn, device, repeats):
-    """Median wall time (s) over ``repeats`` runs after one warm-up, and peak GPU memory (GiB)."""
+    """Median wall time (s) over ``repeats`` runs after one warm-up, and peak GPU memory
+    (GiB allocated, GiB reserved by the caching allocator) over the timed runs."""
     fn()
     synchronize(device)
     if device.type == "cuda":
@@ -63,8 +83,24 @@ def measure(fn, device, repeats):
         fn()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return statistics.median(times), peak
+    if device.type == "cuda":
+        peaks = (torch.cuda.max_memory_allocated(device) / 2**30, torch.cuda.max_memory_reserved(device) / 2**30)
+    else:
+        peaks = (float("nan"), float("nan"))
+    return (statistics.median(times), *peaks)
+
+
+@contextmanager
+def capped(device, gib):
+    """The process may use at most ``gib`` GiB of the GPU inside this block (no-op on the CPU)."""
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total), device)
+    try:
+        yield
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_per_process_memory_fraction(1.0, device)
 
 
 def main(argv=None):
@@ -73,22 +109,33 @@ def main(argv=None):
     parser.add_argument("--poses", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=3.5)
-    parser.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-reference", action="store_true", help="time only our modes")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile(denoising_unet)")
     args = parser.parse_args(argv)
 
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.tiny:
         parser.error("no CUDA GPU: full-size timing needs one (use --tiny for a CPU smoke check)")
-    fast_dtype = torch.float32 if device.type == "cpu" else getattr(torch, args.dtype)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # the reference runs plain float32
+        torch.backends.cudnn.allow_tf32 = False
+    half_dtypes = [torch.float32] if device.type == "cpu" else [torch.float16, torch.bfloat16]
 
     poses = (load_standard_poses() * (args.poses // 8 + 1))[: args.poses]
-    reference = Image.fromarray(np.random.default_rng(0).integers(0, 255, (512, 256, 3), dtype=np.uint8))
+    reference = random_reference()
     call = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
     rows = []
+
+    def run_ours(pipeline):
+        return lambda: pipeline(reference, poses, **call)
+
+    def row(name, fn, repeats=args.repeats):
+        try:
+            rows.append((name, *measure(fn, device, repeats)))
+        except torch.OutOfMemoryError:
+            rows.append((name + " [out of memory]", float("nan"), float("nan"), float("nan")))
+        print(f"  done: {rows[-1][0]}", flush=True)
 
     if not args.skip_reference:
         pipeline = random_pipeline(args.tiny, device, torch.float32)
@@ -98,23 +145,38 @@ def main(argv=None):
                 pipeline._negative_tokens = None  # the reference recomputes the grey-image ReID every call
                 pipeline(reference, [pose], **call)
 
-        rows.append(("reference structure (fp32, per pose)", *measure(reference_structure, device, args.repeats)))
+        row("reference structure (fp32, per pose)", reference_structure)
         del pipeline
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        free(device)
 
-    pipeline = random_pipeline(args.tiny, device, fast_dtype)
-    rows.append((f"ours ({str(fast_dtype).split('.')[-1]}, batched, cached)", *measure(lambda: pipeline(reference, poses, **call), device, args.repeats)))
-    pipeline.enable_low_memory()
-    rows.append(("ours, enable_low_memory()", *measure(lambda: pipeline(reference, poses, **call), device, 1)))
+    for dtype in half_dtypes:
+        pipeline = random_pipeline(args.tiny, device, dtype)
+        name = str(dtype).split(".")[-1]
+        row(f"ours ({name}, batched, cached)", run_ours(pipeline))
+        if dtype == half_dtypes[0]:
+            for unet in (pipeline.reference_unet, pipeline.denoising_unet):
+                unet.to(memory_format=torch.channels_last)
+            row(f"ours ({name}) + channels_last UNets", run_ours(pipeline))
+            if args.compile:
+                pipeline.denoising_unet = torch.compile(pipeline.denoising_unet)
+                row(f"ours ({name}) + channels_last + compile", run_ours(pipeline))
+        del pipeline
+        free(device)
 
-    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu (smoke check, not a timing)'}")
+    pipeline = random_pipeline(args.tiny, device, half_dtypes[0]).enable_low_memory()
+    free(device)
+    with capped(device, LOW_MEMORY_CAP_GIB):
+        row(f"ours, enable_low_memory(), capped at {LOW_MEMORY_CAP_GIB} GiB", run_ours(pipeline), repeats=1)
+
+    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu (smoke check, not a timing)'}"
+          f", torch {torch.__version__}")
     print(f"{len(poses)} poses, {args.steps} steps, guidance {args.guidance}, {'tiny' if args.tiny else 'full-size'} models")
-    print(f"{'mode':44s} {'seconds':>9s} {'peak GiB':>9s}")
-    for name, seconds, peak in rows:
-        print(f"{name:44s} {seconds:9.2f} {peak:9.2f}")
+    print(f"{'mode':52s} {'seconds':>8s} {'peak alloc GiB':>15s} {'peak reserved GiB':>18s}")
+    for name, seconds, allocated, reserved in rows:
+        print(f"{name:52s} {seconds:8.2f} {allocated:15.2f} {reserved:18.2f}")
     if not args.skip_reference:
-        print(f"speed-up: {rows[0][1] / rows[1][1]:.1f}x")
+        print(f"speed-up of ours ({str(half_dtypes[0]).split('.')[-1]}) over the reference structure: "
+              f"{rows[0][1] / rows[1][1]:.1f}x")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ def _json(path):
     return json.loads(path.read_text())
 
 
-@pytest.fixture(scope="module")
-def fixture(shared_dir):
-    d = shared_dir / "fixtures" / "ipg_pipeline"
+def load_fixture(fixtures_dir):
+    """The public fixture's pipeline, inputs and expected outputs (``fixtures_dir`` holds
+    ``ipg_pipeline/`` and ``transreid/``); also used by ``benchmarks/ipg_gpu_check.py``."""
+    d = fixtures_dir / "ipg_pipeline"
     unet_config = _json(d / "unet" / "config.json")
     ifr_config = _json(d / "ifr" / "config.json")
     vae = load_strict(AutoencoderKL.from_config(_json(d / "vae" / "config.json")), _weights(d / "vae.safetensors"))
@@ -38,7 +39,7 @@ def fixture(shared_dir):
             IFR(ifr_config["in_features"], ifr_config["num_tokens"], ifr_config["token_dim"], ifr_config["layer_norm_eps"]),
             _weights(d / "ifr.safetensors"),
         ),
-        reid=load_transreid(shared_dir / "fixtures" / "transreid" / "transreid.safetensors"),
+        reid=load_transreid(fixtures_dir / "transreid" / "transreid.safetensors"),
         scheduler=DDIMScheduler(**_json(d / "scheduler" / "scheduler_config.json")["constructor_kwargs"]),
     )
     for model in pipeline.models.values():
@@ -53,6 +54,11 @@ def fixture(shared_dir):
         "ref": Image.open(d / "ref.png"),
         "poses": [Image.open(d / f"pose{i}.png") for i in range(2)],
     }
+
+
+@pytest.fixture(scope="module")
+def fixture(shared_dir):
+    return load_fixture(shared_dir / "fixtures")
 
 
 def _run(fixture, record, **kwargs):
