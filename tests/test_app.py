@@ -338,10 +338,10 @@ def test_feature_space_plots_before_and_after(market):
     assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC+IPG"]
     assert len(bars.data[0].x) == 6
     assert "global ID²" in message
-    # two panels with the same points, one thumbnail per point for the hover view
-    assert tsne.count("<svg") == 2 and "+NFC+IPG" in tsne
-    points = tsne.count("<circle") // 2
-    assert points == tsne.count('<img data-i=') and 30 <= points <= 36  # whole identities of 6 images
+    # one map whose points move from Base to +NFC+IPG, one thumbnail per point for the hover view
+    assert tsne.count("<svg") == 1 and "+NFC+IPG" in tsne and 'type="range"' in tsne
+    points = tsne.count("<circle")
+    assert points == tsne.count('<img data-i=') == tsne.count("data-x1=") and 30 <= points <= 36  # whole identities
 
 
 def test_feature_space_refuses_a_bad_sample_size(market):

@@ -230,6 +230,14 @@ def test_retrieve_rankings_metrics_and_sliders(open_app, screenshot, viewports, 
         screenshot(page, f"retrieve_{name}")
 
 
+def _dot_at(page, dot, end):
+    """Wait until ``dot`` (a locator) is drawn at its Base (``end`` 0) or after (1) position."""
+    return page.wait_for_function(
+        """([c, s]) => Math.abs(c.getAttribute('cx') - c.dataset['x' + s]) < 0.01
+                    && Math.abs(c.getAttribute('cy') - c.dataset['y' + s]) < 0.01""",
+        arg=[dot.element_handle(), end])
+
+
 def test_feature_space_plots(open_app, screenshot, viewports):
     for name, viewport in viewports.items():
         page = open_app(viewport)
@@ -237,20 +245,46 @@ def test_feature_space_plots(open_app, screenshot, viewports):
         page.locator("#tsne-plot svg circle").first.wait_for()
         page.locator("#id2-plot .js-plotly-plot").wait_for()
         assert "global ID²" in _status(page, "space-status", "global ID²")
+        assert page.locator("#tsne-plot svg").count() == 1  # one map for Base and after
         screenshot(page, f"feature_space_{name}")
+        # Play moves every dot from its Base position to its +NFC+IPG position
+        dot = page.locator("#tsne-plot circle[data-t='3']")
+        assert (dot.get_attribute("cx"), dot.get_attribute("cy")) == (dot.get_attribute("data-x0"), dot.get_attribute("data-y0"))
+        page.locator("#tsne-plot .p2-tsne-play").click()
+        # checked on every animation frame: the dots pass through the positions in between
+        page.wait_for_function("() => { const v = +document.querySelector('#tsne-plot .p2-tsne-range input').value;"
+                               " return v > 0 && v < 100; }", polling="raf")
+        _dot_at(page, dot, 1)
+        page.wait_for_function("() => document.querySelector('#tsne-plot .p2-tsne-range input').value === '100'")
+        spread, now = page.locator("#tsne-plot .p2-tsne-spread"), page.locator("#tsne-plot .p2-tsne-now")
+        assert now.inner_text() == spread.get_attribute("data-d1")  # the live number, computed in the page
+        screenshot(page, f"feature_space_after_{name}")
+    # the slider moves the dots back, and halfway puts them halfway
+    page.locator("#tsne-plot .p2-tsne-range input").fill("0")
+    _dot_at(page, dot, 0)
+    assert now.inner_text() == spread.get_attribute("data-d0")
+    page.locator("#tsne-plot .p2-tsne-range input").fill("50")
+    x0, x1 = float(dot.get_attribute("data-x0")), float(dot.get_attribute("data-x1"))
+    assert float(dot.get_attribute("cx")) == pytest.approx((x0 + x1) / 2, abs=0.01)
+
     before = page.locator("#tsne-plot h4").inner_text()
     _set_slider(page, "sample-size", 100)
     page.locator("#space-button").click()
     page.wait_for_function("b => document.querySelector('#tsne-plot h4').innerText !== b", arg=before)
     shown = int(page.locator("#tsne-plot h4").inner_text().split()[2])  # "t-SNE of N features ..."
     assert 100 <= shown < 130  # whole identities, so slightly more than asked
-    dot = page.locator("#tsne-plot circle[data-t='3']").first
+    assert page.locator("#tsne-plot circle").count() == shown
+    page.locator("#tsne-plot .p2-tsne-play").click()  # the new map plays too
+    _dot_at(page, page.locator("#tsne-plot circle[data-t='3']"), 1)
+    dot = page.locator("#tsne-plot circle[data-t='3']")
     dot.hover()
     tip = page.locator("#tsne-plot .p2-tsne-tip")
     tip.wait_for()
     assert tip.locator("img").get_attribute("src").startswith("data:image/jpeg")
     assert "cam" in tip.inner_text()
-    assert page.locator("#tsne-plot circle.p2-on").count() == 2  # the same image in both panels
+    assert page.locator("#tsne-plot circle.p2-on").count() == 1
+    mates = page.locator(f"#tsne-plot circle[data-pid='{dot.get_attribute('data-pid')}']").count()
+    assert page.locator("#tsne-plot circle.p2-mate").count() == mates  # its identity's dots are ringed
     screenshot(page, "feature_space_hover_projector")
 
 

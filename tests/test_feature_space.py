@@ -1,0 +1,119 @@
+"""The Feature space tab's t-SNE: one map of Base and after features, points that move between them."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from pose2id.demo import feature_space as fs
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _clusters(seed=0, ids=4, per_id=15, dim=64):
+    """(before, after, pids): Gaussian identities in ``dim`` dimensions; after = halfway to the centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(ids, dim))
+    pids = np.repeat(np.arange(1, ids + 1), per_id)
+    before = centres[pids - 1] + rng.normal(scale=0.8, size=(len(pids), dim))
+    after = 0.5 * before + 0.5 * centres[pids - 1]
+    return before.astype(np.float32), after.astype(np.float32), pids
+
+
+def _dots(html):
+    """Attributes of every <circle> in ``html`` as dicts of strings."""
+    return [dict(re.findall(r'([\w-]+)="([^"]*)"', attrs)) for attrs in re.findall(r"<circle ([^>]*)>", html)]
+
+
+# ---------------------------------------------------------------------------- maths on arrays
+def test_joint_tsne_is_deterministic():
+    before, after, _ = _clusters()
+    fs._tsne.cache_clear()
+    first = fs.joint_tsne(before, after)
+    fs._tsne.cache_clear()
+    second = fs.joint_tsne(before, after)
+    assert first[0].shape == first[1].shape == (60, 2)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_joint_tsne_recomputes_when_only_the_after_features_change():
+    before, after, _ = _clusters()
+    xy0, xy1 = fs.joint_tsne(before, after)
+    other0, other1 = fs.joint_tsne(before, 0.5 * before + 0.5 * after)
+    assert not np.array_equal(xy1, other1)
+
+
+def test_joint_map_shows_centralized_features_closer_to_their_centre():
+    before, after, pids = _clusters()
+    xy0, xy1 = fs.joint_tsne(before, after)
+    xy = fs.fit_to_box(np.concatenate([xy0, xy1]))
+    assert fs.centroid_distance(xy[60:], pids) < 0.7 * fs.centroid_distance(xy[:60], pids)
+
+
+def test_joint_tsne_refuses_feature_sets_of_different_shapes():
+    before, after, _ = _clusters()
+    with pytest.raises(ValueError, match="one shape"):
+        fs.joint_tsne(before, after[:-1])
+
+
+def test_centroid_distance_is_the_mean_over_points():
+    points = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 10.0], [0.0, 3.0], [0.0, 7.0]])
+    # identity 1: centre (1, 0), distances 1, 1; identity 2: one point, 0; identity 3: centre (0, 5), 2, 2
+    assert fs.centroid_distance(points, [1, 1, 2, 3, 3]) == pytest.approx(6 / 5)
+    with pytest.raises(ValueError, match="pids has 4 entries"):
+        fs.centroid_distance(points, [1, 1, 2, 3])
+
+
+def test_fit_to_box_scales_both_axes_alike():
+    points = np.array([[0.0, 0.0], [4.0, 1.0], [2.0, -1.0]])
+    box = fs.fit_to_box(points, size=400, margin=10)
+    assert box[:, 0].min() == pytest.approx(10) and box[:, 0].max() == pytest.approx(390)
+    assert np.ptp(box[:, 1]) == pytest.approx(380 / 2)  # 2 wide in y, 4 in x: one scale for both
+    assert box[:, 1].min() == pytest.approx(200 - 95)  # centred
+
+
+# ---------------------------------------------------------------------------- the tab on SynthPed
+@pytest.fixture(scope="module")
+def synthped_map():
+    """(html, bench) of the tab's default view: SynthPed, +NFC+IPG, k1 = k2 = 2, eta = 2, 250 points.
+    Uses the default SynthPed cache (built once, about 30 s, as the app does)."""
+    from pose2id.demo.retrieve import Galleries
+
+    bench = Galleries().benchmark("synthped")
+    return fs.tsne_html(bench, "+NFC+IPG", 2, 2, 2.0, 250), bench
+
+
+@pytest.mark.slow
+def test_one_map_whose_dots_carry_base_and_after_positions(synthped_map):
+    html, _ = synthped_map
+    assert html.count("<svg") == 1 and 'viewBox="0 0 400 400"' in html
+    dots = _dots(html)
+    assert 250 <= len(dots) < 290 and len(dots) == html.count("<img data-i=")  # whole identities
+    for dot in dots:
+        positions = [float(dot[key]) for key in ("data-x0", "data-y0", "data-x1", "data-y1")]
+        assert all(math.isfinite(v) and 0 <= v <= 400 for v in positions), dot
+        assert (dot["cx"], dot["cy"]) == (dot["data-x0"], dot["data-y0"])  # shown at Base first
+    moved = [math.dist((float(d["data-x0"]), float(d["data-y0"])), (float(d["data-x1"]), float(d["data-y1"])))
+             for d in dots]
+    assert np.mean(moved) > 10 and np.mean(np.array(moved) > 1) > 0.9  # in map units of 400
+    assert 'type="range"' in html and ">Base<" in html and ">+NFC+IPG<" in html and "Play" in html
+
+
+@pytest.mark.slow
+def test_the_centre_distances_in_the_text_are_those_of_the_drawn_dots(synthped_map):
+    html, _ = synthped_map
+    dots = _dots(html)
+    pids = [int(d["data-pid"]) for d in dots]
+    shown = [fs.centroid_distance([(float(d[f"data-x{s}"]), float(d[f"data-y{s}"])) for d in dots], pids)
+             for s in (0, 1)]
+    text = re.search(r"Mean distance to identity centre in this map: <b>([\d.]+)</b> \(Base\) → <b>([\d.]+)</b>", html)
+    assert [float(v) for v in text.groups()] == pytest.approx(shown, abs=0.05)
+
+
+@pytest.mark.slow
+def test_nfc_ipg_brings_synthped_points_closer_to_their_identity_in_the_map(synthped_map):
+    html, _ = synthped_map
+    d0, d1 = (float(v) for v in re.search(r'data-d0="([\d.]+)" data-d1="([\d.]+)"', html).groups())
+    assert d1 < d0
