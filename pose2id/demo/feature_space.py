@@ -73,12 +73,14 @@ def _tsne(feats_bytes, shape):
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
-    # float64 so the map does not depend on the BLAS thread count: t-SNE amplifies rounding
-    # differences, and in float32 the same features gave another map on 1 and 2 BLAS threads
+    # t-SNE amplifies rounding differences (in float32 the same features gave another map on 1
+    # and 2 BLAS threads), so float64 and a fixed thread count, for a map that does not change
     feats = np.frombuffer(feats_bytes, dtype=np.float32).reshape(shape).astype(np.float64)
-    # one OpenMP thread for t-SNE's gradient (n_jobs sets only the neighbour search): on a busy
-    # 2-core machine 250 points took 22 s on two threads, 0.8 s on one
-    with threadpool_limits(1, user_api="openmp"):
+    # One thread for BLAS and for t-SNE's OpenMP gradient (n_jobs sets only the neighbour search):
+    # on the busy 2-core machine threads that wait for each other cost far more than they bring
+    # (2 x 250 points: PCA 1.2-2.7 s on two BLAS threads, 0.03 s on one; t-SNE 19-22 s on two
+    # OpenMP threads, about 1 s on one).
+    with threadpool_limits(1):
         # PCA to 50 dimensions first, as usual for t-SNE
         if min(shape) > 50:
             feats = PCA(n_components=50, random_state=0).fit_transform(feats)
