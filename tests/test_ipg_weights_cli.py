@@ -43,6 +43,47 @@ def test_missing_hub_files_offline(tmp_path, monkeypatch):
     assert str(tmp_path / "empty-cache") in str(info.value)
 
 
+@pytest.mark.slow
+def test_from_official_loads_official_files_and_generates(tmp_path):
+    """The whole loading path on an official-layout folder: the five files by their official names
+    (one as .safetensors), the UNet config from a base-model folder (a small SD-style UNet with
+    the official 320-wide first level, so the full-size PoseGuider fits), a VAE folder."""
+    from diffusers import AutoencoderKL
+
+    from pose2id.configs import load_config
+    from pose2id.ipg.components import build_unet
+    from pose2id.poses import load_standard_poses
+
+    config = dict(load_config("sd15_unet"), block_out_channels=[320, 320], layers_per_block=1,
+                  down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"])
+    (tmp_path / "base" / "unet").mkdir(parents=True)
+    (tmp_path / "base" / "unet" / "config.json").write_text(json.dumps(config))
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    torch.manual_seed(0)
+    modules = {"denoising_unet": build_unet(config), "reference_unet": build_unet(config, reference=True)}
+    modules.update({name: build(name) for name in ("pose_guider", "ifr", "transreid")})
+    for name, module in modules.items():
+        state = {k: v.half() for k, v in module.state_dict().items()}  # half the disk; loaded as float32
+        filename = weights.POSE2ID_FILES[name]
+        if name == "reference_unet":
+            save_file(state, ckpt / filename.replace(".pth", ".safetensors"))
+        else:
+            torch.save(state, ckpt / filename)
+    AutoencoderKL.from_config(load_config("tiny")["vae"]).save_pretrained(tmp_path / "vae")
+
+    with pytest.warns(UserWarning, match="CPU"):
+        pipe = IPGPipeline.from_official(ckpt, base_model=tmp_path / "base", vae=tmp_path / "vae", device="cpu",
+                                         allow_cpu=True)
+    saved = modules["denoising_unet"].conv_in.weight.half().float()
+    assert pipe.dtype == torch.float32 and torch.equal(pipe.denoising_unet.conv_in.weight, saved)
+    assert torch.equal(pipe.ifr.proj_motion.bias, modules["ifr"].proj_motion.bias.half().float())
+    pipe.progress = False
+    images = pipe(Image.new("RGB", (64, 128), (90, 120, 200)), load_standard_poses()[:1], num_inference_steps=1,
+                  output_type="np").images
+    assert images.shape == (1, 512, 256, 3) and torch.isfinite(torch.from_numpy(images)).all()
+
+
 def test_cpu_needs_explicit_permission():
     with pytest.raises(RuntimeError, match="allow_cpu=True"):
         IPGPipeline.from_official(device="cpu")

@@ -129,7 +129,8 @@ class IPGPipeline:
             for name in weights.POSE2ID_FILES
         }
         return cls(
-            vae=AutoencoderKL.from_pretrained(files["vae"], torch_dtype=dtype).to(device).eval(),
+            # low_cpu_mem_usage=False: the VAE is small, and the default asks for `accelerate`.
+            vae=AutoencoderKL.from_pretrained(files["vae"], torch_dtype=dtype, low_cpu_mem_usage=False).to(device).eval(),
             reference_unet=components["reference_unet"],
             denoising_unet=components["denoising_unet"],
             pose_guider=components["pose_guider"],
