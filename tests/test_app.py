@@ -218,6 +218,42 @@ def test_tiny_pipeline_streams_previews_then_results(tmp_path):
     assert len(outputs[-1][1]) == 1 and "tiny random-weight" in outputs[-1][3]
 
 
+@pytest.mark.slow
+def test_out_of_gpu_memory_starts_again_in_low_memory_mode(tmp_path, monkeypatch):
+    import torch
+
+    from pose2id.demo import generate as generate_module
+    from pose2id.ipg import IPGPipeline
+
+    monkeypatch.setattr(generate_module, "_PIPELINES", {})  # a pipeline of this test's own
+    original, calls = IPGPipeline.__call__, []
+
+    def runs_out_once(self, *args, **kwargs):
+        calls.append(self.low_memory)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(IPGPipeline, "__call__", runs_out_once)
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 128), (120, 60, 30)).save(photo)
+    config = GenerateConfig(test_pipeline=True)
+    outputs = _run(Generate(config), photo=str(photo), pose_names=["1", "2"], generator=IPG, steps=2)
+    assert calls == [False, True]
+    assert "ran out of memory" in outputs[0][3] and "p2-warning" in outputs[0][3]
+    assert len(outputs[-1][1]) == 2 and "low-memory mode" in outputs[-1][3] and "p2-ok" in outputs[-1][3]
+    assert generate_module.load_pipeline(config).low_memory
+
+
+def test_small_gpus_start_in_low_memory_mode(monkeypatch):
+    from pose2id.demo.generate import wants_low_memory
+
+    monkeypatch.delenv("POSE2ID_LOW_MEMORY", raising=False)
+    assert wants_low_memory(8 * 2**30) and not wants_low_memory(80 * 2**30)
+    monkeypatch.setenv("POSE2ID_LOW_MEMORY", "1")
+    assert wants_low_memory(80 * 2**30)
+
+
 # ---------------------------------------------------------------------------- retrieve
 def _market_folder(root, pids=6, cams=3, with_gen=True):
     """A tiny Market-style dataset: each identity a colour, each camera a brightness."""

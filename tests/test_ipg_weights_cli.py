@@ -159,3 +159,29 @@ def test_download_fetches_every_file(monkeypatch):
     assert calls == [("yuanc3/Pose2ID", n) for n in
                      ("denoising_unet.pth", "reference_unet.pth", "pose_guider.pth", "IFR.pth", "transformer_20.pth")] + [
         ("stabilityai/sd-vae-ft-mse", "config.json"), ("stabilityai/sd-vae-ft-mse", "diffusion_pytorch_model.safetensors")]
+
+
+def test_generate_out_of_gpu_memory_points_to_low_memory(tmp_path, monkeypatch, capsys):
+    from pose2id import cli as main_cli
+    from pose2id.ipg import IPGPipeline
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(IPGPipeline, "__call__", out_of_memory)
+    monkeypatch.setattr(cli, "load_pipeline", lambda args: tiny_pipeline(seed=0))
+    Image.new("RGB", (64, 128)).save(tmp_path / "ref.jpg")
+    argv = ["generate", "--ref", str(tmp_path / "ref.jpg"), "--out", str(tmp_path / "out")]
+    assert main_cli.main(argv) == 1
+    assert "out of GPU memory: run again with --low-memory" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "load_pipeline", lambda args: tiny_pipeline(seed=0).enable_low_memory())
+    assert main_cli.main(argv + ["--low-memory"]) == 1
+    assert "even with --low-memory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", [[], ["--low-memory"]])
+def test_generate_low_memory_flag(tmp_path, monkeypatch, flag):
+    monkeypatch.setattr(IPGPipeline, "from_official", classmethod(lambda cls, **kwargs: tiny_pipeline(seed=0)))
+    args = _parser().parse_args(["generate", "--ref", "r.jpg", "--out", str(tmp_path), *flag])
+    assert cli.load_pipeline(args).low_memory == bool(flag)

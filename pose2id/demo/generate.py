@@ -31,6 +31,9 @@ IPG = "IPG (Pose2ID model)"
 ORACLE = "SynthPed oracle (re-renders a synthetic identity; not a model)"
 MAX_SEED = 2**31 - 1
 EDITOR_POSE = "editor"
+# GPUs with less memory than this start in the pipeline's low-memory mode (POSE2ID_LOW_MEMORY=1
+# forces it): the two float16 UNets alone take 3.4 GB.
+LOW_MEMORY_BELOW_GIB = 12
 
 
 @dataclass
@@ -96,7 +99,14 @@ def _load_official(config):
         raise IPGUnavailable(f"IPG weights are missing. {error}") from None
     except RuntimeError as error:
         raise IPGUnavailable(str(error)) from None
+    if device == "cuda" and wants_low_memory(torch.cuda.get_device_properties(0).total_memory):
+        pipeline.enable_low_memory()
     return pipeline
+
+
+def wants_low_memory(gpu_bytes):
+    """Start in low-memory mode on a GPU of ``gpu_bytes``? (or when POSE2ID_LOW_MEMORY=1)"""
+    return os.environ.get("POSE2ID_LOW_MEMORY") == "1" or gpu_bytes < LOW_MEMORY_BELOW_GIB * 2**30
 
 
 def selected_poses(pose_names, use_editor, editor_value):
@@ -182,7 +192,9 @@ def fusion_summary(photo, images, eta):
 
 @spaces.GPU(duration=120)
 def run_ipg(config, photo, poses, steps, guidance, seed):
-    """Run IPG and yield ("step", index, previews) after every step, then ("done", images).
+    """Run IPG and yield ("step", index, previews) after every step, then ("done", images);
+    ("note", text) when the GPU ran out of memory and generation started again in the
+    pipeline's low-memory mode (which it then keeps).
 
     The pipeline runs in a worker thread so its step callback can hand previews to this
     generator as they are made. On ZeroGPU the GPU exists only inside this function, so the
@@ -198,11 +210,23 @@ def run_ipg(config, photo, poses, steps, guidance, seed):
         messages.put(("step", index, kwargs["preview"]))
         return {}
 
+    def call():
+        generator = torch.Generator("cpu").manual_seed(int(seed))
+        return pipeline(photo, poses, num_inference_steps=steps, guidance_scale=guidance,
+                        generator=generator, callback_on_step_end=on_step)
+
     def work():
         try:
-            generator = torch.Generator("cpu").manual_seed(int(seed))
-            out = pipeline(photo, poses, num_inference_steps=steps, guidance_scale=guidance,
-                           generator=generator, callback_on_step_end=on_step)
+            try:
+                out = call()
+            except torch.OutOfMemoryError:
+                if pipeline.low_memory:
+                    raise
+                pipeline.enable_low_memory()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                messages.put(("note", "The GPU ran out of memory: started again in low-memory mode (slower)."))
+                out = call()
             messages.put(("done", out.images))
         except Exception as error:  # handed to the caller, which reports it
             messages.put(("error", error))
@@ -301,6 +325,7 @@ class Generate:
         poses = [pose for _, pose in labelled]
         settings = {"generator": generator, "poses": [label for label, _ in labelled], "steps": steps,
                     "guidance": guidance, "seed": seed, "eta": eta}
+        note = ""  # a remark to keep in front of the final status (IPG's out-of-memory fallback)
 
         if generator == ORACLE:
             if synth_pid in (None, ""):
@@ -329,8 +354,11 @@ class Generate:
                 for item in run_ipg(self.config, image, poses, steps, guidance, seed):
                     if item[0] == "step":
                         progress((item[1] + 1, steps), desc="Denoising", unit="steps")
-                        text = f"{self.generator_label()}: step {item[1] + 1} of {steps}…"
+                        text = f"{note}{self.generator_label()}: step {item[1] + 1} of {steps}…"
                         yield preview_strip(item[2]), [], None, status(text, "info"), seed
+                    elif item[0] == "note":
+                        note = item[1] + " "
+                        yield gr.update(), [], None, status(item[1], "warning"), seed
                     else:
                         images = item[1]
             except Exception as error:  # a failure inside the model must not take the app down
@@ -340,7 +368,7 @@ class Generate:
         gallery = [(pair_image(pose, im), f"{name} | generated") for (name, pose), im in zip(labelled, images)]
         archive = write_zip(image, labelled, images, settings)
         text = f"{label}: {len(images)} image(s), seed {seed}. " + fusion_summary(image, images, eta)
-        yield preview_strip(images), gallery, archive, status(text, "ok"), seed
+        yield preview_strip(images), gallery, archive, status(note + text, "ok"), seed
 
 
 def pose_previews(size=(80, 160)):

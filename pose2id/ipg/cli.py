@@ -23,6 +23,8 @@ def register(subparsers):
     p.add_argument("--guidance", type=float, default=3.5, help="classifier-free guidance scale (default 3.5)")
     p.add_argument("--seed", type=int, default=42, help="initial-noise seed")
     p.add_argument("--cpu", action="store_true", help="allow running on the CPU (slow: minutes per image)")
+    p.add_argument("--low-memory", action="store_true",
+                   help="for small GPUs: models visit the GPU one at a time, 2 poses per UNet call (slower)")
     p.add_argument("--ckpt-dir", default=None, help="folder with the Pose2ID .pth files (default: Hub cache)")
     p.add_argument("--vae", default=weights.VAE_REPO, help="folder or Hub id of the VAE")
     p.set_defaults(func=generate)
@@ -56,7 +58,8 @@ def load_pipeline(args):
     from pose2id.ipg import IPGPipeline
 
     device = "cpu" if args.cpu and not torch.cuda.is_available() else None
-    return IPGPipeline.from_official(ckpt_dir=args.ckpt_dir, vae=args.vae, device=device, allow_cpu=args.cpu)
+    pipeline = IPGPipeline.from_official(ckpt_dir=args.ckpt_dir, vae=args.vae, device=device, allow_cpu=args.cpu)
+    return pipeline.enable_low_memory() if args.low_memory else pipeline
 
 
 def contact_sheet(reference, pose_images, images, height=256):
@@ -86,9 +89,16 @@ def generate(args):
     poses = load_poses(args.poses)
     pipeline = load_pipeline(args)
     generator = torch.Generator("cpu").manual_seed(args.seed)
-    images = pipeline(
-        reference, poses, num_inference_steps=args.steps, guidance_scale=args.guidance, generator=generator
-    ).images
+    try:
+        images = pipeline(
+            reference, poses, num_inference_steps=args.steps, guidance_scale=args.guidance, generator=generator
+        ).images
+    except torch.OutOfMemoryError:
+        if pipeline.low_memory:
+            raise RuntimeError("out of GPU memory even with --low-memory: the denoising UNet alone needs about "
+                               "1.7 GB in float16, plus room to run it") from None
+        raise RuntimeError("out of GPU memory: run again with --low-memory (models visit the GPU one at a time; "
+                           "slower)") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for i, (pose, image) in enumerate(zip(poses, images)):

@@ -165,6 +165,11 @@ class IPGPipeline:
         self._negative_tokens = None
         return self
 
+    @property
+    def low_memory(self):
+        """True after :meth:`enable_low_memory`."""
+        return self._low_memory
+
     def enable_low_memory(self, pose_chunk=2):
         """Fit small GPUs (8 GB): models stay on the CPU and visit the GPU one at a time,
         the UNet runs ``pose_chunk`` poses at a time and the VAE decodes one image at a time.
