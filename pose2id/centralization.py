@@ -255,13 +255,15 @@ def _scan_threads():
     when the machine is shared. Without threadpoolctl (to set the BLAS threads) one worker.
     """
     try:
-        from threadpoolctl import threadpool_limits
+        import threadpoolctl  # noqa: F401
     except ImportError:
         yield 1
         return
+    from pose2id._threads import limited_threads
+
     cores = _cpu_count()
     workers = min(cores, _MAX_WORKERS)
-    with threadpool_limits(max(1, cores // workers), user_api="blas"):
+    with limited_threads(max(1, cores // workers), user_api="blas"):
         yield workers
 
 

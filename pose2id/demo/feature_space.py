@@ -7,6 +7,7 @@ from functools import lru_cache
 import numpy as np
 
 import pose2id as p2
+from pose2id._threads import limited_threads
 from pose2id.demo.messages import status, warn
 
 
@@ -71,7 +72,6 @@ def sample_indices(pids, sample_size, seed=0):
 def _tsne(feats_bytes, shape):
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
 
     # t-SNE amplifies rounding differences (in float32 the same features gave another map on 1
     # and 2 BLAS threads), so float64 and a fixed thread count, for a map that does not change
@@ -80,7 +80,7 @@ def _tsne(feats_bytes, shape):
     # on the busy 2-core machine threads that wait for each other cost far more than they bring
     # (2 x 250 points: PCA 1.2-2.7 s on two BLAS threads, 0.03 s on one; t-SNE 19-22 s on two
     # OpenMP threads, about 1 s on one).
-    with threadpool_limits(1):
+    with limited_threads(1):
         # PCA to 50 dimensions first, as usual for t-SNE
         if min(shape) > 50:
             feats = PCA(n_components=50, random_state=0).fit_transform(feats)

@@ -1,0 +1,95 @@
+"""Thread limits that overlapping callers (concurrent app requests) share.
+
+Every limit here is set from a worker thread, as the app's request handlers do, and each scenario
+runs in a fresh interpreter: with the OpenBLAS that numpy ships, a worker thread's limit does not
+show once the main thread has set one (as other tests in this process do).
+"""
+
+import contextlib
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+
+
+def _in_thread(fn):
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("value", fn()))
+    thread.start()
+    thread.join(20)
+    return result.get("value")
+
+
+@contextlib.contextmanager
+def _three_blas_threads():
+    """BLAS at 3 threads (set from a worker thread) inside, the original limits after."""
+    import numpy  # noqa: F401  (loads numpy's BLAS: threadpoolctl sees loaded libraries only)
+    from threadpoolctl import ThreadpoolController
+
+    assert _blas_threads(), "numpy's BLAS should be visible to threadpoolctl"
+    original = _in_thread(lambda: ThreadpoolController().limit(limits=3, user_api="blas"))
+    assert _blas_threads() == [3]
+    try:
+        yield
+    finally:
+        _in_thread(original.restore_original_limits)
+
+
+def overlapping_callers():
+    """A enters, B enters, A leaves, B leaves: plain threadpool_limits would leave 1 thread."""
+    from pose2id._threads import limited_threads
+
+    a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with limited_threads(1, user_api="blas"):
+            a_inside.set()
+            b_inside.wait(10)
+            seen["a"] = _blas_threads()
+        a_left.set()
+
+    def b():
+        a_inside.wait(10)
+        with limited_threads(1, user_api="blas"):
+            b_inside.set()
+            a_left.wait(10)
+            seen["b after a left"] = _blas_threads()
+
+    with _three_blas_threads():
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert seen == {"a": [1], "b after a left": [1]}  # each inside its limit
+        assert _blas_threads() == [3]  # and the limits from before once both left
+
+
+def nested_callers():
+    from pose2id._threads import limited_threads
+
+    def nested():
+        with limited_threads(2, user_api="blas"):
+            with limited_threads(1, user_api="blas"):
+                inner = _blas_threads()
+        return inner, _blas_threads()
+
+    with _three_blas_threads():
+        assert _in_thread(nested) == ([1], [3])
+
+
+@pytest.mark.parametrize("scenario", ["overlapping_callers", "nested_callers"])
+def test_limited_threads_restore_the_limits_from_before(scenario):
+    root, here = Path(__file__).resolve().parents[1], Path(__file__).resolve().parent
+    code = f"import sys; sys.path[:0] = [{str(root)!r}, {str(here)!r}]; import test_threads; test_threads.{scenario}()"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
