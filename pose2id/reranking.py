@@ -14,6 +14,18 @@ Steps, over the N = nq + ng query and gallery features together:
 
 Like the public code, V and the Jaccard sums are kept in float16; this keeps the output equal
 to the reference one (its rounding is about 1e-3) and V half the size.
+
+Memory: the public code holds the (N, N) distance matrix and a dense (N, N) float16 V. Here the
+distances are computed a block of rows at a time (each block gives its rows' nearest neighbours
+and their share of the output), the few distances V needs are recomputed from the features, and
+V is sparse. What remains is the (nq, ng) output plus a float16 (nq, ng) Jaccard accumulator:
+about 6 GB for MSMT17 (11,659 queries, 82,161 gallery images) against 35 GB for its distance
+matrix alone.
+
+Neighbour order: exactly the first entries of ``np.argsort`` of each row (numpy's default
+sort, as the public code uses), including how it orders equal distances, which are common after
+NFC gives mutual neighbours identical features. Rows without ties among their nearest
+neighbours get them from a partial sort, about ten times faster than sorting the whole row.
 """
 
 import numpy as np
@@ -21,6 +33,9 @@ from scipy import sparse
 
 from ._checks import as_feature_pair, check_int, check_real, is_tensor
 from .metrics import pairwise_sqeuclidean
+
+# Entries of one (rows, N) block of distances: 16M float32 = 64 MB per temporary.
+BLOCK_ELEMENTS = 1 << 24
 
 
 def re_ranking(qf, gf, k1=20, k2=6, lambda_value=0.3):
@@ -43,8 +58,8 @@ def re_ranking(qf, gf, k1=20, k2=6, lambda_value=0.3):
     -------
     dist : (nq, ng) float32 array, or a torch.Tensor on ``qf``'s device.
 
-    Like the public code it holds the (nq + ng)^2 float32 distance matrix (1.5 GB for
-    Market-1501); the k-reciprocal encoding itself is kept sparse.
+    Memory is about 6 bytes per output entry (the output and a float16 accumulator) plus blocks
+    of ``BLOCK_ELEMENTS`` distances; the (nq + ng)^2 matrix is never held.
     """
     qf, gf = as_feature_pair(qf, gf, "qf", "gf")
     nq, n = qf.shape[0], qf.shape[0] + gf.shape[0]
@@ -58,15 +73,11 @@ def re_ranking(qf, gf, k1=20, k2=6, lambda_value=0.3):
     if is_tensor(qf):
         qf = qf.detach().cpu().float().numpy()
         gf = gf.detach().cpu().float().numpy()
-    feats = np.concatenate([qf, gf])
+    feats = np.concatenate([qf, gf]).astype(np.float32, copy=False)
 
-    dist = pairwise_sqeuclidean(feats, feats)
-    # The public code divides each column by its maximum and transposes; the matrix is
-    # symmetric, so that is each row divided by its own maximum.
-    dist /= np.maximum(dist.max(axis=1, keepdims=True), np.finfo(np.float32).tiny)
-    rank = _initial_rank(dist, max(k1 + 1, k2))
-
-    v = _encode(dist, rank, k1)
+    # final starts as lambda * original distance; the Jaccard term is added at the end
+    rank, scale, final = _neighbours(feats, nq, max(k1 + 1, k2), np.float32(lambda_value))
+    v = _encode(feats, scale, rank, k1)
     if k2 > 1:
         # Sum in float32, then divide: the float16 rows' np.mean in the public code.
         expand = sparse.csr_matrix(
@@ -77,10 +88,8 @@ def re_ranking(qf, gf, k1=20, k2=6, lambda_value=0.3):
         v = expand @ v
         v.data = _round_half(v.data / np.float32(k2))
         v.eliminate_zeros()
-
-    jaccard = _jaccard(v, nq)
-    final = jaccard * np.float16(1 - lambda_value) + dist[:nq, nq:] * np.float32(lambda_value)
-    final = final.astype(np.float32)
+    del rank
+    _add_jaccard(final, v, nq, np.float16(1 - lambda_value))
     if device is not None:
         import torch
 
@@ -88,12 +97,64 @@ def re_ranking(qf, gf, k1=20, k2=6, lambda_value=0.3):
     return final
 
 
-def _initial_rank(dist, k, chunk=1024):
-    """(N, k) indices of the k smallest entries of every row, in numpy's default sort order."""
-    rank = np.empty((dist.shape[0], k), dtype=np.int64)
-    for s in range(0, dist.shape[0], chunk):
-        rank[s : s + chunk] = np.argsort(dist[s : s + chunk], axis=1)[:, :k]
-    return rank
+def _blocks(n_rows, n_cols):
+    step = max(1, min(n_rows, BLOCK_ELEMENTS // max(n_cols, 1)))
+    for s in range(0, n_rows, step):
+        yield s, min(s + step, n_rows)
+
+
+def _neighbours(feats, nq, k, lambda_value):
+    """One pass over row blocks of the distance matrix.
+
+    Returns the (N, k) nearest neighbours of every row (nearest first), every row's
+    normalizing maximum (N,), and the (nq, ng) float32 ``lambda_value * distance``.
+    """
+    n = feats.shape[0]
+    rank = np.empty((n, k), dtype=np.int64)
+    scale = np.empty(n, dtype=np.float32)
+    final = np.empty((nq, n - nq), dtype=np.float32)
+    for s, e in _blocks(n, n):
+        dist = pairwise_sqeuclidean(feats[s:e], feats)
+        # The public code divides each column by its maximum and transposes; the matrix is
+        # symmetric, so that is each row divided by its own maximum.
+        scale[s:e] = np.maximum(dist.max(axis=1), np.finfo(np.float32).tiny)
+        dist /= scale[s:e, None]
+        rank[s:e] = _smallest(dist, k)
+        if s < nq:
+            stop = min(e, nq)
+            np.multiply(dist[: stop - s, nq:], lambda_value, out=final[s:stop])
+    return rank, scale, final
+
+
+def _smallest(dist, k):
+    """(rows, k) column indices of each row's k smallest entries: ``np.argsort(dist)[:, :k]``."""
+    rows = dist.shape[0]
+    kth = np.partition(dist, k - 1, axis=1)[:, k - 1 : k]
+    r, c = np.nonzero(dist <= kth)  # at least k per row; more where values tie with the kth
+    order = np.lexsort((c, dist[r, c], r))
+    r, c = r[order], c[order]
+    count = np.bincount(r, minlength=rows)
+    position = np.arange(r.size) - np.repeat(np.cumsum(count) - count, count)
+    nearest = c[position < k].reshape(rows, k)
+    # Where equal values meet among the k (or at the cut), numpy's own order decides.
+    values = np.take_along_axis(dist, nearest, axis=1)
+    tied = (count > k) | (values[:, 1:] == values[:, :-1]).any(axis=1)
+    if tied.any():
+        nearest[tied] = np.argsort(dist[tied], axis=1)[:, :k]
+    return nearest
+
+
+def _pair_distances(feats, scale, rows, cols):
+    """Normalized squared distances between ``feats[rows]`` and ``feats[cols]``, pair by pair,
+    computed like :func:`pairwise_sqeuclidean` (``|a|^2 + |b|^2 - 2 a.b``, clamped at 0)."""
+    out = np.empty(rows.size, dtype=np.float32)
+    step = max(1, BLOCK_ELEMENTS // (4 * feats.shape[1]))
+    for s in range(0, rows.size, step):
+        a, b = feats[rows[s : s + step]], feats[cols[s : s + step]]
+        d = np.einsum("nd,nd->n", a, a) + np.einsum("nd,nd->n", b, b)
+        d -= 2 * np.einsum("nd,nd->n", a, b)
+        out[s : s + step] = np.maximum(d, 0)
+    return out / scale[rows]
 
 
 def _reciprocal(rank, k):
@@ -104,9 +165,9 @@ def _reciprocal(rank, k):
     return np.where(is_mutual, forward, -1)
 
 
-def _encode(dist, rank, k1, chunk=2048):
+def _encode(feats, scale, rank, k1, chunk=2048):
     """Sparse (N, N) float16 V: weights over every row's expanded k-reciprocal set."""
-    n = dist.shape[0]
+    n = feats.shape[0]
     full = _reciprocal(rank, k1)  # (N, k1 + 1)
     half = _reciprocal(rank, int(np.around(k1 / 2)))  # (N, kh + 1)
     half_size = (half >= 0).sum(1)
@@ -128,7 +189,7 @@ def _encode(dist, rank, k1, chunk=2048):
         valid = (members < n) & ~repeat
         r, c = np.nonzero(valid)
         j = members[r, c]
-        weight = np.exp(-dist[r + s, j])
+        weight = np.exp(-_pair_distances(feats, scale, r + s, j))
         total = np.zeros(len(r_i), dtype=np.float32)
         np.add.at(total, r, weight)
         rows.append(r + s)
@@ -145,10 +206,11 @@ def _round_half(values):
     return values.astype(np.float16).astype(np.float32)
 
 
-def _jaccard(v, nq):
-    """(nq, ng) float16 Jaccard distances between the query rows and the gallery rows of V.
+def _add_jaccard(final, v, nq, weight):
+    """Add ``weight`` times the float16 Jaccard distances between the query rows and the
+    gallery rows of V to ``final`` (nq, ng), in place.
 
-    Sum of minima accumulated column by column in float16, in the public code's order.
+    Sums of minima accumulated column by column in float16, in the public code's order.
     """
     n = v.shape[0]
     v = v.tocsc()
@@ -165,4 +227,8 @@ def _jaccard(v, nq):
         overlap[q_rows[:, None], g_rows[None, :]] += np.minimum(
             vals[:split, None], vals[None, split:]
         )
-    return np.float16(1) - overlap / (np.float16(2) - overlap)
+    del v
+    one, two = np.float16(1), np.float16(2)
+    for s, e in _blocks(nq, n - nq):
+        o = overlap[s:e]
+        final[s:e] += (one - o / (two - o)) * weight

@@ -68,6 +68,68 @@ def test_re_ranking_equals_written_out_method(k1, k2, lam):
     np.testing.assert_allclose(got, brute_re_ranking(qf, gf, k1, k2, lam), atol=2e-3)
 
 
+def clustered(seed, nq, ng, dim=8, n_ids=6):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_ids, dim))
+    qf = l2n(centres[rng.integers(0, n_ids, nq)] + 0.5 * rng.standard_normal((nq, dim)))
+    gf = l2n(centres[rng.integers(0, n_ids, ng)] + 0.5 * rng.standard_normal((ng, dim)))
+    return qf.astype(np.float32), gf.astype(np.float32)
+
+
+def test_re_ranking_with_duplicate_images_breaks_ties_by_index():
+    # The same image in the gallery three times, and a query that is also in the gallery:
+    # equal distances, which the written-out method orders by index (a stable sort).
+    qf, gf = clustered(3, 10, 30)
+    gf = np.concatenate([gf, gf[:3], gf[:3], qf[:2]])
+    got = p2.re_ranking(qf, gf, k1=6, k2=3)
+    np.testing.assert_allclose(got, brute_re_ranking(qf, gf, 6, 3, 0.3), atol=2e-3)
+    # duplicates of one gallery image are equally far from every query
+    np.testing.assert_array_equal(got[:, 0], got[:, 30])
+    np.testing.assert_array_equal(got[:, 0], got[:, 33])
+
+
+def test_nearest_neighbours_are_numpys_argsort_order_even_with_ties():
+    # The public code takes neighbours from np.argsort; after NFC equal distances are common,
+    # and numpy's default sort does not keep equal entries in index order.
+    from pose2id.reranking import _smallest
+
+    rng = np.random.default_rng(0)
+    for n in (8, 40, 500):
+        dist = rng.integers(0, 4, size=(30, n)).astype(np.float32)  # many ties
+        dist[::3] = rng.random((10, n), dtype=np.float32)  # and rows without
+        for k in {1, 5, min(21, n)}:
+            np.testing.assert_array_equal(_smallest(dist, k), np.argsort(dist, axis=1)[:, :k])
+
+
+def test_re_ranking_is_the_same_in_any_block_size(monkeypatch):
+    qf, gf = clustered(5, 25, 90)
+    whole = p2.re_ranking(qf, gf, k1=8, k2=4)
+    from pose2id import reranking
+
+    for elements in (1, 150, 1000):  # one row (and one feature pair) at a time, a few rows
+        monkeypatch.setattr(reranking, "BLOCK_ELEMENTS", elements)
+        np.testing.assert_allclose(p2.re_ranking(qf, gf, k1=8, k2=4), whole, atol=1e-3)
+
+
+def test_re_ranking_never_holds_the_full_distance_matrix(monkeypatch):
+    import tracemalloc
+
+    from pose2id import reranking
+
+    monkeypatch.setattr(reranking, "BLOCK_ELEMENTS", 1 << 16)
+    qf, gf = clustered(7, 20, 3000, dim=16, n_ids=150)
+    n = len(qf) + len(gf)
+    tracemalloc.start()
+    try:
+        dist = p2.re_ranking(qf, gf, k1=10, k2=4)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert dist.shape == (20, 3000) and np.isfinite(dist).all()
+    # the (N, N) float32 matrix would be 36 MB; the output is 0.24 MB
+    assert peak < n * n * 4 / 4, f"peak {peak / 2**20:.1f} MB"
+
+
 def test_re_ranking_improves_retrieval(ref):
     q_pids, g_pids = ref["ev_q_pids"], ref["ev_g_pids"]
     q_cams, g_cams = ref["ev_q_camids"], ref["ev_g_camids"]
