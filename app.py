@@ -16,7 +16,7 @@ from pose2id.demo.about import ABOUT
 from pose2id.demo.components import PhotoInput
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
-from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, Generate, GenerateConfig, pose_previews
+from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, Generate, GenerateConfig, Generations, pose_previews
 from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve
 from pose2id.demo.theme import CSS, HEAD, theme
 from pose2id.features import cache_root
@@ -36,7 +36,9 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         gr.HTML('<div class="p2-header"><h1>Pose2ID</h1><p>Training-free person re-identification by feature '
                 'centralization — identity-guided generation (IPG), neighbour feature centralization (NFC) and '
                 'identity density (ID²), CVPR 2025.</p></div>', js_on_load=None)
-        with gr.Tabs():
+        # what the Generate tab made in this session, for the +IPG of the same photo in the Retrieve tab
+        generations = gr.State(Generations())
+        with gr.Tabs() as tabs:
             # ------------------------------------------------------------------ Generate
             with gr.Tab("Generate", id="generate"):
                 # a hidden Number, not a State, so API clients can name the SynthPed identity too
@@ -87,6 +89,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                             randomize = gr.Checkbox(False, label="Randomize seed", elem_id="randomize")
                         eta = gr.Slider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
                         generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                        search_button = gr.Button("Search the gallery with this person", elem_id="search-person")
                         archive = gr.File(label="Download all (zip)", interactive=False, elem_id="archive")
                     with gr.Column(scale=2, min_width=420):
                         generate_status = gr.HTML(label="Status", elem_id="generate-status", js_on_load=None)
@@ -99,6 +102,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
             with gr.Tab("Retrieve", id="retrieve"):
                 gallery_key = gr.State(SYNTHPED)
                 query_index = gr.State(0)
+                photo_shown = gr.State(False)  # the rankings shown are the uploaded photo's, not a query's
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=260):
                         gallery_choice = gr.Radio(galleries.choices(), value=SYNTHPED, label="Gallery", elem_id="gallery-choice")
@@ -153,28 +157,35 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         export_button.click(editor.export_json, pose_editor, [export_file, editor_status], **PRIVATE)
         generate_button.click(
             generate.generate,
-            [photo, pose_names, use_editor, pose_editor, generator, synth_pid, steps, guidance, seed, randomize, eta],
-            [preview, results, archive, generate_status, seed],
+            [photo, pose_names, use_editor, pose_editor, generator, synth_pid, steps, guidance, seed, randomize, eta,
+             generations],
+            [preview, results, archive, generate_status, seed, generations],
             api_name="generate", concurrency_limit=1, concurrency_id="gpu",
         )
 
         # ---------------------------------------------------------------- Retrieve events
         controls = [k1, k2, r_eta, rerank, top_k]
-        opened = [gallery_key, queries, rankings, metrics, retrieve_status]
+        opened = [gallery_key, queries, rankings, metrics, retrieve_status, photo_shown]
         demo.load(retrieve.open_gallery, [gallery_choice, *controls], opened, **PRIVATE)
         gallery_choice.input(retrieve.open_gallery, [gallery_choice, *controls], opened, **PRIVATE)
         upload.upload(retrieve.upload_zip, [upload, *controls], opened, **PRIVATE)
 
         def pick_query(evt: gr.SelectData):
-            return evt.index
+            return evt.index, False
 
-        queries.select(pick_query, None, query_index, **PRIVATE).then(
+        queries.select(pick_query, None, [query_index, photo_shown], **PRIVATE).then(
             retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status], **PRIVATE)
-        query_photo.upload(retrieve.upload_query, [gallery_key, query_photo, k1, k2, top_k],
-                           [rankings, retrieve_status], **PRIVATE)
+        query_photo.upload(retrieve.upload_query, [gallery_key, query_photo, generations, k1, k2, r_eta, top_k],
+                           [rankings, retrieve_status, photo_shown], **PRIVATE)
+        # the photo removed: back to the gallery's query
+        query_photo.clear(lambda: False, None, photo_shown, **PRIVATE).then(
+            retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status], **PRIVATE)
+        search_button.click(
+            retrieve.search_person, [gallery_key, photo, generations, k1, k2, r_eta, top_k],
+            [query_photo, tabs, rankings, retrieve_status, photo_shown, generate_status], **PRIVATE)
         for control in controls:
-            control.input(retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status],
-                          trigger_mode="always_last", **PRIVATE).then(
+            control.input(retrieve.refresh, [gallery_key, query_index, query_photo, photo_shown, generations, *controls],
+                          [rankings, retrieve_status], trigger_mode="always_last", **PRIVATE).then(
                 retrieve.metrics, [gallery_key, k1, k2, r_eta, rerank], [metrics, retrieve_status], **PRIVATE)
         retrieve_api.click(retrieve.update, [gallery_choice, api_query, *controls], [rankings, metrics, retrieve_status],
                            api_name="retrieve")

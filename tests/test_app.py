@@ -1,6 +1,7 @@
 """Unit tests of the app's callbacks (pose2id.demo), without a browser."""
 
 import json
+import re
 import struct
 import zipfile
 import zlib
@@ -10,7 +11,7 @@ import pytest
 from PIL import Image
 
 from pose2id.demo import editor
-from pose2id.demo.generate import IPG, ORACLE, Generate, GenerateConfig, pair_image, selected_poses
+from pose2id.demo.generate import IPG, ORACLE, Generate, GenerateConfig, Generations, pair_image, selected_poses
 from pose2id.demo.inputs import InputError, open_photo
 from pose2id.demo.retrieve import Galleries, Retrieve, ranked_list
 from pose2id.poses import MIRROR_INDEX, Pose, PoseError
@@ -122,7 +123,8 @@ def test_export_of_a_broken_editor_value_is_a_message():
 # ---------------------------------------------------------------------------- generate
 def _run(gen, **overrides):
     args = dict(photo=None, pose_names=["1", "5"], use_editor=False, editor_value=editor.to_value(editor.standard_pose("2")),
-                generator=ORACLE, synth_pid=None, steps=2, guidance=3.5, seed=7, randomize=False, eta=2.0)
+                generator=ORACLE, synth_pid=None, steps=2, guidance=3.5, seed=7, randomize=False, eta=2.0,
+                generations=Generations())
     args.update(overrides)
     return list(gen.generate(*args.values()))
 
@@ -138,7 +140,7 @@ def test_oracle_generates_one_pair_per_pose_and_a_zip():
     gen = Generate()
     photo, pid, _ = gen.pick_identity(45)
     outputs = _run(gen, photo=photo, synth_pid=pid, use_editor=True)
-    preview, gallery, archive, message, seed = outputs[-1]
+    preview, gallery, archive, message, seed, _ = outputs[-1]
     assert len(gallery) == 3 and seed == 7
     assert "SynthPed oracle (not a model)" in message
     names = zipfile.ZipFile(archive).namelist()
@@ -149,7 +151,7 @@ def test_oracle_generates_one_pair_per_pose_and_a_zip():
 def test_randomize_returns_the_seed_it_used():
     gen = Generate()
     photo, pid, _ = gen.pick_identity(50)
-    *_, message, seed = _run(gen, photo=photo, synth_pid=pid, randomize=True)[-1]
+    *_, message, seed, _ = _run(gen, photo=photo, synth_pid=pid, randomize=True)[-1]
     assert 0 <= seed < 2**31 and f"seed {seed}" in message
 
 
@@ -167,7 +169,7 @@ def test_ipg_without_gpu_says_why_and_offers_the_oracle(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     photo = tmp_path / "p.png"
     Image.new("RGB", (64, 128)).save(photo)
-    (_, gallery, archive, message, _), = _run(Generate(GenerateConfig()), photo=str(photo), generator=IPG)
+    (_, gallery, archive, message, _, _), = _run(Generate(GenerateConfig()), photo=str(photo), generator=IPG)
     assert gallery == [] and archive is None
     assert "GPU" in message and "oracle" in message and "python -m pose2id download" in message
 
@@ -181,7 +183,7 @@ def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
     Image.new("RGB", (64, 128)).save(photo)
     empty = tmp_path / "weights"
     empty.mkdir()
-    (_, gallery, _, message, _), = _run(Generate(GenerateConfig(ckpt_dir=str(empty))), photo=str(photo), generator=IPG)
+    (_, gallery, _, message, _, _), = _run(Generate(GenerateConfig(ckpt_dir=str(empty))), photo=str(photo), generator=IPG)
     assert gallery == [] and "missing" in message and "denoising_unet" in message
     assert "python -m pose2id download" in message
 
@@ -197,7 +199,7 @@ def test_generate_with_bad_inputs_gives_specific_messages(tmp_path):
     Image.new("L", (64, 128)).save(photo)
     assert "no pose selected" in _run(gen, photo=str(photo), pose_names=[])[-1][3]
     assert "steps must be" in _run(gen, photo=str(photo), steps=0)[-1][3]
-    (_, gallery, _, message, _), = _run(gen, photo=str(photo), use_editor=True, editor_value="{bad")
+    (_, gallery, _, message, _, _), = _run(gen, photo=str(photo), use_editor=True, editor_value="{bad")
     assert gallery == [] and message.startswith('<div class="p2-status p2-error"') and "JSON" in message
 
 
@@ -286,8 +288,8 @@ def market(tmp_path, monkeypatch):
 def test_retrieve_opens_a_folder_with_four_methods(market):
     retrieve = Retrieve(Galleries(data=str(market)))
     key = retrieve.galleries.choices()[1][1]
-    key_out, queries, html, rows, message = retrieve.open_gallery(key, 2, 2, 2.0, False, 5)
-    assert key_out == key and len(queries) == 6
+    key_out, queries, html, rows, message, shown = retrieve.open_gallery(key, 2, 2, 2.0, False, 5)
+    assert key_out == key and len(queries) == 6 and shown is False
     assert [r[0] for r in rows] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
     assert all(0 <= v <= 100 for r in rows for v in r[1:5])
     assert html.count('class="p2-rank-col"') == 4 and "p2-ok" in html
@@ -319,24 +321,246 @@ def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_pa
     retrieve = Retrieve(Galleries(data=str(market)))
     key = f"data:{market}"
     photo = next((market / "query").glob("0003_*.jpg"))
-    html, message = retrieve.upload_query(key, str(photo), 2, 2, 5)
-    assert "Your photo" in html and html.count('class="p2-rank-col"') == 2
+    html, message, shown = retrieve.upload_query(key, str(photo), Generations(), 2, 2, 2.0, 5)
+    assert "Your photo" in html and _columns(html) == ["Base", "+NFC"] and shown is True
     assert "p2-ok" not in html and "p2-bad" not in html
-    assert "Ranked your photo" in message
+    # nothing was generated: the note says how to get +IPG, on the page and in the status line
+    assert "Ranked your photo with Base and +NFC" in message
+    for text in (html, message):
+        assert "No images of this photo have been generated" in text and "Generate tab" in text
+        assert "CUDA GPU" in text and "Search the gallery with this person" in text
     # the photo is itself a query image, so its identity's gallery images come first
-    base = html[html.index('data-method="Base"'):]
-    assert base.split('title="', 1)[1].startswith("0003_")
+    assert _ranked_names(html, "Base")[0].startswith("0003_")
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
-    update, message = retrieve.upload_query(key, str(bad), 2, 2, 5)
-    assert update == {"__type__": "update"} and "not an image" in message
+    update, message, shown = retrieve.upload_query(key, str(bad), Generations(), 2, 2, 2.0, 5)
+    assert update == shown == {"__type__": "update"} and "not an image" in message
+
+
+# ---------------------------------------------------------------------------- +IPG of an uploaded photo
+def _columns(html):
+    """The methods of the ranked lists in ``html``, in order."""
+    return re.findall(r'class="p2-rank-col" data-method="([^"]+)"', html)
+
+
+def _ranked_names(html, method):
+    """Gallery image names of one ranked list, best first."""
+    column = html.split(f'data-method="{method}"', 1)[1].split('class="p2-rank-col"', 1)[0]
+    return re.findall(r'<figure class="p2-hit" title="([^"]+)"', column)
+
+
+def _tiny_generations(photo, poses=("1", "2")):
+    """Generate images of ``photo`` with the tiny random-weight IPG pipeline, as the Generate tab
+    does; returns the session's Generations after it."""
+    outputs = _run(Generate(GenerateConfig(test_pipeline=True)), photo=str(photo), pose_names=list(poses),
+                   generator=IPG, steps=2, generations=Generations())
+    assert "p2-ok" in outputs[-1][3]
+    return outputs[-1][5]
+
+
+def test_uploaded_photo_ipg_fusion_is_the_specs_formula():
+    """+IPG of a photo is normalize(f + eta * mean_p g_p) (ALGORITHMS.md), worked out by hand on
+    3-d features; +NFC+IPG adds the photo's mutual neighbours among the fused query set."""
+    from pose2id.data.market1501 import ReIDImage
+    from pose2id.demo.retrieve import uploaded_query_features
+    from pose2id.experiments import Benchmark
+
+    images = [ReIDImage(f"{k}.jpg", pid, 0, f"{k}.jpg") for k, pid in enumerate([1, 1, 2, 2])]
+    qf = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 0, 1], [0, 0.2, 1]], np.float32)
+    q_gen = np.stack([qf, qf], axis=1)
+    bench = Benchmark(query=images, gallery=images, qf=qf, gf=qf.copy(), q_gen=q_gen, g_gen=q_gen.copy())
+
+    photo = np.array([3, 0, 0], np.float32)  # raw features: not normalized before fusion
+    generated = np.array([[0, 1, 0], [0, 3, 0]], np.float32)  # mean (0, 2, 0)
+    feats = uploaded_query_features(bench, photo, generated, k1=1, k2=1, eta=0.5)
+    assert list(feats) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
+    np.testing.assert_allclose(feats["Base"], [1, 0, 0], atol=1e-6)
+    # (3, 0, 0) + 0.5 * (0, 2, 0) = (3, 1, 0), normalized
+    np.testing.assert_allclose(feats["+IPG"], np.array([3, 1, 0]) / np.sqrt(10), atol=1e-6)
+    # the fused query set is qf itself (its generated features equal it, eta 0.5: (1 + 0.5) f, normalized);
+    # with k1 = k2 = 1 the photo's nearest row is query 1 (0.9, 0.1, 0), whose nearest is query 0,
+    # not the photo: no mutual neighbour, the photo keeps its fused feature
+    np.testing.assert_allclose(feats["+NFC+IPG"], feats["+IPG"], atol=1e-6)
+    # with k2 = 2 query 1's two nearest are query 0 and the photo: mutual, so they are summed
+    feats = uploaded_query_features(bench, photo, generated, k1=1, k2=2, eta=0.5)
+    q1 = qf[1] / np.linalg.norm(qf[1])
+    expected = feats["+IPG"] + q1
+    np.testing.assert_allclose(feats["+NFC+IPG"], expected / np.linalg.norm(expected), atol=1e-6)
+    # without generated images only Base and +NFC exist
+    assert list(uploaded_query_features(bench, photo, None, 1, 1, 0.5)) == ["Base", "+NFC"]
+
+
+@pytest.mark.slow
+def test_an_uploaded_photo_gets_ipg_from_the_generate_tabs_images(market, tmp_path):
+    from pose2id.demo.retrieve import uploaded_query_features
+    from pose2id.features import get_extractor
+
+    photo = next((market / "query").glob("0003_*.jpg"))
+    generations = _tiny_generations(photo)
+    assert generations.finished is not None and len(generations.finished.images) == 2
+    # the same picture under another name and format is recognized by its content
+    again = tmp_path / "my_upload.png"
+    open_photo(photo).save(again)
+    retrieve = Retrieve(Galleries(data=str(market)))
+    key = f"data:{market}"
+    html, message, shown = retrieve.upload_query(key, str(again), generations, 2, 2, 2.0, 30)
+    assert shown is True and _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
+    assert "+IPG from 2 generated images of your photo" in message and "tiny random-weight" in message
+    assert "pose 1, pose 2" in message and "eta 2" in message
+    # the tiny pipeline's images are noise, so fusing them moves the feature: another order than Base
+    assert _ranked_names(html, "+IPG") != _ranked_names(html, "Base")
+    # each list is the photo's feature against the gallery features of the benchmark's own column
+    bench = retrieve.galleries.benchmark(key)
+    extractor = get_extractor("handcrafted")
+    feats = uploaded_query_features(bench, extractor([open_photo(photo)])[0],
+                                    extractor(list(generations.finished.images)), 2, 2, 2.0)
+    for method, q in feats.items():
+        g = bench.features(method, 2, 2, 2.0)[1]
+        order = np.argsort(np.sum((g - q) ** 2, axis=1), kind="stable")
+        assert _ranked_names(html, method) == [bench.gallery[i].name for i in order[:30]]
+    # eta = 0 leaves the feature as it is: +IPG ranks as Base does
+    html, _, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 0.0, 30)
+    assert _ranked_names(html, "+IPG") == _ranked_names(html, "Base")
+
+
+def test_uploaded_photo_says_why_there_is_no_ipg(market, tmp_path):
+    from pose2id.demo.generate import GeneratedImages
+    from pose2id.demo.inputs import photo_digest
+
+    retrieve = Retrieve(Galleries(data=str(market)))
+    key = f"data:{market}"
+    photo = next((market / "query").glob("0003_*.jpg"))
+    digest = photo_digest(open_photo(photo))
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 255, (128, 64, 3), dtype=np.uint8))
+    other = GeneratedImages("0" * 64, (noise,), ("pose 1",), "IPG")
+    cases = {
+        "still generating": Generations(running=digest),
+        "could not generate images of this photo: Generation failed: RuntimeError: boom. For +IPG":
+            Generations(failed=digest, error="Generation failed: RuntimeError: boom"),
+        "images are of a different photo": Generations(finished=other),
+        "made no images": Generations(finished=GeneratedImages(digest, (), (), "IPG")),
+        "No images of this photo have been generated": "not a Generations at all",
+    }
+    for expected, generations in cases.items():
+        html, message, shown = retrieve.upload_query(key, str(photo), generations, 2, 2, 2.0, 5)
+        assert shown is True and _columns(html) == ["Base", "+NFC"], expected
+        assert expected in message and expected in html
+    # a new generation of the same photo that fails keeps the images of the one that finished
+    kept = Generations(finished=GeneratedImages(digest, (noise,), ("pose 1",), "IPG"), failed=digest, error="boom")
+    html, message, _ = retrieve.upload_query(key, str(photo), kept, 2, 2, 2.0, 5)
+    assert _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"] and "+IPG from 1 generated image of your photo" in message
+    # the photo removed
+    update, message, shown = retrieve.upload_query(key, None, kept, 2, 2, 2.0, 5)
+    assert update == shown == {"__type__": "update"} and "Upload a photo" in message
+
+
+def test_uploaded_photo_with_a_gallery_without_generated_images(tmp_path, monkeypatch):
+    from pose2id.demo.generate import GeneratedImages
+    from pose2id.demo.inputs import photo_digest
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    market = _market_folder(tmp_path / "plain", with_gen=False)
+    photo = next((market / "query").glob("0002_*.jpg"))
+    generated = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (open_photo(photo),) * 2,
+                                                     ("pose 1", "pose 2"), "IPG"))
+    html, message, _ = Retrieve(Galleries(data=str(market))).upload_query(f"data:{market}", str(photo), generated,
+                                                                          2, 2, 2.0, 5)
+    assert _columns(html) == ["Base", "+NFC"]
+    assert "2 generated images of your photo are ready" in message and "gallery too" in message
+
+
+def test_generate_records_its_images_for_the_retrieve_tab(tmp_path, monkeypatch):
+    from pose2id.demo import generate as generate_module
+    from pose2id.demo.inputs import photo_digest
+
+    gen = Generate()
+    photo, pid, _ = gen.pick_identity(45)
+    digest = photo_digest(open_photo(photo))
+    outputs = _run(gen, photo=photo, synth_pid=pid, generations=Generations())
+    done = outputs[-1][5]
+    assert done.finished.photo_digest == digest and len(done.finished.images) == 2
+    assert done.finished.poses == ("pose 1", "pose 5") and "SynthPed oracle" in done.finished.generator
+    assert done.running is None and done.failed is None
+
+    # bad input: the record is kept as it was
+    assert _run(gen, photo=photo, synth_pid=pid, pose_names=[], generations=done)[-1][5] is done
+    # a failure inside the model: the photo is marked failed, the finished images stay
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+        yield
+
+    monkeypatch.setattr(generate_module, "run_ipg", broken)
+    other = tmp_path / "other.png"
+    Image.new("RGB", (64, 128), (200, 10, 10)).save(other)
+    out = _run(Generate(GenerateConfig(test_pipeline=True)), photo=str(other), generator=IPG, generations=done)[-1]
+    failed = out[5]
+    assert "Generation failed: RuntimeError: boom" in out[3]
+    assert failed.finished is done.finished and failed.failed == photo_digest(open_photo(other))
+    assert "boom" in failed.error and failed.running is None
+
+
+@pytest.mark.slow
+def test_generate_marks_the_photo_as_running_while_denoising(tmp_path):
+    from pose2id.demo.inputs import photo_digest
+
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 128), (120, 60, 30)).save(photo)
+    outputs = _run(Generate(GenerateConfig(test_pipeline=True)), photo=str(photo), pose_names=["1"], generator=IPG,
+                   steps=2, generations=Generations())
+    digest = photo_digest(open_photo(photo))
+    assert [out[5].running for out in outputs] == [digest, digest, None]
+    assert outputs[-1][5].finished.photo_digest == digest
+
+
+def test_search_the_gallery_with_this_person(market, tmp_path):
+    from pose2id.demo.generate import GeneratedImages
+    from pose2id.demo.inputs import photo_digest
+
+    retrieve = Retrieve(Galleries(data=str(market)))
+    key = f"data:{market}"
+    keep = {"__type__": "update"}
+    *retrieve_tab, message = retrieve.search_person(key, None, Generations(), 2, 2, 2.0, 5)
+    assert retrieve_tab == [keep] * 5 and "reference photo" in message
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("no")
+    *retrieve_tab, message = retrieve.search_person(key, str(bad), Generations(), 2, 2, 2.0, 5)
+    assert retrieve_tab == [keep] * 5 and "not an image" in message
+
+    photo = str(next((market / "query").glob("0004_*.jpg")))
+    noise = Image.fromarray(np.random.default_rng(2).integers(0, 255, (128, 64, 3), dtype=np.uint8))
+    generations = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (noise,) * 3,
+                                                       ("pose 1", "pose 2", "pose 3"), "IPG"))
+    query_photo, tabs, html, message, shown, generate_status = retrieve.search_person(
+        key, photo, generations, 2, 2, 2.0, 5)
+    assert query_photo == photo and tabs.selected == "retrieve" and shown is True and generate_status == keep
+    assert _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
+    assert "+IPG from 3 generated images of your photo" in message
+
+
+def test_sliders_re_rank_the_uploaded_photo_while_it_is_shown(market):
+    from pose2id.demo.generate import GeneratedImages
+    from pose2id.demo.inputs import photo_digest
+
+    retrieve = Retrieve(Galleries(data=str(market)))
+    key = f"data:{market}"
+    photo = str(next((market / "query").glob("0004_*.jpg")))
+    noise = Image.fromarray(np.random.default_rng(3).integers(0, 255, (128, 64, 3), dtype=np.uint8))
+    generations = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (noise,), ("pose 1",), "IPG"))
+    html0, message = retrieve.refresh(key, 1, photo, True, generations, 2, 2, 0.0, False, 30)
+    html5, _ = retrieve.refresh(key, 1, photo, True, generations, 2, 2, 5.0, False, 30)
+    assert "Your photo" in html0 and "eta 0" in message
+    assert _ranked_names(html0, "+IPG") == _ranked_names(html0, "Base") != _ranked_names(html5, "+IPG")
+    # a gallery query again once the photo is not shown (or was removed)
+    for photo_now, shown in ((photo, False), (None, True)):
+        html, message = retrieve.refresh(key, 1, photo_now, shown, generations, 2, 2, 2.0, False, 5)
+        assert "Your photo" not in html and "Query #1" in message
 
 
 def test_broken_zip_keeps_the_current_gallery(tmp_path, market):
     bad = tmp_path / "broken.zip"
     bad.write_bytes(b"PK\x03\x04 definitely not a zip")
     out = Retrieve(Galleries()).upload_zip(str(bad), 2, 2, 2.0, False, 5)
-    assert out[:4] == ({"__type__": "update"},) * 4
+    assert out[:4] + out[5:] == ({"__type__": "update"},) * 5  # the view stays, an uploaded photo's included
     assert "Cannot use broken.zip" in out[4] and "current gallery stays" in out[4]
 
 
@@ -354,7 +578,7 @@ def test_uploaded_zip_of_a_market_folder_is_ranked(tmp_path, market):
     with zipfile.ZipFile(path, "w") as archive:
         for file in market.rglob("*.jpg"):
             archive.write(file, file.relative_to(market.parent))
-    key, queries, html, rows, message = Retrieve(Galleries()).upload_zip(str(path), 2, 2, 2.0, False, 5)
+    key, queries, html, rows, message, _ = Retrieve(Galleries()).upload_zip(str(path), 2, 2, 2.0, False, 5)
     assert key.startswith("zip:") and len(queries) == 6 and len(rows) == 4
 
 

@@ -14,7 +14,7 @@ import random
 import tempfile
 import threading
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
@@ -23,7 +23,7 @@ import spaces
 from PIL import Image
 
 from pose2id.demo import editor
-from pose2id.demo.inputs import InputError, open_photo
+from pose2id.demo.inputs import InputError, open_photo, photo_digest
 from pose2id.demo.messages import status, warn
 from pose2id.poses import PoseError, render
 
@@ -43,6 +43,28 @@ class GenerateConfig:
 
     ckpt_dir: str = None
     test_pipeline: bool = False
+
+
+@dataclass(frozen=True)
+class GeneratedImages:
+    """Images generated of one reference photo, for the +IPG of that photo in the Retrieve tab."""
+
+    photo_digest: str  # content hash of the reference photo (pose2id.demo.inputs.photo_digest)
+    images: tuple  # PIL images, one per pose
+    poses: tuple  # their pose labels ("pose 1", ..., "editor pose")
+    generator: str  # what made them, for the status line
+
+
+@dataclass(frozen=True)
+class Generations:
+    """What the Generate tab did in this session (its ``gr.State``): the last finished generation,
+    kept until another one finishes, and the photo being generated now or whose last generation
+    failed (content hashes)."""
+
+    finished: GeneratedImages = None
+    running: str = None
+    failed: str = None
+    error: str = ""
 
 
 def on_spaces():
@@ -298,13 +320,19 @@ class Generate:
 
     # ----------------------------------------------------------------- the main action
     def generate(self, photo, pose_names, use_editor, editor_value, generator, synth_pid, steps, guidance,
-                 seed, randomize, eta, progress=gr.Progress()):
-        """Stream (preview, gallery, zip path, status, seed used) while generating; ``progress``
-        drives Gradio's progress bar (one tick per denoising step).
+                 seed, randomize, eta, generations=None, progress=gr.Progress()):
+        """Stream (preview, gallery, zip path, status, seed used, generations) while generating;
+        ``progress`` drives Gradio's progress bar (one tick per denoising step).
+
+        ``generations`` is the session's :class:`Generations`; the one yielded marks the photo as
+        running while IPG denoises, then holds the finished images (or the failure, keeping the
+        images of the last generation that finished).
 
         Every bad input ends in one yield with a specific status and empty results; nothing the
         user entered is changed.
         """
+        if not isinstance(generations, Generations):
+            generations = Generations()
         empty = (None, [], None)
         try:
             steps, guidance, eta = int(steps), float(guidance), float(eta)
@@ -320,8 +348,13 @@ class Generate:
             image = open_photo(photo)
             labelled = selected_poses(pose_names, use_editor, editor_value)
         except (InputError, PoseError, ValueError, TypeError) as error:
-            yield *empty, warn(str(error)), gr.update()
+            yield *empty, warn(str(error)), gr.update(), generations
             return
+        digest = photo_digest(image)
+
+        def failed(message):
+            return replace(generations, running=None, failed=digest, error=message)
+
         poses = [pose for _, pose in labelled]
         settings = {"generator": generator, "poses": [label for label, _ in labelled], "steps": steps,
                     "guidance": guidance, "seed": seed, "eta": eta}
@@ -329,9 +362,9 @@ class Generate:
 
         if generator == ORACLE:
             if synth_pid in (None, ""):
-                yield *empty, warn(
-                    "The SynthPed oracle only re-renders SynthPed identities: choose one under 'SynthPed identity' "
-                    "(your photo is kept)."), seed
+                message = ("The SynthPed oracle only re-renders SynthPed identities: choose one under 'SynthPed "
+                           "identity' (your photo is kept).")
+                yield *empty, warn(message), seed, failed(message)
                 return
             from pose2id.data.synthped import OracleGenerator
 
@@ -342,33 +375,36 @@ class Generate:
         else:
             note = self.ipg_note()
             if note:
-                yield *empty, warn(note), seed
+                yield *empty, warn(note), seed, failed(note)
                 return
             try:
                 load_pipeline(self.config)  # built once, outside the GPU time slot
             except IPGUnavailable as error:
-                yield *empty, warn(str(error)), seed
+                yield *empty, warn(str(error)), seed, failed(str(error))
                 return
             images = None
+            running = replace(generations, running=digest)
             try:
                 for item in run_ipg(self.config, image, poses, steps, guidance, seed):
                     if item[0] == "step":
                         progress((item[1] + 1, steps), desc="Denoising", unit="steps")
                         text = f"{note}{self.generator_label()}: step {item[1] + 1} of {steps}…"
-                        yield preview_strip(item[2]), [], None, status(text, "info"), seed
+                        yield preview_strip(item[2]), [], None, status(text, "info"), seed, running
                     elif item[0] == "note":
                         note = item[1] + " "
-                        yield gr.update(), [], None, status(item[1], "warning"), seed
+                        yield gr.update(), [], None, status(item[1], "warning"), seed, running
                     else:
                         images = item[1]
             except Exception as error:  # a failure inside the model must not take the app down
-                yield *empty, warn(f"Generation failed: {type(error).__name__}: {error}"), seed
+                message = f"Generation failed: {type(error).__name__}: {error}"
+                yield *empty, warn(message), seed, failed(message)
                 return
             label = self.generator_label()
         gallery = [(pair_image(pose, im), f"{name} | generated") for (name, pose), im in zip(labelled, images)]
         archive = write_zip(image, labelled, images, settings)
         text = f"{label}: {len(images)} image(s), seed {seed}. " + fusion_summary(image, images, eta)
-        yield preview_strip(images), gallery, archive, status(note + text, "ok"), seed
+        done = Generations(finished=GeneratedImages(digest, tuple(images), tuple(n for n, _ in labelled), label))
+        yield preview_strip(images), gallery, archive, status(note + text, "ok"), seed, done
 
 
 def pose_previews(size=(80, 160)):

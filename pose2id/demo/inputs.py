@@ -1,6 +1,7 @@
 """Reading what users upload: photos with a pixel limit checked from the header, any image mode
 converted to RGB, and dataset archives extracted safely."""
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -67,3 +68,11 @@ def open_photo(path, max_pixels=MAX_PIXELS):
             return image.convert("RGB")
         except (OSError, SyntaxError, ValueError) as error:
             raise InputError(f"{path.name} is damaged and cannot be decoded ({error}); upload another photo.") from None
+
+
+def photo_digest(image):
+    """Content hash of a photo opened by :func:`open_photo`: the same picture gives the same
+    digest whatever its file name or upload path (and a PNG re-save of it too)."""
+    digest = hashlib.sha256(f"{image.mode} {image.width}x{image.height} ".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
