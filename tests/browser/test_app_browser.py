@@ -343,7 +343,33 @@ def test_search_the_gallery_with_an_uploaded_photo(open_app, screenshot, viewpor
     page.locator("#rankings .p2-rank-col").first.wait_for()
     photo = Path(__file__).resolve().parents[2] / "assets" / "examples" / "rgb2.jpg"
     _upload(page, "#query-photo button.upload-container", photo)
-    assert "Ranked your photo" in _status(page, "retrieve-status", "Ranked your photo")
+    text = _status(page, "retrieve-status", "Ranked your photo")
+    assert "No images of this photo have been generated" in text  # and how to get +IPG
     assert page.locator("#rankings .p2-rank-col").count() == 2
     page.locator("#rankings h4", has_text="Your photo").wait_for()
     screenshot(page, "retrieve_uploaded_query_laptop")
+
+    # generate images of the same photo (example rgb2.jpg), then search the gallery with it
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#examples .thumbnail-item").nth(6).click()
+    page.locator("#photo img").wait_for()
+    for name in ("3", "5", "7"):  # pose 1 and the editor pose
+        page.locator("#pose-names").get_by_label(name, exact=True).uncheck()
+    _set_slider(page, "steps", 2)
+    page.locator("#generate-button").click()
+    _status(page, "generate-status", "image(s)")
+    page.locator("#search-person").click()
+    text = _status(page, "retrieve-status", "+IPG from")
+    assert "+IPG from 2 generated images of your photo" in text and "eta 2" in text
+    assert page.locator("#rankings").is_visible()  # the Retrieve tab is open
+    assert page.locator("#rankings .p2-rank-col").count() == 4
+    page.locator("#rankings h4", has_text="Your photo").wait_for()
+    screenshot(page, "retrieve_uploaded_query_ipg_laptop")
+
+    # the eta slider re-ranks the photo; removing the photo brings a gallery query back
+    _set_slider(page, "eta", 0)
+    page.locator("#rankings .p2-note", has_text="eta 0").wait_for()
+    assert page.locator("#rankings .p2-rank-col").count() == 4
+    page.locator("#query-photo").get_by_role("button", name="Remove Image").click()
+    _status(page, "retrieve-status", "Query #0")
+    assert page.locator("#rankings h4", has_text="Your photo").count() == 0
