@@ -95,3 +95,68 @@ def test_truncated_zip(tmp_path):
 def test_missing_zip(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         open_archive(tmp_path / "nope.zip", tmp_path / "out")
+
+
+# ---------------------------------------------------------------------------- what is wrong with a zip's images
+def _zip_files(zip_path, files):
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return zip_path
+
+
+def _jpeg_bytes(colour=(90, 40, 40)):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 64), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_zip_of_unreadable_images_says_the_names_are_fine_and_lists_them(tmp_path):
+    names = ["0001_c1s1_000001_00.jpg", "0001_c2s1_000001_00.jpg", "0002_c1s1_000001_00.jpg"]
+    archive = _zip_files(tmp_path / "fake.zip", {name: b"not a jpeg" for name in names})
+    with pytest.raises(DatasetError) as info:
+        open_dataset(str(archive), cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert "none of the 3 file(s) with Market-1501 style names" in message and "readable image" in message
+    assert all(f"{name} (not image data)" in message for name in names)
+    assert "Expected Market-1501 style names" not in message  # the names are not the problem
+    assert not message.startswith(("root:", "zip_path:"))
+
+
+def test_zip_without_market_names_shows_one_of_its_names(tmp_path):
+    archive = _zip_files(tmp_path / "holiday.zip", {f"photos/holiday_{i}.jpg": _jpeg_bytes() for i in range(3)})
+    with pytest.raises(DatasetError, match=r"none of the 3 image file\(s\) .* has a Market-1501 style name "
+                                           r"\(for example 'holiday_0.jpg'\)"):
+        open_dataset(str(archive), cache_dir=tmp_path / "cache")
+
+
+def test_empty_zip_says_there_are_no_images(tmp_path):
+    archive = _zip_files(tmp_path / "empty.zip", {})
+    with pytest.raises(DatasetError, match="there are no image files"):
+        open_dataset(str(archive), cache_dir=tmp_path / "cache")
+
+
+def test_zip_with_one_camera_per_identity_says_so(tmp_path):
+    archive = _zip_files(tmp_path / "one.zip", {f"0001_c1s1_00000{i}_00.jpg": _jpeg_bytes() for i in range(2)})
+    with pytest.raises(DatasetError, match=r"no identity .* is seen by at least two cameras.*\(2 usable image"):
+        open_dataset(str(archive), cache_dir=tmp_path / "cache")
+
+
+def test_zip_with_an_unreadable_gallery_names_the_folder_and_the_files(tmp_path):
+    archive = _zip_files(tmp_path / "half.zip", {"query/0001_c1s1_000001_00.jpg": _jpeg_bytes(),
+                                                "bounding_box_test/0001_c2s1_000001_00.jpg": b"\xff\xd8 broken"})
+    with pytest.raises(DatasetError, match=r"query/ has 1 usable image\(s\) and bounding_box_test/ has 0; .* "
+                                           r"1 unreadable image\(s\) skipped: 0001_c2s1_000001_00.jpg"):
+        open_dataset(str(archive), cache_dir=tmp_path / "cache")
+
+
+def test_archive_messages_have_no_argument_name_prefix(tmp_path):
+    archive = tmp_path / "broken.zip"
+    archive.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(DatasetError) as info:
+        open_archive(archive, tmp_path / "out")
+    assert str(info.value).startswith("broken.zip is not a readable zip archive")

@@ -138,7 +138,7 @@ def test_folder_without_market_names(tmp_path):
         _jpeg(tmp_path / name, (1, 1, 1))
     with pytest.raises(DatasetError, match=r"0002_c1s1_000451_03\.jpg") as info:
         Market1501(tmp_path)
-    assert "2 image file(s) found" in str(info.value)
+    assert "none of the 2 image file(s)" in str(info.value) and "'cat.jpg'" in str(info.value)
 
 
 def test_not_a_folder(tmp_path):

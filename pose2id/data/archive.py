@@ -23,9 +23,9 @@ def _check_entry_name(name):
     """Reject names that would land outside the target folder."""
     posix = PurePosixPath(name.replace("\\", "/"))
     if posix.is_absolute() or (posix.parts and posix.parts[0].endswith(":")) or name.startswith(("/", "\\")):
-        raise DatasetError(f"zip_path: archive entry {name!r} has an absolute path; refusing to extract it")
+        raise DatasetError(f"archive entry {name!r} has an absolute path; refusing to extract it")
     if ".." in posix.parts:
-        raise DatasetError(f"zip_path: archive entry {name!r} points outside the archive ('..'); refusing to extract it")
+        raise DatasetError(f"archive entry {name!r} points outside the archive ('..'); refusing to extract it")
 
 
 def _is_symlink(info):
@@ -56,29 +56,29 @@ def open_archive(zip_path, dest, max_total_bytes=MAX_TOTAL_BYTES, max_files=MAX_
     """
     zip_path, dest = Path(zip_path), Path(dest)
     if not zip_path.is_file():
-        raise DatasetError(f"zip_path: {zip_path} does not exist or is not a file")
+        raise DatasetError(f"{zip_path} does not exist or is not a file")
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as error:
-        raise DatasetError(f"zip_path: {zip_path.name} is not a readable zip archive ({error})") from None
+        raise DatasetError(f"{zip_path.name} is not a readable zip archive ({error})") from None
     with archive:
         infos = archive.infolist()
         if len(infos) > max_files:
-            raise DatasetError(f"zip_path: archive has {len(infos)} entries, more than the limit of {max_files}")
+            raise DatasetError(f"archive has {len(infos)} entries, more than the limit of {max_files}")
         total = 0
         for info in infos:
             _check_entry_name(info.filename)
             if _is_symlink(info):
-                raise DatasetError(f"zip_path: archive entry {info.filename!r} is a symbolic link; refusing to extract it")
+                raise DatasetError(f"archive entry {info.filename!r} is a symbolic link; refusing to extract it")
             total += info.file_size
             if info.file_size > RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
                 raise DatasetError(
-                    f"zip_path: archive entry {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}x "
+                    f"archive entry {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}x "
                     f"(limit {max_ratio}x); this looks like a zip bomb"
                 )
         if total > max_total_bytes:
             raise DatasetError(
-                f"zip_path: archive expands to {total / 1024**2:.1f} MiB, more than the limit of "
+                f"archive expands to {total / 1024**2:.1f} MiB, more than the limit of "
                 f"{max_total_bytes / 1024**2:.1f} MiB"
             )
         dest.mkdir(parents=True, exist_ok=True)
@@ -87,14 +87,14 @@ def open_archive(zip_path, dest, max_total_bytes=MAX_TOTAL_BYTES, max_files=MAX_
             for info in infos:
                 _extract_entry(archive, info, resolved_dest)
         except zipfile.BadZipFile as error:
-            raise DatasetError(f"zip_path: {zip_path.name} is damaged ({error})") from None
+            raise DatasetError(f"{zip_path.name} is damaged ({error})") from None
     return find_dataset_root(dest)
 
 
 def _extract_entry(archive, info, dest):
     target = (dest / info.filename).resolve()
     if not target.is_relative_to(dest):
-        raise DatasetError(f"zip_path: archive entry {info.filename!r} resolves outside {dest}")
+        raise DatasetError(f"archive entry {info.filename!r} resolves outside the folder it is extracted to")
     if info.is_dir():
         target.mkdir(parents=True, exist_ok=True)
         return
@@ -109,7 +109,7 @@ def _extract_entry(archive, info, dest):
                 out.close()
                 target.unlink()
                 raise DatasetError(
-                    f"zip_path: archive entry {info.filename!r} decompresses to more than its declared "
+                    f"archive entry {info.filename!r} decompresses to more than its declared "
                     f"{info.file_size} bytes; refusing to continue"
                 )
             out.write(chunk)

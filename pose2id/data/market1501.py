@@ -70,8 +70,10 @@ def _image_problem(path):
             width, height = image.size
         if width == 0 or height == 0:
             return "zero-sized image"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        return f"unreadable image ({type(error).__name__})"
+    except UnidentifiedImageError:
+        return "not image data"
+    except (OSError, SyntaxError, ValueError):
+        return "damaged or truncated image"
     return None
 
 
@@ -101,6 +103,12 @@ def read_images(folder, verify=True, skipped=None):
                 continue
         images.append(ReIDImage(path=path, pid=parsed[0], camid=parsed[1], name=path.name))
     return images
+
+
+def describe_skipped(skipped, limit=5):
+    """``"a.jpg (reason), b.jpg (reason) and 3 more"`` for ``(path, reason)`` pairs (file names only)."""
+    shown = ", ".join(f"{Path(path).name} ({why})" for path, why in skipped[:limit])
+    return shown + (f" and {len(skipped) - limit} more" if len(skipped) > limit else "")
 
 
 def split_market_protocol(images):
@@ -177,7 +185,7 @@ class Market1501:
     def __init__(self, root, name=None, verify=True):
         root = Path(root).expanduser()
         if not root.is_dir():
-            raise DatasetError(f"root: {root} is not a folder; expected a Market-1501 style dataset folder")
+            raise DatasetError(f"{root} is not a folder; expected a Market-1501 style dataset folder")
         self.root = find_dataset_root(root)
         self.skipped = []
         query_dir = _find_dir(self.root, QUERY_DIRS)
@@ -189,28 +197,54 @@ class Market1501:
             self.train = read_images(train_dir, verify, self.skipped) if train_dir is not None else []
             self._split_dirs = {"query": query_dir, "gallery": gallery_dir}
             default_name = "Market-1501"
+            if not self.query or not self.gallery:
+                self._raise_empty(f"{query_dir.name}/ has {len(self.query)} usable image(s) and {gallery_dir.name}/ "
+                                  f"has {len(self.gallery)}; both need at least one")
         else:
             pool = read_images(self.root, verify, self.skipped)
             self.query, self.gallery = split_market_protocol(pool)
             self.train = []
             self._split_dirs = {"query": self.root, "gallery": self.root}
             default_name = self.root.name
-        if not self.query or not self.gallery:
-            self._raise_empty()
+            if pool and not self.query:
+                identities = len({im.pid for im in pool if im.pid > 0})
+                self._raise_empty(
+                    f"no identity in {self.root} is seen by at least two cameras, so no image can be a query "
+                    f"({len(pool)} usable image(s) of {identities} identit{'y' if identities == 1 else 'ies'}); add "
+                    f"images of the same people from another camera (the cC in the name), or put the queries in "
+                    f"query/ and the gallery in bounding_box_test/")
+            if not pool:
+                self._raise_empty(None)
         self.name = name or default_name
         if self.skipped:
-            shown = ", ".join(f"{p.name} ({why})" for p, why in self.skipped[:5])
-            more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
-            logger.warning("skipped %d unreadable image(s) in %s: %s%s", len(self.skipped), self.root, shown, more)
+            logger.warning("skipped %d unreadable image(s) in %s: %s", len(self.skipped), self.root,
+                           describe_skipped(self.skipped))
 
-    def _raise_empty(self):
-        found = sum(1 for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    def _raise_empty(self, problem):
+        """Raise a DatasetError saying why there is no query or no gallery: ``problem``, or (None)
+        what the files under the root are (no images, no Market-style names, none readable)."""
+        hint = (f"Expected Market-1501 style names 'PPPP_cC...jpg' such as {EXAMPLE_NAME!r} (pid 0002, camera 1), "
+                f"in query/ and bounding_box_test/ folders or in one folder with identities seen by at least two "
+                f"cameras")
+        skipped = f"; {len(self.skipped)} unreadable image(s) skipped: {describe_skipped(self.skipped)}"
+        if problem is not None:
+            raise DatasetError(problem + (skipped if self.skipped else ""))
+        files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if self.skipped:
+            # the names are right, the contents are not
+            raise DatasetError(
+                f"none of the {len(self.skipped)} file(s) with Market-1501 style names in {self.root} is a readable "
+                f"image: {describe_skipped(self.skipped)}")
+        if not files:
+            raise DatasetError(f"there are no image files in {self.root}. {hint}")
+        named = [p for p in files if parse_name(p.name) is not None]
+        if named:  # only junk (pid -1), or named files outside the folders that are read
+            raise DatasetError(
+                f"no usable query/gallery images in {self.root}: {len(named)} file(s) with Market-1501 style names, "
+                f"but none is a query or gallery image (pid -1 is junk). {hint}")
         raise DatasetError(
-            f"root: no usable query/gallery images in {self.root} ({found} image file(s) found, "
-            f"{len(self.query)} query, {len(self.gallery)} gallery). Expected Market-1501 style names "
-            f"'PPPP_cC...jpg' such as {EXAMPLE_NAME!r} (pid 0002, camera 1), either in query/ and "
-            f"bounding_box_test/ folders or in one folder with identities seen by at least two cameras."
-        )
+            f"none of the {len(files)} image file(s) in {self.root} has a Market-1501 style name "
+            f"(for example {files[0].name!r}). {hint}")
 
     def generated(self, split):
         """Paths of the IPG (generated) images of each image of ``split``.
