@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import pose2id as p2
+from pose2id.cli import check_device, device, in_option_terms, non_negative_float, positive_int
 
 METHODS = ("Base", "+NFC", "+IPG", "+NFC+IPG")
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
@@ -301,12 +302,21 @@ def _stderr_progress(label):
 
 def _prepare_from_args(args):
     from pose2id.data import open_dataset
-
-    start = time.perf_counter()
-    dataset = open_dataset(args.dataset, progress=_stderr_progress("generating SynthPed"))
     from pose2id.features import get_extractor
 
-    extractor = get_extractor(args.features, device=args.device)
+    # cheap checks first: preparing a benchmark can take minutes
+    check_device(args.device)
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise ValueError(f"--json {args.json}: the folder {Path(args.json).resolve().parent} does not exist")
+    start = time.perf_counter()
+    try:
+        dataset = open_dataset(args.dataset, progress=_stderr_progress("generating SynthPed"))
+    except ValueError as error:
+        raise ValueError(in_option_terms(error, "--dataset", ("spec", "zip_path", "root"))) from None
+    try:
+        extractor = get_extractor(args.features, device=args.device)
+    except ValueError as error:
+        raise ValueError(in_option_terms(error, "--features", ("spec",))) from None
     bench = prepare_benchmark(dataset, extractor, progress=_stderr_progress("features"))
     bench.timings["total_prepare_s"] = time.perf_counter() - start
     if bench.ipg_note:
@@ -360,20 +370,16 @@ def run_sweep(args):
         print(f"| {shown_k[0]} | {shown_k[1]} | {shown_eta} | {100 * row['mAP']:.2f} | {100 * row['rank1']:.2f} | "
               f"{row['id2']:.4f} |")
     best = max(results, key=lambda r: r["mAP"])
-    where = (f"k1={best['k1']} k2={best['k2']} " if "NFC" in args.method else "") + (
-        f"eta={best['eta']:g}" if "IPG" in args.method else "")
-    print(f"\nbest mAP {100 * best['mAP']:.2f} at {where.strip()}")
+    where = " ".join(([f"k1={best['k1']}", f"k2={best['k2']}"] if "NFC" in args.method else [])
+                     + ([f"eta={best['eta']:g}"] if "IPG" in args.method else []))
+    if where:
+        print(f"\nbest mAP {100 * best['mAP']:.2f} at {where}")
+    else:
+        print(f"\nBase has no k1, k2 or eta to sweep: mAP {100 * best['mAP']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"dataset": bench.dataset_name, "features": bench.extractor_name,
                                                "method": args.method, "rows": results}, indent=2))
     return 0
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
 
 
 def _common_arguments(parser):
@@ -382,8 +388,10 @@ def _common_arguments(parser):
                              "with Market-1501 style names (default: synthped)")
     parser.add_argument("--features", default="handcrafted",
                         help="'handcrafted' (no weights), 'transreid:CKPT' (e.g. Pose2ID's transformer_20.pth), "
-                             "'transreid-global:CKPT', or 'vit' (google/vit-base-patch16-224) (default: handcrafted)")
-    parser.add_argument("--device", default="cpu", help="torch device for network features, e.g. cuda (default cpu)")
+                             "'transreid-global:CKPT', 'vit' (google/vit-base-patch16-224) or 'vit:PATH' (a local "
+                             "folder or another Hub id of a ViT) (default: handcrafted)")
+    parser.add_argument("--device", type=device, default="cpu",
+                        help="torch device for network features: cpu, cuda, cuda:N or mps (default cpu)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
 
@@ -397,16 +405,17 @@ def register(subparsers):
                     "dataset's generated images (the *_gen folders; SynthPed's come from its oracle generator).",
     )
     _common_arguments(ev)
-    ev.add_argument("--k1", type=_positive_int, default=2, help="NFC k1 (default 2)")
-    ev.add_argument("--k2", type=_positive_int, default=2, help="NFC k2 (default 2)")
-    ev.add_argument("--eta", type=float, default=2.0, help="IPG fusion weight (default 2.0)")
+    ev.add_argument("--k1", type=positive_int("k1"), default=2, help="NFC k1 (default 2)")
+    ev.add_argument("--k2", type=positive_int("k2"), default=2, help="NFC k2 (default 2)")
+    ev.add_argument("--eta", type=non_negative_float("eta"), default=2.0, help="IPG fusion weight (default 2.0)")
     ev.set_defaults(func=run_eval)
 
     sw = subparsers.add_parser("sweep", help="one method over a grid of NFC k1/k2 and IPG eta",
                                description="Evaluate one method for every combination of the given k1, k2, eta.")
     _common_arguments(sw)
     sw.add_argument("--method", default="+NFC+IPG", choices=METHODS, help="method to sweep (default +NFC+IPG)")
-    sw.add_argument("--k1", type=_positive_int, nargs="+", default=[1, 2, 3], help="k1 values (default 1 2 3)")
-    sw.add_argument("--k2", type=_positive_int, nargs="+", default=[1, 2, 3], help="k2 values (default 1 2 3)")
-    sw.add_argument("--eta", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0], help="eta values (default 0.5 1 2 4)")
+    sw.add_argument("--k1", type=positive_int("k1"), nargs="+", default=[1, 2, 3], help="k1 values (default 1 2 3)")
+    sw.add_argument("--k2", type=positive_int("k2"), nargs="+", default=[1, 2, 3], help="k2 values (default 1 2 3)")
+    sw.add_argument("--eta", type=non_negative_float("eta"), nargs="+", default=[0.5, 1.0, 2.0, 4.0],
+                    help="eta values (default 0.5 1 2 4)")
     sw.set_defaults(func=run_sweep)
