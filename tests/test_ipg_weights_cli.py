@@ -2,6 +2,8 @@
 
 import argparse
 import json
+import struct
+import zlib
 
 import pytest
 import torch
@@ -183,5 +185,113 @@ def test_generate_out_of_gpu_memory_points_to_low_memory(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("flag", [[], ["--low-memory"]])
 def test_generate_low_memory_flag(tmp_path, monkeypatch, flag):
     monkeypatch.setattr(IPGPipeline, "from_official", classmethod(lambda cls, **kwargs: tiny_pipeline(seed=0)))
-    args = _parser().parse_args(["generate", "--ref", "r.jpg", "--out", str(tmp_path), *flag])
+    args = _parser().parse_args(["generate", "--ref", "r.jpg", "--out", str(tmp_path), "--cpu", *flag])
     assert cli.load_pipeline(args).low_memory == bool(flag)
+
+
+def _offline_without_weights(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+
+
+def test_download_offline_says_why_and_what_it_would_fetch(tmp_path, monkeypatch, capsys):
+    from pose2id import cli as main_cli
+
+    _offline_without_weights(monkeypatch, tmp_path)
+    assert main_cli.main(["download"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: downloading the weights needs internet access, and HF_HUB_OFFLINE=1 is set, so "
+                          "nothing is downloaded (unset it, or set HF_HUB_OFFLINE=0).\n"
+                          f"It would fetch 7 of 7 file(s) (several GB) into {tmp_path / 'empty-cache'}:\n")
+    for name in ("denoising_unet.pth", "reference_unet.pth", "pose_guider.pth", "IFR.pth", "transformer_20.pth"):
+        assert f"  - yuanc3/Pose2ID/{name}\n" in err
+    assert "  - stabilityai/sd-vae-ft-mse/diffusion_pytorch_model.safetensors" in err
+
+
+def test_download_without_a_connection(tmp_path, monkeypatch, capsys):
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from pose2id import cli as main_cli
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+
+    def no_connection(*args):
+        raise LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub")
+
+    monkeypatch.setattr(weights, "download", no_connection)
+    monkeypatch.setattr(weights, "fetch", lambda repo, name, local_files_only=None: None)
+    assert main_cli.main(["download"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: downloading the weights needs internet access, and https://huggingface.co could "
+                          "not be reached.\nIt would fetch 7 of 7 file(s)")
+    assert "An error happened" not in err
+
+
+def _huge_png(path, width, height):
+    """A PNG whose header says width x height: enough for a size check, no pixels to decode."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
+    return path
+
+
+def test_generate_reports_every_input_problem_before_the_missing_weights(tmp_path, monkeypatch, capsys):
+    from pose2id import cli as main_cli
+
+    _offline_without_weights(monkeypatch, tmp_path)
+    huge = _huge_png(tmp_path / "huge.png", 9000, 6000)
+    empty_pose = tmp_path / "empty.json"
+    empty_pose.write_text(json.dumps({"people": [{"pose_keypoints_2d": [0] * 54}]}))
+    argv = ["generate", "--ref", str(huge), "--poses", str(empty_pose), "--steps", "0", "--out", str(tmp_path / "o"),
+            "--cpu"]
+    assert main_cli.main(argv) == 1
+    assert capsys.readouterr().err == (
+        "error: 3 problems with the inputs:\n"
+        f"  - --ref {huge}: 9000x6000 is 54 megapixels, more than 40 megapixels; crop it to the person "
+        "(a few hundred pixels is enough)\n"
+        f"  - --poses {empty_pose}: no visible joint (every keypoint is 0, 0, 0), so there is no pose to draw\n"
+        "  - --steps must be a positive integer, got 0\n")
+
+    Image.new("RGB", (64, 128)).save(tmp_path / "ref.png")
+    assert main_cli.main(["generate", "--ref", str(tmp_path / "ref.png"), "--out", str(tmp_path / "o"), "--cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "note: running on the CPU" in err and "error: 7 weight file(s) missing" in err
+    assert "UserWarning" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_generate_pose_file_errors_name_the_file(tmp_path):
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text('{"people": [{"pose_keypoints_2d": [1, 2 3]}]}')
+    with pytest.raises(ValueError) as info:
+        cli.load_poses(str(malformed))
+    assert str(info.value) == f"--poses {malformed}: not valid JSON (Expecting ',' delimiter at line 1, column 41)"
+
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps([{"people": [{"pose_keypoints_2d": [1] * 54}]}, {"people": []}]))
+    with pytest.raises(ValueError) as info:
+        cli.load_poses(str(two))
+    assert str(info.value) == f"--poses {two}, pose 2 of 2: 'people' is empty, so there is no pose to read"
+
+    (tmp_path / "none.json").write_text("[]")
+    with pytest.raises(ValueError, match="none.json: an empty list"):
+        cli.load_poses(str(tmp_path / "none.json"))
+
+
+def test_generate_without_cuda_suggests_cpu(tmp_path, monkeypatch, capsys):
+    from pose2id import cli as main_cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    Image.new("RGB", (64, 128)).save(tmp_path / "ref.png")
+    assert main_cli.main(["generate", "--ref", str(tmp_path / "ref.png"), "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err == (
+        "error: generate needs a CUDA GPU (two Stable-Diffusion-size UNets) and CUDA is not available on this "
+        "machine; pass --cpu to run on the CPU anyway (several minutes per image)\n")

@@ -1,21 +1,38 @@
 """``python -m pose2id download`` and ``python -m pose2id generate``."""
 
 import json
+import math
+import os
+import sys
+import warnings
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from pose2id.cli import in_option_terms
 from pose2id.ipg import weights
+
+# A pedestrian crop needs a few hundred pixels; the pipeline resizes to 256x512 anyway.
+MAX_REFERENCE_PIXELS = 40_000_000
 
 
 def register(subparsers):
     """Add the ``download`` and ``generate`` sub-commands to an argparse subparsers object."""
-    p = subparsers.add_parser("download", help="fetch the Pose2ID weights and the VAE into the Hugging Face cache")
+    p = subparsers.add_parser(
+        "download", help="fetch the Pose2ID weights and the VAE into the Hugging Face cache",
+        description="Download the five Pose2ID weight files and the Stable-Diffusion VAE that `generate` needs "
+                    "(several GB, needs internet) into the Hugging Face cache. Files already there are kept.",
+    )
     p.add_argument("--ckpt-repo", default=weights.POSE2ID_REPO, help="Hub id of the Pose2ID weights")
     p.add_argument("--vae", default=weights.VAE_REPO, help="Hub id of the VAE")
     p.set_defaults(func=download)
 
-    p = subparsers.add_parser("generate", help="generate a person in new poses from one reference photo (IPG)")
+    p = subparsers.add_parser(
+        "generate", help="generate a person in new poses from one reference photo (IPG)",
+        description="Draw the person of a reference photo in new poses with the IPG generator and write one PNG "
+                    "per pose and a contact sheet. Needs the official weights (`python -m pose2id download`) "
+                    "and a CUDA GPU, or --cpu.",
+    )
     p.add_argument("--ref", required=True, help="reference photo of the person")
     p.add_argument("--poses", default="standard", help="'standard' (the 8 standard poses) or an OpenPose JSON file")
     p.add_argument("--out", required=True, help="output folder")
@@ -31,24 +48,117 @@ def register(subparsers):
 
 
 def download(args):
-    paths = weights.download(args.ckpt_repo, args.vae)
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        paths = weights.download(args.ckpt_repo, args.vae)
+    except LocalEntryNotFoundError:
+        raise RuntimeError(cannot_download(args.ckpt_repo, args.vae)) from None
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
 
 
+def cannot_download(ckpt_repo, vae):
+    """Why ``download`` failed without the internet, and the files it would have fetched."""
+    from huggingface_hub import constants
+
+    wanted = [(ckpt_repo, name) for name in weights.POSE2ID_FILES.values()] + [(vae, name) for name in weights.VAE_FILES]
+    missing = [(repo, name) for repo, name in wanted if weights.fetch(repo, name, local_files_only=True) is None]
+    if constants.HF_HUB_OFFLINE:
+        reason = (f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '1')} is set, so nothing is downloaded "
+                  "(unset it, or set HF_HUB_OFFLINE=0)")
+    else:
+        reason = "https://huggingface.co could not be reached"
+    files = "\n".join(f"  - {repo}/{name}" for repo, name in missing)
+    return (f"downloading the weights needs internet access, and {reason}.\n"
+            f"It would fetch {len(missing)} of {len(wanted)} file(s) (several GB) into {weights.hub_cache_dir()}:\n"
+            f"{files}")
+
+
+def read_reference(path):
+    """The reference photo as RGB; ValueError naming the file if it is missing, unreadable or huge."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--ref {path}: no such file")
+    limit = f"{MAX_REFERENCE_PIXELS / 1e6:.0f} megapixels"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError:
+        raise ValueError(f"--ref {path}: far more than {limit}; crop it to the person (a few hundred pixels "
+                         "is enough)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise ValueError(f"--ref {path}: not a readable image; give a JPEG, PNG or WebP photo") from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_REFERENCE_PIXELS:
+            raise ValueError(f"--ref {path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, more than "
+                             f"{limit}; crop it to the person (a few hundred pixels is enough)")
+        try:
+            return image.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"--ref {path}: the image is damaged and cannot be decoded ({error})") from None
+
+
 def load_poses(spec):
-    """'standard' -> the 8 standard poses; a .json path -> the OpenPose pose(s) it holds."""
-    from pose2id.poses import Pose, load_standard_poses
+    """'standard' -> the 8 standard poses; a .json path -> the OpenPose pose(s) it holds
+    (one object, or a list of them), each with at least one visible joint."""
+    from pose2id.poses import Pose, PoseError, load_standard_poses
 
     if spec == "standard":
         return load_standard_poses()
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"--poses must be 'standard' or an OpenPose JSON file, got {spec!r}")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"--poses {path}: not a text file (expected OpenPose JSON)") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--poses {path}: not valid JSON ({error.msg} at line {error.lineno}, "
+                         f"column {error.colno})") from None
     items = data if isinstance(data, list) else [data]
-    return [Pose.from_openpose(item, name=f"{path.stem}_{i}") for i, item in enumerate(items)]
+    if not items:
+        raise ValueError(f"--poses {path}: an empty list; expected one OpenPose pose or a list of them")
+    poses = []
+    for i, item in enumerate(items):
+        where = f"--poses {path}" + (f", pose {i + 1} of {len(items)}" if isinstance(data, list) else "")
+        try:
+            pose = Pose.from_openpose(item, name=f"{path.stem}_{i}")
+        except PoseError as error:
+            raise ValueError(in_option_terms(error, where, ("pose",))) from None
+        if not pose.visible.any():
+            raise ValueError(f"{where}: no visible joint (every keypoint is 0, 0, 0), so there is no pose to draw")
+        poses.append(pose)
+    return poses
+
+
+def check_inputs(args):
+    """(reference image, poses) after every check that needs no model, all problems reported at once:
+    a user fixes the inputs before fetching or loading several GB of weights."""
+    reference = poses = None
+    problems = []
+    try:
+        reference = read_reference(args.ref)
+    except ValueError as error:
+        problems.append(str(error))
+    try:
+        poses = load_poses(args.poses)
+    except ValueError as error:
+        problems.append(str(error))
+    if args.steps < 1:
+        problems.append(f"--steps must be a positive integer, got {args.steps}")
+    if not math.isfinite(args.guidance):
+        problems.append(f"--guidance must be a finite number, got {args.guidance}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        problems.append(f"--out {args.out}: exists and is not a folder")
+    if len(problems) > 1:
+        raise ValueError(f"{len(problems)} problems with the inputs:\n" + "\n".join(f"  - {p}" for p in problems))
+    if problems:
+        raise ValueError(problems[0])
+    return reference, poses
 
 
 def load_pipeline(args):
@@ -57,8 +167,16 @@ def load_pipeline(args):
 
     from pose2id.ipg import IPGPipeline
 
-    device = "cpu" if args.cpu and not torch.cuda.is_available() else None
-    pipeline = IPGPipeline.from_official(ckpt_dir=args.ckpt_dir, vae=args.vae, device=device, allow_cpu=args.cpu)
+    on_cpu = not torch.cuda.is_available()
+    if on_cpu and not args.cpu:
+        raise RuntimeError("generate needs a CUDA GPU (two Stable-Diffusion-size UNets) and CUDA is not available "
+                           "on this machine; pass --cpu to run on the CPU anyway (several minutes per image)")
+    if on_cpu:
+        print("note: running on the CPU in float32: expect several minutes per image", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "running IPG on the CPU")  # said above, without a source line
+        pipeline = IPGPipeline.from_official(ckpt_dir=args.ckpt_dir, vae=args.vae, device="cpu" if on_cpu else None,
+                                             allow_cpu=args.cpu)
     return pipeline.enable_low_memory() if args.low_memory else pipeline
 
 
@@ -82,11 +200,7 @@ def contact_sheet(reference, pose_images, images, height=256):
 def generate(args):
     import torch
 
-    ref_path = Path(args.ref)
-    if not ref_path.is_file():
-        raise ValueError(f"--ref: no such image {args.ref!r}")
-    reference = Image.open(ref_path).convert("RGB")
-    poses = load_poses(args.poses)
+    reference, poses = check_inputs(args)
     pipeline = load_pipeline(args)
     generator = torch.Generator("cpu").manual_seed(args.seed)
     try:
