@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from pose2id.poses import (
+    BODY_MIN_JOINTS,
     COLORS,
     KEYPOINT_NAMES,
     LIMBS,
@@ -188,6 +189,22 @@ def test_nearest_joint():
     assert pose.with_joint(9, 0, 0, visible=False).nearest_joint(x, y) != 9
     empty = Pose(np.zeros((18, 2)), visible=[False] * 18)
     assert empty.nearest_joint(1, 1) is None
+
+
+def test_check_body_needs_the_neck_and_three_more_joints():
+    pose = load_standard_poses()[0]
+    assert pose.check_body() is pose
+    few = Pose(pose.keypoints, visible=[i in (1, 2, 5, 8) for i in range(18)])  # neck, shoulders, r_hip
+    assert few.check_body() is few  # the minimum: BODY_MIN_JOINTS joints, the neck among them
+    three = few.with_joint(8, 0, 0, visible=False)
+    with pytest.raises(PoseError, match=r"only 3 visible joints \(neck, r_shoulder, l_shoulder\).*neck and at least 3 more"):
+        three.check_body()
+    headless = pose.with_joint("neck", 0, 0, visible=False)
+    with pytest.raises(PoseError, match="no neck"):
+        headless.check_body()
+    with pytest.raises(PoseError, match="no visible joint"):
+        Pose(np.zeros((18, 2)), visible=[False] * 18).check_body()
+    assert BODY_MIN_JOINTS == 4
 
 
 # -- standard poses -------------------------------------------------------------------------

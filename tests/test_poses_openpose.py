@@ -137,6 +137,17 @@ def test_a_binary_file_is_rejected(tmp_path):
         Pose.from_openpose(path)
 
 
-def test_all_missing_joints_read_as_an_empty_pose():
-    back = pose_from_openpose(_doc([0.0] * 54))
-    assert not back.visible.any() and (back.width, back.height) == (64, 128)
+@pytest.mark.parametrize("flat, why", [
+    ([0] * 54, "every keypoint is 0, 0, 0"),                       # an all-zero export
+    ([float("nan")] * 54, "confidence 0 or no numeric x, y"),      # NaN everywhere (json writes NaN)
+    ([float("nan"), float("nan"), 1.0] * 18, "confidence 0 or no numeric x, y"),
+])
+def test_a_person_without_a_visible_joint_is_refused(tmp_path, flat, why):
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    with pytest.raises(PoseError, match="no visible joint") as error:
+        Pose.from_openpose(path)
+    assert why in str(error.value) and "no pose to draw" in str(error.value)
+    other = {"people": [load_standard_poses()[0].to_openpose()["people"][0], {"pose_keypoints_2d": flat}]}
+    with pytest.raises(PoseError, match=r"no visible joint in people\[1\]"):
+        pose_from_openpose(other, person=1)

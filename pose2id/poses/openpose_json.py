@@ -16,7 +16,8 @@ A missing joint is ``0, 0, 0``. Reading also accepts the variants found in the w
 - a list of such objects (one per frame): the first one is read;
 - joints up to 1 px outside the canvas (editor rounding) are moved onto its border.
 
-Anything else raises :class:`PoseError` saying which field is wrong and what was expected.
+A person without a single visible joint (all ``0, 0, 0``, or NaN everywhere) is refused: there is
+no pose in it. Anything else raises :class:`PoseError` saying which field is wrong and what was expected.
 """
 
 from __future__ import annotations
@@ -126,6 +127,10 @@ def pose_from_openpose(obj, name=None, person=0):
 
     # Missing joints: confidence 0 (OpenPose) or non-finite coordinates.
     visible = (triples[:, 2] > 0) & np.isfinite(triples[:, :2]).all(1)
+    if not visible.any():
+        # e.g. a detector's placeholder for a person it did not find: nothing to draw or generate
+        why = "every keypoint is 0, 0, 0" if not triples.any() else "every joint has confidence 0 or no numeric x, y"
+        raise PoseError(f"{source}: no visible joint{f' in {where}' if person else ''} ({why}), so there is no pose to draw")
     keypoints = np.where(visible[:, None], triples[:, :2], 0.0)
     width = _canvas_value(data, "canvas_width", source)
     height = _canvas_value(data, "canvas_height", source)
@@ -133,17 +138,14 @@ def pose_from_openpose(obj, name=None, person=0):
         raise PoseError(f"{source}: has only one of canvas_width and canvas_height; give both or neither")
 
     pts = keypoints[visible]
-    normalized = pts.size > 0 and pts.min() >= 0 and pts.max() <= 1.0 and (width is None or max(width, height) > 2)
+    normalized = pts.min() >= 0 and pts.max() <= 1.0 and (width is None or max(width, height) > 2)
     if normalized:
         if width is None:
             width, height = DEFAULT_NORMALIZED_CANVAS
         keypoints = keypoints * [width, height]
     elif width is None:
-        if pts.size == 0:
-            width, height = DEFAULT_NORMALIZED_CANVAS
-        else:
-            width = max(1, math.ceil(pts[:, 0].max()))
-            height = max(1, math.ceil(pts[:, 1].max()))
+        width = max(1, math.ceil(pts[:, 0].max()))
+        height = max(1, math.ceil(pts[:, 1].max()))
 
     for i in np.flatnonzero(visible):
         x, y = keypoints[i]

@@ -39,6 +39,11 @@ COLORS = (
 MIRROR_INDEX = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
 
+# Every limb of the skeleton starts at the neck or hangs from one that does (LIMBS), so without the
+# neck a pose falls apart into loose pieces; three joints more give at least a head, an arm or a leg.
+BODY_MIN_JOINTS = 4
+
+
 class PoseError(ValueError):
     """A pose, or a file meant to hold one, is not a valid 18-keypoint skeleton."""
 
@@ -251,6 +256,22 @@ class Pose:
         if max_distance is not None and d[i] > max_distance:
             return None
         return i
+
+    def check_body(self):
+        """This pose, if it is enough of a body to draw a person in: the neck and at least
+        ``BODY_MIN_JOINTS - 1`` (3) more visible joints. Otherwise raises :class:`PoseError` saying
+        what is missing."""
+        count = int(self._visible.sum())
+        if count == 0:
+            raise PoseError("the pose has no visible joint, so there is no one to draw")
+        if not self._visible[1]:
+            raise PoseError("the pose has no neck: every limb of the skeleton hangs from it, so without it the "
+                            "pose is loose pieces; add the neck back")
+        if count < BODY_MIN_JOINTS:
+            names = ", ".join(KEYPOINT_NAMES[i] for i in np.flatnonzero(self._visible))
+            raise PoseError(f"the pose has only {count} visible joint{'s' if count > 1 else ''} ({names}); a person "
+                            f"needs the neck and at least {BODY_MIN_JOINTS - 1} more (e.g. the shoulders and a hip)")
+        return self
 
     # -- OpenPose JSON ------------------------------------------------------------------------
 
