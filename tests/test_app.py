@@ -104,6 +104,21 @@ def test_import_pose_with_17_points_is_refused(tmp_path):
     assert value == {"__type__": "update"} and "Error" in message
 
 
+@pytest.mark.parametrize("flat, why", [
+    ([0] * 54, "every keypoint is 0, 0, 0"),
+    ([float("nan")] * 54, "no numeric x, y"),
+    ([32, 20, 1, 32, 30, 1] + [0, 0, 0] * 16, "only 2 visible joints (nose, neck)"),
+    ([20, 30, 1, 0, 0, 0] + [20, 30, 1] * 16, "no neck"),
+])
+def test_import_of_a_pose_without_a_body_keeps_the_pose_and_says_why(tmp_path, flat, why):
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    value, message = editor.import_json(str(path))
+    assert value == KEEP  # the editor keeps the user's pose
+    assert "Cannot import empty.json" in message and why in message and "Your pose is unchanged" in message
+    assert "JSON text" not in message and "0 joints" not in message
+
+
 def test_import_then_export_round_trips(tmp_path):
     pose = editor.standard_pose("2").mirror()
     path = tmp_path / "mine.json"
@@ -121,6 +136,9 @@ def test_export_of_a_broken_editor_value_is_a_message():
 
 
 # ---------------------------------------------------------------------------- generate
+KEEP = {"__type__": "update"}  # an output a refused request leaves as it was
+
+
 def _run(gen, **overrides):
     args = dict(photo=None, pose_names=["1", "5"], use_editor=False, editor_value=editor.to_value(editor.standard_pose("2")),
                 generator=ORACLE, synth_pid=None, steps=2, guidance=3.5, seed=7, randomize=False, eta=2.0,

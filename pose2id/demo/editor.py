@@ -66,8 +66,8 @@ def mirror(value):
 
 
 def import_json(path):
-    """Editor value and status from an uploaded OpenPose JSON file; a bad file leaves the
-    editor as it was."""
+    """Editor value and status from an uploaded OpenPose JSON file; a bad file, or one whose pose
+    is not enough of a body to generate from (:meth:`Pose.check_body`), leaves the editor as it was."""
     if path is None:
         return gr.update(), status("Choose an OpenPose JSON file to import.", "info")
     path = Path(path)
@@ -75,11 +75,12 @@ def import_json(path):
         if path.stat().st_size > MAX_JSON_BYTES:
             raise PoseError(f"{path.name} is larger than {MAX_JSON_BYTES // 1024} KB; a pose file is a few KB")
         text = path.read_text(encoding="utf-8")
-        pose = Pose.from_openpose(text)
+        pose = Pose.from_openpose(text).check_body()
     except UnicodeDecodeError:
         return gr.update(), warn(f"Cannot import {path.name}: it is not a UTF-8 text (JSON) file. Your pose is unchanged.")
     except (PoseError, OSError) as error:
-        return gr.update(), warn(f"Cannot import {path.name}: {error}. Your pose is unchanged.")
+        reason = str(error).removeprefix("JSON text: ")
+        return gr.update(), warn(f"Cannot import {path.name}: {reason}. Your pose is unchanged.")
     pose = pose.fit(64, 128) if (pose.width, pose.height) != (64, 128) else pose
     return to_value(pose), status(f"Imported {path.name} ({int(pose.visible.sum())} joints).", "ok")
 
@@ -109,6 +110,10 @@ def from_photo(photo_path):
         return gr.update(), warn(f"Pose from photo: {error}. Your pose is unchanged.")
     except PoseEstimatorUnavailable as error:
         return gr.update(), warn(str(error))
+    try:
+        pose.check_body()
+    except PoseError as error:
+        return gr.update(), warn(f"Pose from photo: too little of the person was found: {error}. Your pose is unchanged.")
     return to_value(pose.fit(64, 128)), status(f"Pose taken from the photo ({int(pose.visible.sum())} joints found).", "ok")
 
 
