@@ -630,6 +630,21 @@ def test_feature_space_refuses_a_bad_sample_size(market):
 
 
 # ---------------------------------------------------------------------------- app
+def test_about_lists_exactly_what_download_fetches(monkeypatch):
+    import huggingface_hub
+
+    from pose2id.demo.about import ABOUT
+    from pose2id.ipg import weights
+
+    fetched = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name: fetched.append(f"{repo}/{name}") or name)
+    weights.download()
+    listed = re.findall(r"^  - `([^`]+)` \(", ABOUT, flags=re.M)
+    assert listed == fetched and len(fetched) == 7
+    assert weights.SD15_REPO not in ABOUT and "stable-diffusion-v1-5/" not in ABOUT
+    assert "never downloaded" in ABOUT and "Hugging Face cache" in ABOUT and "about 7.9 GB" in ABOUT
+
+
 def test_app_exposes_the_named_endpoints(monkeypatch):
     import app
 

@@ -1,6 +1,18 @@
-"""Text of the About tab."""
+"""Text of the About tab. What ``python -m pose2id download`` fetches is read from
+:mod:`pose2id.ipg.weights`, which the command uses, so the two cannot disagree."""
 
-ABOUT = """
+from pose2id.ipg.weights import DOWNLOAD_COMMAND, POSE2ID_FILES, POSE2ID_REPO, VAE_FILES, VAE_REPO
+
+# Sizes from the checkpoints' tensor shapes (shared/data/checkpoint_manifests) at 4 bytes per value
+# (float32); the VAE's from its config (83.7 M values).
+_SIZES = {"denoising_unet.pth": "3.44 GB", "reference_unet.pth": "3.44 GB", "pose_guider.pth": "2 MB",
+          "IFR.pth": "236 MB", "transformer_20.pth": "415 MB", "config.json": "1 KB",
+          "diffusion_pytorch_model.safetensors": "335 MB"}
+_FILES = "\n".join(
+    [f"  - `{POSE2ID_REPO}/{name}` ({_SIZES[name]})" for name in POSE2ID_FILES.values()]
+    + [f"  - `{VAE_REPO}/{name}` ({_SIZES[name]})" for name in VAE_FILES])
+
+ABOUT = f"""
 ## What Pose2ID does
 
 **From Poses to Identity** (Yuan et al., CVPR 2025) improves person re-identification **without training
@@ -27,9 +39,13 @@ NFC and IPG on mAP and ID² are real computations you can rerun with `python -m 
 
 ## Getting the real weights and data
 
-- Weights (needs internet, about 7 GB): `python -m pose2id download` fetches `yuanc3/Pose2ID`
-  (IPG checkpoints and `transformer_20.pth`), `stable-diffusion-v1-5/stable-diffusion-v1-5` and
-  `stabilityai/sd-vae-ft-mse` into the Hugging Face cache. Or pass `--ckpt-dir DIR` with the files.
+- Weights (needs internet, about 7.9 GB): `{DOWNLOAD_COMMAND}` fetches exactly these 7 files:
+{_FILES}
+
+  into the Hugging Face cache (`~/.cache/huggingface/hub`, or where `HF_HUB_CACHE` / `HF_HOME` point); files
+  already there are kept. The Stable Diffusion 1.5 UNet *config* ships with this package, so the 4 GB SD-1.5
+  weights are never downloaded. Or pass `--ckpt-dir DIR`, a folder with the five Pose2ID files (the VAE then
+  still comes from the cache). Sizes are computed from the checkpoints' tensor shapes, 4 bytes per value.
 - Market-1501: download it from its authors and start the app with `--data /path/to/Market-1501-v15.09.15`
   (or set `POSE2ID_DATA`). The paper's generated images go in `query_gen/` and `bounding_box_test_gen/`.
 - Generation needs a CUDA GPU. On a Hugging Face Space with ZeroGPU the weights are fetched on first use.
