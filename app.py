@@ -38,7 +38,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                 'identity density (ID²), CVPR 2025.</p></div>', js_on_load=None)
         # what the Generate tab made in this session, for the +IPG of the same photo in the Retrieve tab
         generations = gr.State(Generations())
-        with gr.Tabs() as tabs:
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: every tab visible, no "⋯" menu
             # ------------------------------------------------------------------ Generate
             with gr.Tab("Generate", id="generate"):
                 # a hidden Number, not a State, so API clients can name the SynthPed identity too

@@ -10,7 +10,10 @@ HEAD = '<meta name="referrer" content="no-referrer">'
 
 
 def theme():
-    return gr.themes.Soft(primary_hue="blue", neutral_hue="slate", font=SYSTEM_FONTS, font_mono=MONO_FONTS)
+    # Secondary text (hints, "- or -", the t-SNE note) one step darker than Soft's slate-400, which
+    # is 2.6:1 on white: slate-600 is 7.6:1, readable on a projector too (WCAG AA asks 4.5:1).
+    return gr.themes.Soft(primary_hue="blue", neutral_hue="slate", font=SYSTEM_FONTS, font_mono=MONO_FONTS).set(
+        body_text_color_subdued="*neutral_600", body_text_color_subdued_dark="*neutral_300")
 
 
 CSS = """
@@ -22,26 +25,66 @@ CSS = """
 .p2-status.p2-ok { background: #f0fdf4; border-color: #bbf7d0; color: #14532d; }
 .p2-status.p2-warning { background: #fffbeb; border-color: #fde68a; color: #78350f; }
 .p2-status.p2-error { background: #fef2f2; border-color: #fca5a5; color: #7f1d1d; font-weight: 600; }
-.p2-rankings { display: flex; gap: 14px; align-items: flex-start; }
+/* the query beside the four lists; on a phone the lists wrap below it instead of overflowing */
+.p2-rankings { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
 .p2-query { flex: 0 0 auto; text-align: center; }
-.p2-rank-cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 10px; flex: 1; }
+.p2-rank-cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(260px, 100%), 1fr)); gap: 10px;
+                flex: 1 1 260px; min-width: 0; }
 .p2-rank-col { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 8px; }
 .p2-rank-col h4, .p2-query h4 { margin: 0 0 6px 0; font-size: 1em; }
-.p2-hits { font-weight: normal; opacity: 0.75; font-size: 0.9em; margin-left: 6px; }
-.p2-hits-row { display: flex; flex-wrap: wrap; gap: 4px; }
+.p2-hits { font-weight: normal; opacity: 0.85; font-size: 0.9em; margin-left: 6px; }
+.p2-hits-row { display: flex; flex-wrap: wrap; gap: 4px 6px; }
 .p2-hit { margin: 0; text-align: center; }
-.p2-hit img { height: 96px; width: 48px; object-fit: cover; border: 3px solid #94a3b8; border-radius: 4px; display: block; }
+.p2-hit img { height: 96px; width: 48px; object-fit: cover; border: 3px solid #94a3b8; border-radius: 4px; display: block;
+              margin: 0 auto; }
 .p2-query .p2-hit img { height: 128px; width: 64px; border-color: #2563eb; }
 .p2-hit.p2-ok img { border-color: #16a34a; }
 .p2-hit.p2-bad img { border-color: #dc2626; }
-.p2-hit figcaption { font-size: 0.72em; line-height: 1.2; font-variant-numeric: tabular-nums; }
-.p2-note { font-size: 0.85em; opacity: 0.8; margin: 6px 0 0 0; }
+/* rank and distance under each thumbnail: 12.6 px on a laptop, 15.4 px on a projector */
+.p2-hit figcaption { font-size: 0.9em; line-height: 1.25; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.p2-note { font-size: 0.95em; margin: 6px 0 0 0; color: var(--body-text-color-subdued); }
 /* projector: bigger thumbnails and text, readable from the back of a room */
 @media (min-width: 1800px) {
   .p2-hit img { height: 128px; width: 64px; }
+  .p2-hit figcaption { font-size: 1.1em; }
   .gradio-container { font-size: 1.08em; }
 }
+/* the t-SNE explanation is read, not glanced at: body size */
+#tsne-plot .p2-tsne .p2-tsne-note { font-size: 1em; color: var(--body-text-color-subdued); }
+/* on a phone the Play button, Base, the slider and the method's name wrap instead of cutting it off */
+#tsne-plot .p2-tsne .p2-tsne-controls { flex-wrap: wrap; }
+#tsne-plot .p2-tsne .p2-tsne-range { min-width: 0; flex: 1 1 220px; white-space: normal; }
+
+/* Labels that float over their component: keep the content below them. */
+/* galleries: the label takes its own line (however many lines it wraps to), the corner button sits
+   beside it, the thumbnails start below both */
+#examples, #queries { display: flex; flex-direction: column; }
+#examples > label.float, #queries > label.float { position: static; align-self: flex-start;
+  margin: var(--block-label-margin) 40px 0 var(--block-label-margin); }
+#examples .gallery-container, #queries .gallery-container { height: auto; flex: 1 1 auto; min-height: 0; position: static; }
+#examples .grid-wrap, #queries .grid-wrap { position: static; }
 /* the example thumbnails shrink to fit the column instead of overflowing it */
-#examples .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
+#examples .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; padding-top: 0 !important; }
 #examples .thumbnail-item { min-width: 0 !important; width: 100% !important; }
+/* small drop zones (.zip, your photo): text only, under the label, not the big centred icon behind it */
+#gallery-zip .upload-container .wrap, #query-photo .upload-container .wrap { min-height: 0; padding-top: 30px; }
+#gallery-zip .upload-container .icon-wrap, #query-photo .upload-container .icon-wrap { display: none; }
+
+/* skeleton editor: the hidden-joint list takes the room, "Add joint" stays on one line */
+#pose-editor .p2-editor .p2-add-row { flex-wrap: wrap; }
+#pose-editor .p2-editor .p2-add-row select { flex: 1 1 auto; min-width: 0; }
+#pose-editor .p2-editor .p2-add { white-space: nowrap; }
+
+/* toasts repeat the status box: bottom right, out of the way of the controls at the top */
+.toast-wrap { top: auto !important; bottom: var(--size-4); }
+
+/* phones */
+@media (max-width: 640px) {
+  /* the 8 standard poses at their own size, scrolled sideways, so "pose 1".."pose 8" stay readable */
+  #pose-strip .image-frame { overflow-x: auto; justify-content: flex-start; }
+  #pose-strip .image-frame img { width: auto; max-width: none; height: 100%; }
+  /* the ID² plot: no toolbar over its label (zooming is for bigger screens), and no one-line title cut off
+     at the edge: its numbers are in the legend and the status box above */
+  #id2-plot .modebar-container, #id2-plot .g-gtitle { display: none; }
+}
 """

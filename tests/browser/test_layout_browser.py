@@ -1,0 +1,92 @@
+"""Layout and legibility: on a phone nothing hides or overflows, labels do not cover content, and
+the small text is large and dark enough to read on a projector."""
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+
+_BOX = "s => { const r = document.querySelector(s).getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }"
+# Top of the first visible text or box inside an element.
+_CONTENT_TOP = """s => {
+  const range = document.createRange();
+  range.selectNodeContents(document.querySelector(s));
+  return Math.min(...[...range.getClientRects()].filter(r => r.width > 0 && r.height > 0).map(r => r.top));
+}"""
+
+# The text colour of an element and the first opaque background behind it, as [r, g, b].
+_COLOURS = """s => {
+  const rgb = c => c.match(/[\\d.]+/g).map(Number);
+  const e = document.querySelector(s);
+  let back = e;
+  while (back && (getComputedStyle(back).backgroundColor === 'rgba(0, 0, 0, 0)' || rgb(getComputedStyle(back).backgroundColor)[3] === 0))
+    back = back.parentElement;
+  return [rgb(getComputedStyle(e).color).slice(0, 3), back ? rgb(getComputedStyle(back).backgroundColor).slice(0, 3) : [255, 255, 255]];
+}"""
+
+
+def _contrast(foreground, background):
+    """WCAG 2 contrast ratio of two sRGB colours."""
+    def luminance(rgb):
+        linear = [c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _font_px(page, selector):
+    return float(page.evaluate(f"getComputedStyle(document.querySelector({selector!r})).fontSize").removesuffix("px"))
+
+
+def _fits_sideways(page, selector):
+    return page.evaluate(f"(e => e.scrollWidth <= e.clientWidth + 1)(document.querySelector({selector!r}))")
+
+
+def test_phone_shows_every_tab_and_nothing_overflows(open_app, screenshot):
+    page = open_app(PHONE)
+    tabs = page.get_by_role("tab")
+    assert tabs.all_inner_texts() == ["Generate", "Retrieve", "Feature space", "About"]
+    for tab in tabs.all():
+        left, top, right, bottom = tab.evaluate("t => { const r = t.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }")
+        assert 0 <= left and right <= PHONE["width"] and bottom > top
+    assert not page.get_by_label("More tabs").is_visible()
+
+    # the examples start below their label and corner button, which do not overlap either
+    label, first = page.evaluate(_BOX, "#examples > label"), page.evaluate(_BOX, "#examples .thumbnail-item")
+    corner = page.evaluate(_BOX, "#examples .icon-button-wrapper")
+    assert first[1] >= label[3] and first[1] >= corner[3] and corner[0] >= label[2]
+    # the pose strip keeps its captions at their own size and scrolls sideways instead
+    assert page.evaluate(_BOX, "#pose-strip img")[3] - page.evaluate(_BOX, "#pose-strip img")[1] >= 160
+    screenshot(page, "phone_generate")
+
+    page.get_by_role("tab", name="Retrieve").click()
+    page.locator("#rankings .p2-rank-col").first.wait_for()
+    assert _fits_sideways(page, "#rankings .p2-rankings")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    for drop_zone in ("#gallery-zip", "#query-photo"):
+        label = page.evaluate(_BOX, f"{drop_zone} label")
+        assert page.evaluate(_CONTENT_TOP, f"{drop_zone} .upload-container .wrap") >= label[3]
+    screenshot(page, "phone_retrieve")
+
+    page.get_by_role("tab", name="Feature space").click()
+    page.locator("#tsne-plot .p2-tsne-range").wait_for()
+    panel = page.evaluate(_BOX, "#tsne-plot .p2-tsne-side")
+    assert page.evaluate(_BOX, "#tsne-plot .p2-tsne-range span:last-child")[2] <= panel[2] + 1  # "+NFC+IPG" shown
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(page, "phone_feature_space")
+
+
+@pytest.mark.parametrize("screen", ["laptop", "projector"])
+def test_small_text_is_readable(open_app, viewports, screen):
+    page = open_app(viewports[screen])
+    page.get_by_role("tab", name="Retrieve").click()
+    page.locator("#rankings .p2-rank-col figcaption").first.wait_for()
+    assert _font_px(page, "#rankings .p2-rank-col figcaption") >= (12 if screen == "laptop" else 15)
+    assert _contrast(*page.evaluate(_COLOURS, "#rankings .p2-note")) >= 4.5
+
+    page.get_by_role("tab", name="Feature space").click()
+    page.locator("#tsne-plot .p2-tsne-note").wait_for()
+    assert _font_px(page, "#tsne-plot .p2-tsne-note") >= 14
+    assert _contrast(*page.evaluate(_COLOURS, "#tsne-plot .p2-tsne-note")) >= 4.5
