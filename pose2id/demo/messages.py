@@ -22,8 +22,13 @@ def status(text, kind="info"):
     return f'<div class="p2-status p2-{kind}" role="status">{_PREFIX[kind]}{body}</div>'
 
 
+# The toast only points at the status box, which keeps the message: a short one, so a few bad
+# inputs in a row do not pile up over the page.
+TOAST_SECONDS = 5
+
+
 def warn(text):
     """Show ``text`` as a toast and return it as an error status box: bad input never raises,
     so the other outputs (the user's pose, their upload) stay as they are."""
-    gr.Warning(str(text))
+    gr.Warning(str(text), duration=TOAST_SECONDS)
     return status(text, "error")
