@@ -253,12 +253,12 @@ def test_generate_reports_every_input_problem_before_the_missing_weights(tmp_pat
     argv = ["generate", "--ref", str(huge), "--poses", str(empty_pose), "--steps", "0", "--out", str(tmp_path / "o"),
             "--cpu"]
     assert main_cli.main(argv) == 1
-    assert capsys.readouterr().err == (
-        "error: 3 problems with the inputs:\n"
-        f"  - --ref {huge}: 9000x6000 is 54 megapixels, more than 40 megapixels; crop it to the person "
-        "(a few hundred pixels is enough)\n"
-        f"  - --poses {empty_pose}: no visible joint (every keypoint is 0, 0, 0), so there is no pose to draw\n"
-        "  - --steps must be a positive integer, got 0\n")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "error: 3 problems with the inputs:"
+    assert lines[1] == (f"  - --ref {huge}: 9000x6000 is 54 megapixels, more than 40 megapixels; crop it to the person "
+                        "(a few hundred pixels is enough)")
+    assert lines[2].startswith(f"  - --poses {empty_pose}: ") and "no visible joint" in lines[2]  # the poses' words
+    assert lines[3:] == ["  - --steps must be a positive integer, got 0"]
 
     Image.new("RGB", (64, 128)).save(tmp_path / "ref.png")
     assert main_cli.main(["generate", "--ref", str(tmp_path / "ref.png"), "--out", str(tmp_path / "o"), "--cpu"]) == 1
@@ -280,6 +280,12 @@ def test_generate_pose_file_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError) as info:
         cli.load_poses(str(two))
     assert str(info.value) == f"--poses {two}, pose 2 of 2: 'people' is empty, so there is no pose to read"
+
+    two_joints = tmp_path / "two_joints.json"
+    two_joints.write_text(json.dumps({"people": [{"pose_keypoints_2d": [30, 10, 1, 30, 30, 1] + [0] * 48}]}))
+    with pytest.raises(ValueError) as info:
+        cli.load_poses(str(two_joints))  # not enough of a body for the generator, as in the app
+    assert str(info.value).startswith(f"--poses {two_joints}: the pose has only 2 visible joints")
 
     (tmp_path / "none.json").write_text("[]")
     with pytest.raises(ValueError, match="none.json: an empty list"):

@@ -104,7 +104,7 @@ def read_reference(path):
 
 def load_poses(spec):
     """'standard' -> the 8 standard poses; a .json path -> the OpenPose pose(s) it holds
-    (one object, or a list of them), each with at least one visible joint."""
+    (one object, or a list of them), each enough of a body to draw (``Pose.check_body``)."""
     from pose2id.poses import Pose, PoseError, load_standard_poses
 
     if spec == "standard":
@@ -126,12 +126,9 @@ def load_poses(spec):
     for i, item in enumerate(items):
         where = f"--poses {path}" + (f", pose {i + 1} of {len(items)}" if isinstance(data, list) else "")
         try:
-            pose = Pose.from_openpose(item, name=f"{path.stem}_{i}")
+            poses.append(Pose.from_openpose(item, name=f"{path.stem}_{i}").check_body())
         except PoseError as error:
             raise ValueError(in_option_terms(error, where, ("pose",))) from None
-        if not pose.visible.any():
-            raise ValueError(f"{where}: no visible joint (every keypoint is 0, 0, 0), so there is no pose to draw")
-        poses.append(pose)
     return poses
 
 
