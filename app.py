@@ -13,10 +13,10 @@ import gradio as gr
 
 from pose2id.demo import editor
 from pose2id.demo.about import ABOUT
-from pose2id.demo.components import PhotoInput
+from pose2id.demo.components import ClampedSlider, PhotoInput
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
-from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, Generate, GenerateConfig, Generations, pose_previews
+from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, Generations, pose_previews
 from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve
 from pose2id.demo.theme import CSS, HEAD, theme
 from pose2id.features import cache_root
@@ -41,16 +41,18 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: every tab visible, no "⋯" menu
             # ------------------------------------------------------------------ Generate
             with gr.Tab("Generate", id="generate"):
+                # where IPG cannot run, a SynthPed identity is chosen from the start (the oracle draws it)
+                start_photo, start_pid, start_status = generate.start_state()
                 # a hidden Number, not a State, so API clients can name the SynthPed identity too
-                synth_pid = gr.Number(None, visible=False, precision=0, label="SynthPed pid")
+                synth_pid = gr.Number(start_pid, visible=False, precision=0, label="SynthPed pid")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=260):
-                        photo = PhotoInput(label="Reference photo", type="filepath", sources=["upload", "clipboard"],
-                                         height=300, elem_id="photo")
-                        example_gallery = gr.Gallery(value=examples, columns=5,
-                                                     height=260, allow_preview=False, label="Examples (click one)",
-                                                     elem_id="examples", object_fit="contain")
-                        identity = gr.Dropdown(generate.identity_choices(), value=None, label="SynthPed identity (synthetic; for the oracle)",
+                        photo = PhotoInput(start_photo, label="Reference photo", type="filepath",
+                                           sources=["upload", "clipboard"], height=300, elem_id="photo")
+                        example_gallery = gr.Gallery(value=generate.examples(examples), columns=5, height=400,
+                                                     allow_preview=False, elem_id="examples", object_fit="contain",
+                                                     label="Examples (click one): photos, then SynthPed people (synthetic drawings, #pid)")
+                        identity = gr.Dropdown(generate.identity_choices(), value=start_pid, label="SynthPed identity (synthetic; for the oracle)",
                                                elem_id="identity")
                     with gr.Column(scale=2, min_width=420):
                         gr.Image(pose_previews(), label="The 8 standard poses", show_label=False, height=170,
@@ -82,17 +84,19 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                             value=ORACLE if note else IPG, label="Generator", elem_id="generator")
                         if note:
                             gr.HTML(status(note, "warning"), js_on_load=None)
-                        steps = gr.Slider(1, 50, value=20, step=1, label="Steps", elem_id="steps")
-                        guidance = gr.Slider(1.0, 10.0, value=3.5, step=0.5, label="Guidance scale", elem_id="guidance")
+                        steps = ClampedSlider(1, 50, value=20, step=1, label="Steps", elem_id="steps")
+                        guidance = ClampedSlider(1.0, 10.0, value=3.5, step=0.5, label="Guidance scale", elem_id="guidance")
                         with gr.Row():
-                            seed = gr.Number(42, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, elem_id="seed")
+                            # no minimum/maximum: Gradio would refuse -1 before the tab can say anything
+                            seed = gr.Number(42, label="Seed", precision=0, elem_id="seed",
+                                             info=f"0 to {MAX_SEED}; {RANDOM_SEED} = random")
                             randomize = gr.Checkbox(False, label="Randomize seed", elem_id="randomize")
-                        eta = gr.Slider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
+                        eta = ClampedSlider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
                         generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
                         search_button = gr.Button("Search the gallery with this person", elem_id="search-person")
                         archive = gr.File(label="Download all (zip)", interactive=False, elem_id="archive")
                     with gr.Column(scale=2, min_width=420):
-                        generate_status = gr.HTML(label="Status", elem_id="generate-status", js_on_load=None)
+                        generate_status = gr.HTML(start_status, label="Status", elem_id="generate-status", js_on_load=None)
                         preview = gr.Image(label="Forming (one preview per pose)", height=200, interactive=False,
                                            elem_id="preview")
                         results = gr.Gallery(label="Pose | generated", columns=4, height=280, object_fit="contain",
@@ -112,11 +116,11 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                                                  sources=["upload", "clipboard"], height=170, elem_id="query-photo")
                     with gr.Column(scale=2, min_width=420):
                         with gr.Row():
-                            k1 = gr.Slider(1, 10, value=2, step=1, label="k1 (NFC neighbours)", elem_id="k1")
-                            k2 = gr.Slider(1, 10, value=2, step=1, label="k2 (mutual neighbours)", elem_id="k2")
+                            k1 = ClampedSlider(1, 10, value=2, step=1, label="k1 (NFC neighbours)", elem_id="k1")
+                            k2 = ClampedSlider(1, 10, value=2, step=1, label="k2 (mutual neighbours)", elem_id="k2")
                         with gr.Row():
-                            r_eta = gr.Slider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="eta")
-                            top_k = gr.Slider(3, 15, value=8, step=1, label="top-k shown", elem_id="top-k")
+                            r_eta = ClampedSlider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="eta")
+                            top_k = ClampedSlider(3, 15, value=8, step=1, label="top-k shown", elem_id="top-k")
                             rerank = gr.Checkbox(False, label="k-reciprocal re-ranking", elem_id="rerank")
                 retrieve_status = gr.HTML(label="Status", elem_id="retrieve-status", js_on_load=None)
                 queries = gr.Gallery(label="Queries (click one)", columns=16, height=170, allow_preview=False,
@@ -145,10 +149,11 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
 
         # ---------------------------------------------------------------- Generate events
         def pick_example(evt: gr.SelectData):
-            return examples[evt.index], None
+            return generate.pick_example(examples, evt.index)
 
-        example_gallery.select(pick_example, None, [photo, synth_pid], **PRIVATE)
-        photo.upload(lambda: None, None, synth_pid, **PRIVATE)
+        example_gallery.select(pick_example, None, [photo, synth_pid, identity, generate_status], **PRIVATE)
+        # another photo is not the SynthPed identity's: the identity is cleared with it
+        gr.on([photo.upload, photo.clear], lambda: (None, None), None, [synth_pid, identity], **PRIVATE)
         identity.input(generate.pick_identity, identity, [photo, synth_pid, generate_status], **PRIVATE)
         reset_button.click(editor.reset, reset_name, [pose_editor, editor_status], **PRIVATE)
         mirror_button.click(editor.mirror, pose_editor, [pose_editor, editor_status], **PRIVATE)

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from pose2id.demo import editor
-from pose2id.demo.generate import IPG, ORACLE, Generate, GenerateConfig, Generations, pair_image, selected_poses
+from pose2id.demo.generate import (IPG, MAX_SEED, ORACLE, SYNTHPED_EXAMPLES, Generate, GenerateConfig, Generations,
+                                   pair_image, selected_poses)
 from pose2id.demo.inputs import InputError, open_photo
 from pose2id.demo.retrieve import Galleries, Retrieve, ranked_list
 from pose2id.poses import MIRROR_INDEX, Pose, PoseError
@@ -170,7 +171,37 @@ def test_randomize_returns_the_seed_it_used():
     gen = Generate()
     photo, pid, _ = gen.pick_identity(50)
     *_, message, seed, _ = _run(gen, photo=photo, synth_pid=pid, randomize=True)[-1]
-    assert 0 <= seed < 2**31 and f"seed {seed}" in message
+    assert 0 <= seed < 2**31 and f"random seed {seed}" in message
+
+
+def test_seed_minus_one_is_random_and_out_of_range_seeds_are_refused():
+    gen = Generate()
+    photo, pid, _ = gen.pick_identity(50)
+    *_, message, seed, _ = _run(gen, photo=photo, synth_pid=pid, seed=-1)[-1]
+    assert 0 <= seed <= MAX_SEED and f"random seed {seed}" in message
+    for bad, why in [(-2, "-2 is out of range"), (99999999999, "99999999999 is out of range"),
+                     (None, "seed is empty"), (1.5, "not a whole number")]:
+        outputs = _run(gen, photo=photo, synth_pid=pid, seed=bad)
+        (preview, gallery, archive, message, seed, _), = outputs
+        assert why in message and f"0 to {MAX_SEED}, or -1 for a random seed" in message
+        assert "p2-error" in message and preview == gallery == archive == seed == KEEP  # nothing of the user's lost
+
+
+def test_app_lets_the_tab_check_the_seed_and_clamps_typed_slider_values(monkeypatch):
+    """Gradio's own bounds check fails the whole event with a generic error; the seed box has no
+    bounds (the tab checks it), and sliders bring a typed value into their range."""
+    import app
+
+    demo = app.build_demo(test_pipeline=True)
+    by_id = {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+    assert by_id["seed"].preprocess(-1) == -1 and by_id["seed"].preprocess(99999999999) == 99999999999
+    assert "-1 = random" in by_id["seed"].info
+    for elem_id, low, high in [("steps", 1, 50), ("guidance", 1, 10), ("gen-eta", 0, 5),
+                               ("k1", 1, 10), ("k2", 1, 10), ("eta", 0, 5), ("top-k", 3, 15)]:
+        slider = by_id[elem_id]
+        assert (slider.preprocess(low - 1), slider.preprocess(high * 10)) == (low, high), elem_id
+        assert slider.preprocess(None) == slider.value and slider.preprocess(float("nan")) == slider.value
+        assert slider.preprocess((low + high) / 2) == (low + high) / 2
 
 
 def test_oracle_without_a_synthped_identity_explains(tmp_path):
@@ -178,6 +209,99 @@ def test_oracle_without_a_synthped_identity_explains(tmp_path):
     Image.new("RGB", (64, 128)).save(photo)
     outputs = _run(Generate(), photo=str(photo))
     assert len(outputs) == 1 and "only re-renders SynthPed identities" in outputs[0][3]
+    assert "pick a SynthPed example" in outputs[0][3] and outputs[0][1] == KEEP
+
+
+@pytest.mark.parametrize("editor_value, why", [
+    (json.dumps({"people": [{"pose_keypoints_2d": [0] * 54}]}), "no visible joint"),
+    (json.dumps({"people": [{"pose_keypoints_2d": [float("nan")] * 54}]}), "no visible joint"),
+    (json.dumps({"canvas_width": 64, "canvas_height": 128,
+                 "people": [{"pose_keypoints_2d": [32, 20, 1, 32, 30, 1, 20, 30, 1] + [0, 0, 0] * 15}]}),
+     "only 3 visible joints"),
+    (json.dumps({"canvas_width": 64, "canvas_height": 128,
+                 "people": [{"pose_keypoints_2d": [32, 20, 1, 0, 0, 0] + [20, 30, 1] * 16}]}), "no neck"),
+    ("", "holds no pose"),
+])
+@pytest.mark.parametrize("generator", [ORACLE, IPG])
+def test_generate_refuses_an_editor_pose_without_a_body(editor_value, why, generator):
+    gen = Generate(GenerateConfig(test_pipeline=True))
+    photo, pid, _ = gen.pick_identity(41)
+    outputs = _run(gen, photo=photo, synth_pid=pid, generator=generator, pose_names=["1"], use_editor=True,
+                   editor_value=editor_value)
+    (_, gallery, archive, message, _, generations), = outputs  # refused before anything runs
+    assert why in message and "the editor pose cannot be generated" in message and "Include the editor pose" in message
+    assert gallery == archive == KEEP and generations.finished is None
+    # the same pose, not included: the standard pose alone is generated
+    if generator == ORACLE:
+        outputs = _run(gen, photo=photo, synth_pid=pid, pose_names=["1"], use_editor=False, editor_value=editor_value)
+        assert len(outputs[-1][1]) == 1
+
+
+def test_oracle_as_the_readme_calls_it_photo_none_and_a_pid():
+    gen = Generate()
+    *_, gallery, archive, message, _, generations = _run(gen, photo=None, synth_pid=41)[-1]
+    assert len(gallery) == 2 and "identity #41" in message and "p2-ok" in message
+    # the identity's own picture is the reference: the zip's and the Retrieve tab's
+    from pose2id.demo.inputs import photo_digest
+
+    picture = gen.identity_picture(41)
+    assert generations.finished.photo_digest == photo_digest(picture)
+    reference = Image.open(zipfile.ZipFile(archive).open("reference.png"))
+    assert photo_digest(reference.convert("RGB")) == photo_digest(picture)
+
+
+@pytest.mark.parametrize("pid", [5, 0, 121, 41.5, "x"])
+def test_oracle_with_an_unknown_pid_says_so_in_the_status(pid):
+    (_, gallery, _, message, _, _), = _run(Generate(), photo=None, synth_pid=pid)
+    assert "p2-error" in message and "41–120" in message and gallery == KEEP
+    assert "1..120" not in message
+
+
+def test_oracle_with_another_photo_uses_the_identitys_picture_and_says_so():
+    from pathlib import Path
+
+    from pose2id.demo.inputs import photo_digest
+
+    gen = Generate()
+    photo = Path(__file__).resolve().parents[1] / "assets" / "examples" / "rgb1.jpg"
+    *_, message, _, generations = _run(gen, photo=str(photo), synth_pid=41)[-1]
+    assert "Your photo was not used" in message and "identity #41" in message
+    # the fusion line and the +IPG record are the identity's, not the photo's mixed with identity #41
+    assert generations.finished.photo_digest == photo_digest(gen.identity_picture(41))
+    assert generations.finished.photo_digest != photo_digest(open_photo(photo))
+    own, _, _ = gen.pick_identity(41)
+    *_, message, _, _ = _run(gen, photo=own, synth_pid=41)[-1]
+    assert "not used" not in message
+
+
+def test_examples_end_with_synthped_identities_labelled_synthetic(tmp_path):
+    gen = Generate()
+    photos = [str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")]
+    items = gen.examples(photos)
+    assert [path for path, _ in items[:2]] == photos and len(items) == 2 + len(SYNTHPED_EXAMPLES)
+    assert all(caption == f"#{pid}" for (_, caption), pid in zip(items[2:], SYNTHPED_EXAMPLES))
+    # a SynthPed example chooses its identity (dropdown and pid); a photo clears it
+    photo, pid, dropdown, message = gen.pick_example(photos, 3)
+    assert pid == dropdown == SYNTHPED_EXAMPLES[1] and photo == gen.identity_photo(pid) and "synthetic" in message
+    photo, pid, dropdown, _ = gen.pick_example(photos, 1)
+    assert photo == photos[1] and pid is None and dropdown is None
+
+
+def test_a_cpu_machine_starts_with_a_synthped_identity_that_generates(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    gen = Generate(GenerateConfig())
+    photo, pid, message = gen.start_state()
+    assert pid == SYNTHPED_EXAMPLES[0] and photo == gen.identity_photo(pid) and "press Generate" in message
+    *_, gallery, _, message, _, _ = _run(gen, photo=photo, synth_pid=pid)[-1]
+    assert len(gallery) == 2 and "p2-ok" in message
+    # a real example photo on this machine: told at once that it cannot be generated here
+    _, pid, dropdown, message = gen.pick_example(["rgb1.jpg"], 0)
+    assert pid is dropdown is None and "IPG needs a CUDA GPU" in message and "SynthPed example" in message
+    # where IPG runs, nothing is chosen for the user
+    assert Generate(GenerateConfig(test_pipeline=True)).start_state() == (None, None, "")
 
 
 def test_ipg_without_gpu_says_why_and_offers_the_oracle(tmp_path, monkeypatch):
@@ -188,8 +312,9 @@ def test_ipg_without_gpu_says_why_and_offers_the_oracle(tmp_path, monkeypatch):
     photo = tmp_path / "p.png"
     Image.new("RGB", (64, 128)).save(photo)
     (_, gallery, archive, message, _, _), = _run(Generate(GenerateConfig()), photo=str(photo), generator=IPG)
-    assert gallery == [] and archive is None
+    assert gallery == archive == KEEP  # the last results stay
     assert "GPU" in message and "oracle" in message and "python -m pose2id download" in message
+    assert "above" in message and "below" not in message  # the SynthPed examples and identities are above it
 
 
 def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
@@ -202,7 +327,7 @@ def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
     empty = tmp_path / "weights"
     empty.mkdir()
     (_, gallery, _, message, _, _), = _run(Generate(GenerateConfig(ckpt_dir=str(empty))), photo=str(photo), generator=IPG)
-    assert gallery == [] and "missing" in message and "denoising_unet" in message
+    assert gallery == KEEP and "missing" in message and "denoising_unet" in message
     assert "python -m pose2id download" in message
 
 
@@ -218,7 +343,7 @@ def test_generate_with_bad_inputs_gives_specific_messages(tmp_path):
     assert "no pose selected" in _run(gen, photo=str(photo), pose_names=[])[-1][3]
     assert "steps must be" in _run(gen, photo=str(photo), steps=0)[-1][3]
     (_, gallery, _, message, _, _), = _run(gen, photo=str(photo), use_editor=True, editor_value="{bad")
-    assert gallery == [] and message.startswith('<div class="p2-status p2-error"') and "JSON" in message
+    assert gallery == KEEP and message.startswith('<div class="p2-status p2-error"') and "JSON" in message
 
 
 def test_pair_image_puts_pose_left_of_the_image():

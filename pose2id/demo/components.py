@@ -1,5 +1,7 @@
 """Gradio components with the app's own input handling."""
 
+import math
+
 import gradio as gr
 
 
@@ -26,3 +28,31 @@ class PhotoInput(gr.Image):
     @classmethod
     def get_component_class_id(cls):
         return gr.Image.get_component_class_id()
+
+
+class ClampedSlider(gr.Slider):
+    """``gr.Slider`` that takes a typed value outside its range as the nearest end of the range.
+
+    The slider's number box accepts any number and fires ``input`` at once. Stock ``gr.Slider``
+    then fails while preprocessing ("Value 0 is less than minimum value 1."): the event stops,
+    every output shows an error badge and the tab's status is not updated. The browser clamps
+    the box to the range when it loses focus, so clamping here as well makes the server use the
+    value the box ends up showing. An emptied box (or a non-number from an API client) counts as
+    the slider's default. (No ``__init__`` override; see :class:`PhotoInput`.)
+    """
+
+    def preprocess(self, payload):
+        try:
+            value = float(payload)
+        except (TypeError, ValueError):
+            value = float(self.value)
+        if not math.isfinite(value):
+            value = float(self.value)
+        return gr.Number.round_to_precision(min(max(value, self.minimum), self.maximum), self.precision)
+
+    def get_block_name(self):
+        return "slider"
+
+    @classmethod
+    def get_component_class_id(cls):
+        return gr.Slider.get_component_class_id()

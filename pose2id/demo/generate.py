@@ -30,6 +30,10 @@ from pose2id.poses import PoseError, render
 IPG = "IPG (Pose2ID model)"
 ORACLE = "SynthPed oracle (re-renders a synthetic identity; not a model)"
 MAX_SEED = 2**31 - 1
+RANDOM_SEED = -1  # the usual "pick one for me" seed
+# SynthPed identities offered among the examples (varied clothes, hair and bags); the first one is
+# chosen when the app starts on a machine where IPG cannot run, so Generate works at once.
+SYNTHPED_EXAMPLES = (41, 44, 46, 47, 50)
 EDITOR_POSE = "editor"
 # GPUs with less memory than this start in the pipeline's low-memory mode (POSE2ID_LOW_MEMORY=1
 # forces it): the two float16 UNets alone take 3.4 GB.
@@ -132,7 +136,8 @@ def wants_low_memory(gpu_bytes):
 
 
 def selected_poses(pose_names, use_editor, editor_value):
-    """The poses to generate: the chosen standard poses in order, then the editor's pose.
+    """The poses to generate: the chosen standard poses in order, then the editor's pose, which
+    must be enough of a body to draw a person in (:meth:`pose2id.poses.Pose.check_body`).
 
     Returns
     -------
@@ -140,10 +145,35 @@ def selected_poses(pose_names, use_editor, editor_value):
     """
     poses = [(f"pose {name}", editor.standard_pose(name)) for name in sorted(pose_names or [], key=str)]
     if use_editor:
-        poses.append(("editor pose", editor.from_value(editor_value)))
+        try:
+            pose = editor.from_value(editor_value).check_body()
+        except PoseError as error:
+            raise PoseError(f"the editor pose cannot be generated: {str(error).removeprefix('JSON text: ')}. Fix it "
+                            "in the skeleton editor (Reset gives a standard pose) or untick 'Include the editor pose'"
+                            ) from None
+        poses.append(("editor pose", pose))
     if not poses:
         raise PoseError("no pose selected: tick at least one standard pose or 'Include the editor pose'")
     return poses
+
+
+def resolve_seed(seed, randomize):
+    """(seed to use, True if it was drawn at random): a random one for ``randomize`` or seed -1,
+    otherwise ``seed``, which must be a whole number from 0 to MAX_SEED (ValueError says so)."""
+    if randomize or seed == RANDOM_SEED:
+        return random.randint(0, MAX_SEED), True
+    usage = f"enter a whole number from 0 to {MAX_SEED}, or {RANDOM_SEED} for a random seed"
+    if seed is None or seed == "":
+        raise ValueError(f"The seed is empty: {usage}.")
+    try:
+        value = float(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"The seed {seed!r} is not a number: {usage}.") from None
+    if not (np.isfinite(value) and value == int(value)):
+        raise ValueError(f"The seed {value:g} is not a whole number: {usage}.")
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"The seed {value:.0f} is out of range: {usage}.")
+    return int(value), False
 
 
 def pair_image(pose, generated):
@@ -270,6 +300,7 @@ class Generate:
     def __init__(self, config=None, synthped_identities=None):
         self.config = config or GenerateConfig()
         self._identities = synthped_identities
+        self._photos = {}  # SynthPed pid -> path of its reference picture
 
     def ipg_note(self):
         """Why IPG cannot run here ("" when it can), without loading anything heavy."""
@@ -281,8 +312,9 @@ class Generate:
 
         if not torch.cuda.is_available():
             return (
-                "IPG needs a CUDA GPU and this machine has none. Choose a SynthPed identity below and the "
-                "SynthPed oracle, or run the app on a GPU machine after `python -m pose2id download`."
+                "IPG needs a CUDA GPU and this machine has none. The SynthPed oracle works here: pick a SynthPed "
+                "example or a 'SynthPed identity' above (synthetic people), or run the app on a GPU machine after "
+                "`python -m pose2id download`."
             )
         return ""
 
@@ -304,19 +336,76 @@ class Generate:
     def identity_choices(self):
         return [(f"#{pid}: {ident.describe()}", pid) for pid, ident in self.identities().items()]
 
+    def synthped_pid(self, pid):
+        """``pid`` as one of the oracle's identities (an int), or ValueError saying which ones exist."""
+        pids = sorted(self.identities())
+        known = f"{pids[0]}–{pids[-1]}"
+        try:
+            value = float(pid)
+        except (TypeError, ValueError):
+            raise ValueError(f"SynthPed pid {pid!r} is not a number: give one of {known}") from None
+        if not (np.isfinite(value) and value == int(value) and int(value) in self.identities()):
+            raise ValueError(f"SynthPed pid {value:g} is not one of the oracle's identities: give one of {known} "
+                             "(the test identities of the Retrieve tab's SynthPed gallery)")
+        return int(value)
+
+    def identity_picture(self, pid):
+        """The picture of SynthPed identity ``pid`` used as its reference photo: the oracle's exact
+        rendering in standard pose 1, enlarged 2x (PIL RGB, 128x256)."""
+        from pose2id.data.synthped import OracleGenerator
+
+        oracle = OracleGenerator(fidelity=0.0, identities=self.identities())
+        image = oracle.generate(pid, [editor.standard_pose("1")], seed=[pid, 1])[0]
+        return image.resize((image.width * 2, image.height * 2), Image.NEAREST).convert("RGB")
+
+    def identity_photo(self, pid):
+        """Path of a PNG of :meth:`identity_picture` (written once per identity)."""
+        if pid not in self._photos:
+            path = Path(tempfile.mkdtemp(prefix="pose2id-synthped-")) / f"synthped_{pid:04d}.png"
+            self.identity_picture(pid).save(path)
+            self._photos[pid] = str(path)
+        return self._photos[pid]
+
     def pick_identity(self, pid):
         """(reference photo path, pid state, status) for SynthPed identity ``pid``: the oracle's
         rendering of it in a standard pose, used as the reference photo."""
-        from pose2id.data.synthped import OracleGenerator
-
         if pid in (None, ""):
             return None, None, status("Choose a SynthPed identity.", "info")
-        pid = int(pid)
-        oracle = OracleGenerator(fidelity=0.0, identities=self.identities())
-        image = oracle.generate(pid, [editor.standard_pose("1")], seed=[pid, 1])[0]
-        path = Path(tempfile.mkdtemp(prefix="pose2id-synthped-")) / f"synthped_{pid:04d}.png"
-        image.resize((image.width * 2, image.height * 2), Image.NEAREST).save(path)
-        return str(path), pid, status(f"SynthPed identity #{pid} (synthetic): {self.identities()[pid].describe()}.", "ok")
+        try:
+            pid = self.synthped_pid(pid)
+        except ValueError as error:
+            return gr.update(), gr.update(), warn(str(error))
+        return (self.identity_photo(pid), pid,
+                status(f"SynthPed identity #{pid} (synthetic): {self.identities()[pid].describe()}.", "ok"))
+
+    def start_state(self):
+        """(photo path, SynthPed pid, status) the tab opens with: where IPG cannot run, the first
+        SynthPed example, chosen, so that Generate works at once with the oracle; otherwise none."""
+        if not self.ipg_note():
+            return None, None, ""
+        pid = SYNTHPED_EXAMPLES[0]
+        return (self.identity_photo(pid), pid, status(
+            f"SynthPed identity #{pid} (synthetic) is chosen: press Generate to see the SynthPed oracle draw it in "
+            "the ticked poses, or pick another example.", "info"))
+
+    def examples(self, photos):
+        """Items of the examples gallery: the example ``photos`` (paths), then the SynthPed
+        identities of SYNTHPED_EXAMPLES, captioned with their pid (the gallery's label says they
+        are synthetic; a thumbnail has no room for more)."""
+        return [(path, None) for path in photos] + [(self.identity_photo(pid), f"#{pid}") for pid in SYNTHPED_EXAMPLES]
+
+    def pick_example(self, photos, index):
+        """(reference photo path, pid state, identity dropdown value, status) for item ``index``
+        of :meth:`examples`: a photo clears the SynthPed identity, a SynthPed item chooses it."""
+        if index >= len(photos):
+            photo, pid, message = self.pick_identity(SYNTHPED_EXAMPLES[index - len(photos)])
+            return photo, pid, pid, message
+        name = Path(photos[index]).name
+        if self.ipg_note():
+            return photos[index], None, None, status(
+                f"Example photo {name}: a real person. The SynthPed oracle only draws SynthPed identities and IPG "
+                "needs a CUDA GPU, so on this machine pick a SynthPed example (labelled synthetic).", "warning")
+        return photos[index], None, None, status(f"Example photo {name}: generate it in new poses with IPG.", "info")
 
     # ----------------------------------------------------------------- the main action
     def generate(self, photo, pose_names, use_editor, editor_value, generator, synth_pid, steps, guidance,
@@ -328,11 +417,17 @@ class Generate:
         running while IPG denoises, then holds the finished images (or the failure, keeping the
         images of the last generation that finished).
 
-        Every bad input ends in one yield with a specific status and empty results; nothing the
-        user entered is changed.
+        Every bad input ends in one yield with a specific status that leaves everything else as it
+        was: what the user entered and the results of the last generation (``gr.update()``).
+
+        The SynthPed oracle needs no photo: it draws identity ``synth_pid`` and uses the identity's
+        own picture (:meth:`identity_picture`) as the reference, for the fusion line and the
+        Retrieve tab's +IPG; a different photo given with it is not used, and the status says so.
+        Seed -1 (or ``randomize``) draws a random seed, which is yielded as the seed used.
         """
         if not isinstance(generations, Generations):
             generations = Generations()
+        keep = (gr.update(), gr.update(), gr.update())
         empty = (None, [], None)
         try:
             steps, guidance, eta = int(steps), float(guidance), float(eta)
@@ -342,14 +437,22 @@ class Generate:
                 raise ValueError(f"guidance must be between 0 and 20, got {guidance}")
             if not (np.isfinite(eta) and eta >= 0):
                 raise ValueError(f"eta must be a number >= 0, got {eta}")
-            seed = random.randint(0, MAX_SEED) if randomize else int(seed)
-            if not 0 <= seed <= MAX_SEED:
-                raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
-            image = open_photo(photo)
+            seed, random_seed = resolve_seed(seed, randomize)
+            oracle_pid = None
+            if generator == ORACLE and synth_pid not in (None, ""):
+                oracle_pid = self.synthped_pid(synth_pid)
+            image = open_photo(photo) if photo or oracle_pid is None else None
             labelled = selected_poses(pose_names, use_editor, editor_value)
         except (InputError, PoseError, ValueError, TypeError) as error:
-            yield *empty, warn(str(error)), gr.update(), generations
+            yield *keep, warn(str(error)), gr.update(), generations
             return
+        note = ""  # a remark to keep in front of the final status
+        if oracle_pid is not None:
+            reference = self.identity_picture(oracle_pid)
+            if image is not None and photo_digest(image) != photo_digest(reference):
+                note = (f"Your photo was not used: the SynthPed oracle draws identity #{oracle_pid} from its own "
+                        "picture (choosing a SynthPed identity shows it as the reference photo). ")
+            image = reference
         digest = photo_digest(image)
 
         def failed(message):
@@ -358,29 +461,30 @@ class Generate:
         poses = [pose for _, pose in labelled]
         settings = {"generator": generator, "poses": [label for label, _ in labelled], "steps": steps,
                     "guidance": guidance, "seed": seed, "eta": eta}
-        note = ""  # a remark to keep in front of the final status (IPG's out-of-memory fallback)
+        used = f"{'random seed' if random_seed else 'seed'} {seed}"
 
         if generator == ORACLE:
-            if synth_pid in (None, ""):
-                message = ("The SynthPed oracle only re-renders SynthPed identities: choose one under 'SynthPed "
-                           "identity' (your photo is kept).")
-                yield *empty, warn(message), seed, failed(message)
+            if oracle_pid is None:
+                message = ("The SynthPed oracle only re-renders SynthPed identities: pick a SynthPed example "
+                           "(labelled synthetic) or choose one under 'SynthPed identity'; your photo is kept. A real "
+                           "photo needs IPG.")
+                yield *keep, warn(message), gr.update(), failed(message)
                 return
             from pose2id.data.synthped import OracleGenerator
 
             oracle = OracleGenerator(fidelity=0.0, identities=self.identities())
-            images = oracle.generate(int(synth_pid), poses, seed=[int(synth_pid), seed])
-            settings["synthped_pid"] = int(synth_pid)
-            label = f"SynthPed oracle (not a model), identity #{int(synth_pid)}"
+            images = oracle.generate(oracle_pid, poses, seed=[oracle_pid, seed])
+            settings["synthped_pid"] = oracle_pid
+            label = f"SynthPed oracle (not a model), identity #{oracle_pid}"
         else:
-            note = self.ipg_note()
-            if note:
-                yield *empty, warn(note), seed, failed(note)
-                return
-            try:
-                load_pipeline(self.config)  # built once, outside the GPU time slot
-            except IPGUnavailable as error:
-                yield *empty, warn(str(error)), seed, failed(str(error))
+            unavailable = self.ipg_note()
+            if not unavailable:
+                try:
+                    load_pipeline(self.config)  # built once, outside the GPU time slot
+                except IPGUnavailable as error:
+                    unavailable = str(error)
+            if unavailable:
+                yield *keep, warn(unavailable), gr.update(), failed(unavailable)
                 return
             images = None
             running = replace(generations, running=digest)
@@ -400,9 +504,10 @@ class Generate:
                 yield *empty, warn(message), seed, failed(message)
                 return
             label = self.generator_label()
+            used = f"{steps} steps, guidance {guidance:g}, {used}"
         gallery = [(pair_image(pose, im), f"{name} | generated") for (name, pose), im in zip(labelled, images)]
         archive = write_zip(image, labelled, images, settings)
-        text = f"{label}: {len(images)} image(s), seed {seed}. " + fusion_summary(image, images, eta)
+        text = f"{label}: {len(images)} image(s), {used}. " + fusion_summary(image, images, eta)
         done = Generations(finished=GeneratedImages(digest, tuple(images), tuple(n for n, _ in labelled), label))
         yield preview_strip(images), gallery, archive, status(note + text, "ok"), seed, done
 

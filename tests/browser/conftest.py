@@ -28,17 +28,9 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    """Start ``python app.py --test-pipeline`` on a free port; yield {"url", "startup_seconds"};
-    stop it. ``POSE2ID_APP_URL`` points the tests at an app that is already running instead
-    (startup_seconds is then None)."""
-    if os.environ.get("POSE2ID_APP_URL"):
-        yield {"url": os.environ["POSE2ID_APP_URL"], "startup_seconds": None}
-        return
+def _serve(log, env):
+    """Start ``python app.py`` with ``env`` on a free port; yield {"url", "startup_seconds"}; stop it."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", POSE2ID_TEST_PIPELINE="1")
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
@@ -57,16 +49,41 @@ def app_server(tmp_path_factory):
             if time.monotonic() - start > 90:
                 pytest.fail(f"the app did not serve within 90 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        startup = time.monotonic() - start
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        (SCREENSHOTS / "startup_seconds.txt").write_text(f"{startup:.2f}\n")
-        yield {"url": url, "startup_seconds": startup}
+        yield {"url": url, "startup_seconds": time.monotonic() - start}
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """Start ``python app.py --test-pipeline`` on a free port; yield {"url", "startup_seconds"};
+    stop it. ``POSE2ID_APP_URL`` points the tests at an app that is already running instead
+    (startup_seconds is then None)."""
+    if os.environ.get("POSE2ID_APP_URL"):
+        yield {"url": os.environ["POSE2ID_APP_URL"], "startup_seconds": None}
+        return
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", POSE2ID_TEST_PIPELINE="1")
+    for server in _serve(tmp_path_factory.mktemp("app") / "app.log", env):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / "startup_seconds.txt").write_text(f"{server['startup_seconds']:.2f}\n")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cpu_app_url(tmp_path_factory):
+    """URL of the app as a first-time visitor meets it on a CPU-only machine without weights: no
+    test pipeline, no GPU (CUDA hidden), not on a Space."""
+    if os.environ.get("POSE2ID_APP_URL"):
+        pytest.skip("the app was started outside the tests (POSE2ID_APP_URL)")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", CUDA_VISIBLE_DEVICES="")
+    for name in ("POSE2ID_TEST_PIPELINE", "SPACE_ID"):
+        env.pop(name, None)
+    for server in _serve(tmp_path_factory.mktemp("cpu-app") / "app.log", env):
+        yield server["url"]
 
 
 @pytest.fixture(scope="session")
