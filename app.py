@@ -104,7 +104,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
 
             # ------------------------------------------------------------------ Retrieve
             with gr.Tab("Retrieve", id="retrieve"):
-                gallery_key = gr.State(SYNTHPED)
+                gallery_key = gr.State(None)  # None until the page has opened a gallery; each change re-ranks
                 query_index = gr.State(0)
                 photo_shown = gr.State(False)  # the rankings shown are the uploaded photo's, not a query's
                 with gr.Row(equal_height=False):
@@ -170,10 +170,13 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
 
         # ---------------------------------------------------------------- Retrieve events
         controls = [k1, k2, r_eta, rerank, top_k]
-        opened = [gallery_key, queries, rankings, metrics, retrieve_status, photo_shown]
-        demo.load(retrieve.open_gallery, [gallery_choice, *controls], opened, **PRIVATE)
-        gallery_choice.input(retrieve.open_gallery, [gallery_choice, *controls], opened, **PRIVATE)
-        upload.upload(retrieve.upload_zip, [upload, *controls], opened, **PRIVATE)
+        # opening a gallery shows its queries; the new gallery key then triggers the rankings below
+        opened = [gallery_key, gallery_choice, queries, query_index, photo_shown, retrieve_status]
+        waiting = dict(show_progress_on=rankings, **PRIVATE)  # one progress text where the lists will be
+        demo.load(retrieve.open_gallery, [gallery_choice, gallery_key], opened, **waiting)
+        gallery_choice.input(retrieve.open_gallery, [gallery_choice, gallery_key], opened, **waiting)
+        upload.upload(retrieve.upload_zip, [upload, gallery_key], opened, **waiting)
+        upload.clear(retrieve.close_zip, gallery_key, opened, **waiting)
 
         def pick_query(evt: gr.SelectData):
             return evt.index, False
@@ -188,10 +191,11 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         search_button.click(
             retrieve.search_person, [gallery_key, photo, generations, k1, k2, r_eta, top_k],
             [query_photo, tabs, rankings, retrieve_status, photo_shown, generate_status], **PRIVATE)
-        for control in controls:
-            control.input(retrieve.refresh, [gallery_key, query_index, query_photo, photo_shown, generations, *controls],
-                          [rankings, retrieve_status], trigger_mode="always_last", **PRIVATE).then(
-                retrieve.metrics, [gallery_key, k1, k2, r_eta, rerank], [metrics, retrieve_status], **PRIVATE)
+        # rankings, then metrics, in one event for all of these: one runs at a time per page and the
+        # last one has the latest values, so the table always matches the sliders
+        gr.on([gallery_key.change, *(control.input for control in controls)], retrieve.refresh,
+              [gallery_key, query_index, query_photo, photo_shown, generations, *controls],
+              [rankings, metrics, retrieve_status], trigger_mode="always_last", **PRIVATE)
         retrieve_api.click(retrieve.update, [gallery_choice, api_query, *controls], [rankings, metrics, retrieve_status],
                            api_name="retrieve")
 

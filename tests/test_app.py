@@ -428,14 +428,68 @@ def market(tmp_path, monkeypatch):
     return _market_folder(tmp_path / "market")
 
 
+def _shown_table(update):
+    """(label, rows of displayed strings) of a metrics-table update, as the page shows them."""
+    import gradio as gr
+
+    shown = gr.Dataframe(interactive=False).postprocess(update["value"])
+    return update["label"], shown.metadata["display_value"]
+
+
 def test_retrieve_opens_a_folder_with_four_methods(market):
     retrieve = Retrieve(Galleries(data=str(market)))
     key = retrieve.galleries.choices()[1][1]
-    key_out, queries, html, rows, message, shown = retrieve.open_gallery(key, 2, 2, 2.0, False, 5)
-    assert key_out == key and len(queries) == 6 and shown is False
+    key_out, _, queries, query_index, shown, message = retrieve.open_gallery(key)
+    assert key_out == key and len(queries) == 6 and query_index == 0 and shown is False and "Market-1501: 6 queries" in message
+    # the new key makes the app refresh the view: the rankings first, then the metrics
+    (html, table, first), (html_again, table_after, second) = retrieve.refresh(key, 0, None, False, Generations(),
+                                                                                2, 2, 2.0, False, 5)
+    assert html.count('class="p2-rank-col"') == 4 and "p2-ok" in html and "Query #0" in first
+    assert table == html_again == {"__type__": "update"}
+    label, rows = _shown_table(table_after)
     assert [r[0] for r in rows] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
-    assert all(0 <= v <= 100 for r in rows for v in r[1:5])
-    assert html.count('class="p2-rank-col"') == 4 and "p2-ok" in html
+    assert all(0 <= float(v) <= 100 for r in rows for v in r[1:5])
+    assert "Query #0" in second and "Metrics over all 6 queries" in second
+
+
+def test_metrics_are_shown_with_the_clis_decimals(market):
+    from pose2id.demo.retrieve import metrics_rows, metrics_table
+    from pose2id.experiments import format_table
+
+    bench = Galleries(data=str(market)).benchmark(f"data:{market}")
+    label, rows = _shown_table(metrics_table(metrics_rows(bench, 2, 2, 2.0, False), 2, 2, 2.0, False))
+    cli = [[cell.strip() for cell in line.strip("|").split("|")] for line in format_table(bench.table()).splitlines()[2:]]
+    assert rows == cli  # "44.00" and "0.1030", not "44" and "0.103"
+    label, rows = _shown_table(metrics_table([["Base", 44.0, 68.3, 80.07, 90.0, 0.103]], 3, 1, 0.5, True))
+    assert rows == [["Base", "44.00", "68.30", "80.07", "90.00", "0.1030"]]
+    assert label == "Metrics over the whole query set (k1 3, k2 1, eta 0.5, k-reciprocal re-ranking)"
+
+
+def test_the_retrieve_endpoint_gives_the_table_with_numbers(market):
+    import gradio as gr
+
+    retrieve = Retrieve(Galleries(data=str(market)))
+    html, table, message = retrieve.update(f"data:{market}", 2, 2, 2, 2.0, False, 5)
+    data = gr.Dataframe(interactive=False).postprocess(table)
+    assert data.headers[0] == "Method" and [row[0] for row in data.data] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
+    assert all(isinstance(value, float) for row in data.data for value in row[1:])
+    assert "Query #2" in message and "Metrics over all 6 queries" in message
+
+
+def test_metrics_table_is_written_with_the_rankings_in_one_event_per_page():
+    """The metrics shown must be those of the sliders shown. Rankings and metrics in one event of
+    one dependency for every slider (trigger mode always_last): a page runs it one at a time, the
+    latest values last. Metrics in a chained second event could arrive after a later event's."""
+    import app
+
+    demo = app.build_demo(test_pipeline=True)
+    blocks = {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+    writers = [fn for fn in demo.fns.values() if blocks["metrics"] in fn.outputs]
+    ui = [fn for fn in writers if fn.api_name != "retrieve"]
+    assert len(ui) == 1 and blocks["rankings"] in ui[0].outputs and ui[0].trigger_mode == "always_last"
+    triggers = set(ui[0].targets)  # (block id, event name)
+    for elem_id in ("k1", "k2", "eta", "rerank", "top-k"):
+        assert (blocks[elem_id]._id, "input") in triggers, elem_id
 
 
 def test_ranked_list_follows_the_market_protocol(market):
@@ -454,7 +508,7 @@ def test_ranked_list_follows_the_market_protocol(market):
 def test_sliders_change_the_ranking_view_quickly(market):
     retrieve = Retrieve(Galleries(data=str(market)))
     key = f"data:{market}"
-    retrieve.open_gallery(key, 2, 2, 2.0, False, 5)
+    retrieve.open_gallery(key)
     html1, _ = retrieve.rankings(key, 1, 1, 1, 0.0, False, 5)
     html2, message = retrieve.rankings(key, 1, 3, 2, 4.0, True, 5)
     assert html1 != html2 and "re-ranking" in html2 and "ranked in" in message
@@ -689,48 +743,149 @@ def test_sliders_re_rank_the_uploaded_photo_while_it_is_shown(market):
     photo = str(next((market / "query").glob("0004_*.jpg")))
     noise = Image.fromarray(np.random.default_rng(3).integers(0, 255, (128, 64, 3), dtype=np.uint8))
     generations = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (noise,), ("pose 1",), "IPG"))
-    html0, message = retrieve.refresh(key, 1, photo, True, generations, 2, 2, 0.0, False, 30)
-    html5, _ = retrieve.refresh(key, 1, photo, True, generations, 2, 2, 5.0, False, 30)
+    (html0, _, message), (_, table, final) = retrieve.refresh(key, 1, photo, True, generations, 3, 2, 0.0, False, 30)
+    (html5, _, _), _ = retrieve.refresh(key, 1, photo, True, generations, 2, 2, 5.0, False, 30)
     assert "Your photo" in html0 and "eta 0" in message
     assert _ranked_names(html0, "+IPG") == _ranked_names(html0, "Base") != _ranked_names(html5, "+IPG")
+    # the metrics follow the sliders too, and the status still speaks of the photo
+    assert "(k1 3, k2 2, eta 0," in table["label"]
+    assert final.startswith(message[:-len("</div>")]) and "Metrics over all 6 queries" in final
     # a gallery query again once the photo is not shown (or was removed)
     for photo_now, shown in ((photo, False), (None, True)):
-        html, message = retrieve.refresh(key, 1, photo_now, shown, generations, 2, 2, 2.0, False, 5)
+        (html, _, message), _ = retrieve.refresh(key, 1, photo_now, shown, generations, 2, 2, 2.0, False, 5)
         assert "Your photo" not in html and "Query #1" in message
 
 
 def test_broken_zip_keeps_the_current_gallery(tmp_path, market):
     bad = tmp_path / "broken.zip"
     bad.write_bytes(b"PK\x03\x04 definitely not a zip")
-    out = Retrieve(Galleries()).upload_zip(str(bad), 2, 2, 2.0, False, 5)
-    assert out[:4] + out[5:] == ({"__type__": "update"},) * 5  # the view stays, an uploaded photo's included
-    assert "Cannot use broken.zip" in out[4] and "current gallery stays" in out[4]
+    *view, message = Retrieve(Galleries()).upload_zip(str(bad), "synthped")
+    assert view == [{"__type__": "update"}] * 5  # the view stays, an uploaded photo's included
+    assert message.count("Cannot use broken.zip: broken.zip is not a readable zip archive") == 1
+    assert "current gallery stays" in message and not re.search(r"[^.]\.\.[^.]", message)
 
 
 def test_zip_with_parent_paths_is_refused(tmp_path, market):
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as archive:
         archive.writestr("../../escape/0001_c1s1_000000_00.jpg", b"x")
-    out = Retrieve(Galleries()).upload_zip(str(evil), 2, 2, 2.0, False, 5)
-    assert "Cannot use evil.zip" in out[4] and ".." in out[4]
+    message = Retrieve(Galleries()).upload_zip(str(evil), "synthped")[-1]
+    assert "Cannot use evil.zip: archive entry &#x27;../../escape/" in message and "points outside" in message
     assert not (tmp_path / "escape").exists()
 
 
-def test_uploaded_zip_of_a_market_folder_is_ranked(tmp_path, market):
-    path = tmp_path / "mine.zip"
+def _zip_of(folder, path):
     with zipfile.ZipFile(path, "w") as archive:
-        for file in market.rglob("*.jpg"):
-            archive.write(file, file.relative_to(market.parent))
-    key, queries, html, rows, message, _ = Retrieve(Galleries()).upload_zip(str(path), 2, 2, 2.0, False, 5)
-    assert key.startswith("zip:") and len(queries) == 6 and len(rows) == 4
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(folder.parent))
+    return path
+
+
+def test_uploaded_zip_becomes_the_selected_gallery_named_after_its_file(tmp_path, market):
+    retrieve = Retrieve(Galleries())
+    key, selector, queries, query_index, shown, message = retrieve.upload_zip(str(_zip_of(market, tmp_path / "my_cams.zip")),
+                                                                             "synthped")
+    assert key.startswith("zip:") and len(queries) == 6 and query_index == 0 and shown is False
+    assert selector["value"] == key and selector["choices"][-1] == ("my_cams.zip (Market-1501 style)", key)
+    assert selector["choices"][0] == ("SynthPed (synthetic, built in)", "synthped")
+    assert "my_cams.zip (Market-1501 style): 6 queries" in message
+    assert str(tmp_path) not in key + message  # the selector's value holds no server path either
+    # only the session that uploaded it lists it
+    assert retrieve.galleries.choices() == [("SynthPed (synthetic, built in)", "synthped")]
+    # the same archive again: prepared once, the view stays
+    again = retrieve.upload_zip(str(_zip_of(market, tmp_path / "my_cams.zip")), key)
+    assert again[0] == again[2] == {"__type__": "update"} and again[1]["value"] == key
+
+
+def test_removing_the_uploaded_zip_goes_back_to_synthped(tmp_path, market, monkeypatch):
+    retrieve = Retrieve(Galleries())
+    key = retrieve.upload_zip(str(_zip_of(market, tmp_path / "my_cams.zip")), "synthped")[0]
+    opened = []
+    monkeypatch.setattr(retrieve, "open_gallery", lambda key, current, progress: opened.append(key) or
+                        ("synthped", {}, ["queries"], 0, False, "opened"))
+    out = retrieve.close_zip(key)
+    assert opened == ["synthped"] and out[0] == "synthped" and out[2] == ["queries"]
+    assert out[1]["choices"] == [("SynthPed (synthetic, built in)", "synthped")] and out[1]["value"] == "synthped"
+    # removed after going back to SynthPed: only the choice goes
+    out = retrieve.close_zip("synthped")
+    assert out[1] == {"__type__": "update", "choices": [("SynthPed (synthetic, built in)", "synthped")]}
+    assert out[0] == out[-1] == {"__type__": "update"} and opened == ["synthped"]
+
+
+def _zip_files(path, files):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_zip_errors_say_what_is_wrong_without_server_paths(tmp_path, market):
+    from pose2id.features import cache_root
+
+    names = ["0001_c1s1_000001_00.jpg", "0001_c2s1_000001_00.jpg", "0002_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"]
+    fake = _zip_files(tmp_path / "market_fakeimgs.zip", {name: b"0123456789" for name in names})
+    message = Retrieve(Galleries()).upload_zip(str(fake), "synthped")[-1]
+    assert message.startswith('<div class="p2-status p2-error" role="status">Error: Cannot use market_fakeimgs.zip: '
+                              'none of the 4 file(s) with Market-1501 style names in market_fakeimgs.zip is a readable '
+                              'image: 0001_c1s1_000001_00.jpg (not image data), ')
+    assert message.endswith("0002_c2s1_000001_00.jpg (not image data). The current gallery stays.</div>")
+    holiday = _zip_files(tmp_path / "holiday.zip", {"photos/holiday.jpg": (market / "query").iterdir().__next__().read_bytes()})
+    message = Retrieve(Galleries()).upload_zip(str(holiday), "synthped")[-1]
+    assert "none of the 1 image file(s) in holiday.zip has a Market-1501 style name (for example &#x27;holiday.jpg&#x27;)" in message
+    for text in (message, Retrieve(Galleries()).upload_zip(str(fake), "synthped")[-1]):
+        assert str(cache_root()) not in text and str(tmp_path) not in text
+        assert "root:" not in text and "zip_path" not in text
+        assert not re.search(r"[^.]\.\.[^.]", text)  # no double period (an ellipsis such as PPPP_cC...jpg is fine)
+
+
+def test_unreadable_images_of_a_zip_are_listed(tmp_path, market):
+    (market / "bounding_box_test" / "0001_c3s1_000009_00.jpg").write_bytes(b"not a jpeg")
+    retrieve = Retrieve(Galleries())
+    key, *_, message = retrieve.upload_zip(str(_zip_of(market, tmp_path / "mine.zip")), "synthped")
+    assert "1 unreadable image(s) skipped: 0001_c3s1_000009_00.jpg (not image data)." in message
+    # and it stays in the status line while the gallery is shown
+    *_, (_, _, refreshed) = retrieve.refresh(key, 0, None, False, Generations(), 2, 2, 2.0, False, 5)
+    assert "0001_c3s1_000009_00.jpg (not image data)" in refreshed
 
 
 def test_empty_gallery_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
     empty = tmp_path / "empty"
     empty.mkdir()
-    out = Retrieve(Galleries(data=str(empty))).open_gallery(f"data:{empty}", 2, 2, 2.0, False, 5)
-    assert out[1] == [] and "Cannot open this gallery" in out[4] and "Market-1501 style" in out[4]
+    *view, message = Retrieve(Galleries(data=str(empty))).open_gallery(f"data:{empty}", "synthped")
+    assert view[0] == view[2] == {"__type__": "update"} and view[1]["value"] == "synthped"  # SynthPed stays
+    assert "Cannot open Folder: empty: there are no image files in" in message and "Market-1501 style" in message
+    assert "The current gallery stays." in message
+
+
+def test_a_gallery_being_built_says_what_is_happening(market):
+    from pose2id.demo.retrieve import BUILDING_SYNTHPED, SYNTHPED
+
+    calls = []
+
+    def progress(fraction, desc=None):
+        calls.append((fraction, desc))
+
+    retrieve = Retrieve(Galleries(data=str(market)))
+    report = retrieve._progress(SYNTHPED, "SynthPed", progress)
+    report("drawing images", 300, 1181)
+    report("features", 9009, 9009)  # read from the cache: nothing to say
+    assert calls == [(300 / 1181, f"{BUILDING_SYNTHPED} Drawing images: 300 of 1,181")]
+    assert BUILDING_SYNTHPED == "Building the SynthPed benchmark once (about 30 s); later visits are instant."
+    calls.clear()
+    retrieve.open_gallery(f"data:{market}", None, progress)
+    assert calls[0] == (0, "Opening Folder: market…")
+    calls.clear()
+    retrieve.open_gallery(f"data:{market}", None, progress)  # prepared: no progress
+    assert calls == []
+
+
+def test_no_gallery_open_yet(market):
+    retrieve = Retrieve(Galleries(data=str(market)))
+    assert list(retrieve.refresh(None, 0, None, False, Generations(), 2, 2, 2.0, False, 5)) == [
+        ({"__type__": "update"},) * 3]
+    assert "no gallery is open yet" in retrieve.rankings(None, 0, 2, 2, 2.0, False, 5)[1]
 
 
 # ---------------------------------------------------------------------------- feature space

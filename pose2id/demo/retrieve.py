@@ -11,11 +11,13 @@ import base64
 import hashlib
 import html
 import io
+import re
 import threading
 import time
 from functools import lru_cache
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 from PIL import Image
 
@@ -23,8 +25,11 @@ from pose2id.demo.messages import status, warn
 from pose2id.experiments import METHODS
 
 SYNTHPED = "synthped"
+SYNTHPED_LABEL = "SynthPed (synthetic, built in)"
 EXTRACTOR = "handcrafted"
 METRIC_HEADERS = ["Method", "mAP %", "Rank-1 %", "Rank-5 %", "Rank-10 %", "ID² (lower = more central)"]
+METRICS_LABEL = "Metrics over the whole query set"
+BUILDING_SYNTHPED = "Building the SynthPed benchmark once (about 30 s); later visits are instant."
 
 
 @lru_cache(maxsize=4096)
@@ -52,40 +57,100 @@ class Galleries:
         self.data = data
         self.extractor = extractor
         self._benchmarks = {}
+        self._skipped = {}  # key -> [(path, reason)] of the images the reader skipped as unreadable
+        self._uploads = {}  # zip key -> (path of the upload, shown name)
         self._locks = {}
         self._lock = threading.Lock()
 
-    def choices(self):
-        """(label, key) pairs for the gallery selector."""
-        items = [("SynthPed (synthetic, built in)", SYNTHPED)]
+    def choices(self, uploaded=None):
+        """(label, key) pairs for the gallery selector: the built-in galleries, and the uploaded
+        zip ``uploaded`` (a key from :meth:`add_zip`) when given. Uploads are listed only in the
+        session that uploaded them."""
+        items = [(SYNTHPED_LABEL, SYNTHPED)]
         if self.data:
             items.append((f"Folder: {Path(self.data).name}", f"data:{self.data}"))
+        if uploaded in self._uploads:
+            items.append((self._uploads[uploaded][1], uploaded))
         return items
 
-    def benchmark(self, key, progress=None):
-        """The prepared :class:`Benchmark` of gallery ``key`` (built once, thread-safe)."""
-        from pose2id.experiments import prepare_benchmark
+    def is_ready(self, key):
+        """Whether gallery ``key`` is prepared (then :meth:`benchmark` returns at once)."""
+        return key in self._benchmarks
 
+    def skipped(self, key):
+        """``(path, reason)`` of the images of gallery ``key`` skipped as unreadable."""
+        return self._skipped.get(key, [])
+
+    def benchmark(self, key, progress=None):
+        """The prepared :class:`Benchmark` of gallery ``key`` (built once, thread-safe).
+
+        ``progress(stage, done, total)`` is called while SynthPed's images are drawn ("drawing
+        images") and while features are extracted ("features").
+        """
+        if not key:
+            raise ValueError("no gallery is open yet: wait until it has opened (the first visit builds SynthPed, "
+                             "about 30 s)")
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._benchmarks:
-                spec = key.partition(":")[2] if key.startswith(("data:", "zip:")) else key
-                self._benchmarks[key] = prepare_benchmark(spec, self.extractor, progress=progress)
+                self._benchmarks[key] = self._prepare(key, progress)
             return self._benchmarks[key]
 
-    def add_zip(self, path):
-        """Key of an uploaded Market-style zip (extracted safely, features prepared)."""
-        digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
-        for existing in self._benchmarks:
-            if existing.startswith("zip:") and existing.endswith(f"#{digest}"):
-                return existing
-        key = f"zip:{path}"
-        self.benchmark(key)
-        # remember by content so the same archive uploaded again is not prepared twice
+    def _prepare(self, key, progress):
+        from pose2id.data import open_dataset
+        from pose2id.experiments import prepare_benchmark
+
+        def stage(name):
+            return None if progress is None else (lambda done, total: progress(name, done, total))
+
+        name = None
+        if key == SYNTHPED:
+            spec = SYNTHPED
+        elif self.data and key == f"data:{self.data}":
+            spec = self.data
+        elif key in self._uploads:
+            spec, name = self._uploads[key]
+        else:
+            raise ValueError(f"unknown gallery {key!r}; choose one of {[k for _, k in self.choices()]}")
+        dataset = open_dataset(spec, progress=stage("drawing images"))
+        if name is not None:
+            dataset.name = name
+        self._skipped[key] = list(dataset.skipped)
+        return prepare_benchmark(dataset, self.extractor, progress=stage("features"))
+
+    def add_zip(self, path, progress=None):
+        """Key of an uploaded Market-style zip (extracted safely, features prepared), shown as
+        "<file name> (Market-1501 style)". The same archive under the same name is prepared once."""
+        path = Path(path)
+        digest = hashlib.sha1()
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+        key = f"zip:{digest.hexdigest()[:12]}:{path.name}"
         with self._lock:
-            self._benchmarks[f"{key}#{digest}"] = self._benchmarks.pop(key)
-        return f"{key}#{digest}"
+            self._uploads.setdefault(key, (str(path), f"{path.name} (Market-1501 style)"))
+        try:
+            self.benchmark(key, progress)
+        except BaseException:
+            with self._lock:
+                if key not in self._benchmarks:
+                    self._uploads.pop(key, None)
+            raise
+        return key
+
+
+def public_message(error, upload=None):
+    """``error`` as a user of the app should read it: without a library argument-name prefix
+    (``root: ...``), without a final period (the app adds its own sentence) and without server
+    paths: the upload's own path and the folder it was extracted to read as its file name."""
+    from pose2id.features import cache_root
+
+    text = re.sub(r"^(spec|root|zip_path|path): ", "", str(error).strip()).rstrip(".")
+    name = Path(upload).name if upload is not None else "the uploaded zip"
+    if upload is not None:
+        text = text.replace(str(upload), name)
+    return re.sub(re.escape(str(cache_root() / "archives")) + r"/[^/\s]+", lambda _: name, text)
 
 
 def query_gallery(bench, limit=None):
@@ -101,6 +166,22 @@ def metrics_rows(bench, k1, k2, eta, rerank):
         rows.append([row["method"], round(100 * row["mAP"], 2), round(100 * row["rank1"], 2),
                      round(100 * row["rank5"], 2), round(100 * row["rank10"], 2), round(row["id2"], 4)])
     return rows
+
+
+def metrics_frame(rows):
+    """``rows`` (see :func:`metrics_rows`) as a table shown with the CLI's fixed decimals: 2 for
+    the percentages, 4 for ID² (0.1030 stays 0.1030); the numbers themselves stay numbers."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=METRIC_HEADERS)
+    return frame.style.format({name: "{:.2f}" for name in METRIC_HEADERS[1:5]} | {METRIC_HEADERS[5]: "{:.4f}"})
+
+
+def metrics_table(rows, k1, k2, eta, rerank):
+    """The metrics table's update: :func:`metrics_frame` of ``rows``, labelled with the
+    parameters they were computed for."""
+    ranking = "k-reciprocal re-ranking" if rerank else "no re-ranking"
+    return gr.update(value=metrics_frame(rows), label=f"{METRICS_LABEL} (k1 {k1}, k2 {k2}, eta {eta:g}, {ranking})")
 
 
 def ranked_list(bench, query_index, method, k1, k2, eta, rerank, top_k):
@@ -262,38 +343,126 @@ class Retrieve:
     def __init__(self, galleries):
         self.galleries = galleries
 
-    def label(self, bench):
+    def label(self, bench, key=None):
+        """"<gallery>: N queries, M gallery images, <extractor> features." and, for gallery
+        ``key``, the images its reader skipped as unreadable."""
         synthetic = " — synthetic images, not real people" if bench.is_synthetic else ""
-        return (f"{bench.dataset_name}{synthetic}: {len(bench.query)} queries, {len(bench.gallery)} gallery images, "
+        text = (f"{bench.dataset_name}{synthetic}: {len(bench.query)} queries, {len(bench.gallery)} gallery images, "
                 f"{bench.extractor_name} features.")
+        skipped = self.galleries.skipped(key)
+        if skipped:
+            from pose2id.data.market1501 import describe_skipped
 
-    def open_gallery(self, key, k1, k2, eta, rerank, top_k, progress=None):
-        """(gallery key, query items, rankings html, metrics rows, status, photo shown) for gallery
-        ``key``, showing its first query (so an uploaded photo's rankings are no longer shown:
-        photo shown is False)."""
+            text += f" {len(skipped)} unreadable image(s) skipped: {describe_skipped(skipped)}."
+        return text
+
+    def _progress(self, key, name, progress):
+        """A ``progress(stage, done, total)`` for :meth:`Galleries.benchmark` that shows why the
+        view is waiting: building SynthPed (the first visit), or preparing gallery ``name``."""
+        intro = BUILDING_SYNTHPED if key == SYNTHPED else f"Preparing {name} once (reading its images and features)."
+
+        def report(stage, done, total):
+            if done < total:  # work being done, not a cache hit
+                progress(done / max(total, 1), desc=f"{intro} {stage.capitalize()}: {done:,} of {total:,}")
+
+        return report
+
+    def open_gallery(self, key, current=None, progress=gr.Progress()):
+        """(gallery key, gallery selector, query items, query index, photo shown, status) for
+        gallery ``key``: its queries, query 0 selected, an uploaded photo's rankings no longer the
+        ones shown. The rankings and metrics come from :meth:`refresh`, which the app runs when the
+        gallery key changes. While the gallery is prepared (SynthPed on the first visit: about
+        30 s), ``progress`` says what is happening. A gallery that cannot be opened leaves the
+        ``current`` one, selected again."""
+        name = dict((k, label) for label, k in self.galleries.choices(uploaded=key)).get(key, key)
         try:
-            bench = self.galleries.benchmark(key, progress=progress)
+            if not self.galleries.is_ready(key):
+                progress(0, desc=f"Opening {name}…")
+            bench = self.galleries.benchmark(key, progress=self._progress(key, name, progress))
         except (ValueError, OSError) as error:
-            return key, [], "", [], warn(f"Cannot open this gallery: {error}"), False
-        html_text, rows, message = self.update(key, 0, k1, k2, eta, rerank, top_k)
-        return key, query_gallery(bench), html_text, rows, message, False
+            message = warn(f"Cannot open {name}: {public_message(error)}." + (" The current gallery stays." if current else ""))
+            keep = gr.update(value=current) if current else gr.update()
+            return gr.update(), keep, gr.update(), gr.update(), gr.update(), message
+        return (key, gr.update(), query_gallery(bench), 0, False,
+                status(f"{self.label(bench, key)} Opened; ranking query #0…", "ok"))
 
-    def upload_zip(self, path, k1, k2, eta, rerank, top_k):
-        """Like :meth:`open_gallery` for an uploaded zip; a bad zip leaves the current view."""
-        import gradio as gr
-
-        keep = (gr.update(),) * 4
+    def upload_zip(self, path, current=None, progress=gr.Progress()):
+        """Like :meth:`open_gallery` for an uploaded Market-style zip, which becomes a choice of
+        the gallery selector (labelled by its file name) and is selected. A bad zip leaves the
+        current view and says what is wrong with it (without server paths)."""
+        keep = (gr.update(),) * 5
         if path is None:
-            return *keep, status("Upload a .zip of a Market-1501 style folder.", "info"), gr.update()
+            return *keep, status("Upload a .zip of a Market-1501 style folder.", "info")
         name = Path(path).name
         try:
-            if not str(path).lower().endswith(".zip"):
+            if not name.lower().endswith(".zip"):
                 raise ValueError(f"{name} is not a .zip file; zip a folder of Market-style images (PPPP_cC...jpg)")
-            key = self.galleries.add_zip(path)
+            progress(0, desc=f"Preparing {name}…")
+            key = self.galleries.add_zip(path, progress=self._progress(None, name, progress))
         except (ValueError, OSError) as error:
-            reason = str(error).removeprefix("zip_path: ")
-            return *keep, warn(f"Cannot use {name}: {reason}. The current gallery stays."), gr.update()
-        return self.open_gallery(key, k1, k2, eta, rerank, top_k)
+            return *keep, warn(f"Cannot use {name}: {public_message(error, path)}. The current gallery stays.")
+        selector = gr.update(choices=self.galleries.choices(uploaded=key), value=key)
+        bench = self.galleries.benchmark(key)
+        if self.galleries.skipped(key):
+            gr.Warning(f"{name}: {len(self.galleries.skipped(key))} unreadable image(s) skipped; the status line lists them.")
+        if key == current:  # the same archive again: the view stays as it is
+            return gr.update(), selector, gr.update(), gr.update(), gr.update(), status(self.label(bench, key), "ok")
+        return key, selector, query_gallery(bench), 0, False, status(f"{self.label(bench, key)} Ranking query #0…", "ok")
+
+    def close_zip(self, current=None, progress=gr.Progress()):
+        """The uploaded zip removed: its choice leaves the gallery selector and, if it was the
+        gallery shown, SynthPed is opened again (outputs as :meth:`open_gallery`)."""
+        builtin = self.galleries.choices()
+        if current is not None and current.startswith("zip:"):
+            *opened, message = self.open_gallery(SYNTHPED, None, progress)
+            opened[1] = gr.update(choices=builtin, value=SYNTHPED)
+            return *opened, message
+        return gr.update(), gr.update(choices=builtin), gr.update(), gr.update(), gr.update(), gr.update()
+
+    def _query_view(self, key, query_index, k1, k2, eta, rerank, top_k):
+        """(rankings html, status text) of query ``query_index``; raises ValueError on bad input."""
+        start = time.perf_counter()
+        bench = self.galleries.benchmark(key)
+        query_index = int(query_index or 0)
+        if not 0 <= query_index < len(bench.query):
+            raise ValueError(f"query_index must be between 0 and {len(bench.query) - 1}, got {query_index}")
+        html_text = rankings_html(bench, query_index, int(k1), int(k2), float(eta), bool(rerank), int(top_k))
+        elapsed = time.perf_counter() - start
+        return html_text, f"{self.label(bench, key)} Query #{query_index}; ranked in {elapsed:.2f} s."
+
+    def _photo_view(self, key, photo, generations, k1, k2, eta, top_k):
+        """(rankings html, status text) of an uploaded photo; see :meth:`upload_query`. Raises
+        :class:`~pose2id.demo.inputs.InputError` or ValueError on bad input."""
+        from pose2id.demo.inputs import open_photo, photo_digest
+        from pose2id.features import get_extractor
+
+        k1, k2, eta, top_k = int(k1), int(k2), float(eta), int(top_k)
+        image = open_photo(photo)
+        bench = self.galleries.benchmark(key)
+        extractor = get_extractor(self.galleries.extractor)
+        generated, note = photo_generated_images(photo_digest(image), generations)
+        gen_feats = None
+        if generated is not None:
+            count = f"{len(generated.images)} generated image{'s' if len(generated.images) != 1 else ''}"
+        if generated is not None and not bench.has_ipg:
+            note = (f"The {count} of your photo {'are' if len(generated.images) != 1 else 'is'} ready, but +IPG "
+                    f"needs generated images of the gallery too: {bench.ipg_note}.")
+        elif generated is not None:
+            gen_feats = extractor(list(generated.images))
+            note = f"+IPG: your photo's feature fused with the features of {count} of it, eta {eta:g}."
+        elif not bench.has_ipg:
+            note = f"+IPG needs generated images of the gallery too: {bench.ipg_note}."
+        features = uploaded_query_features(bench, extractor([image])[0], gen_feats, k1, k2, eta)
+        buffer = io.BytesIO()
+        image.resize((max(1, round(image.width * 128 / image.height)), 128)).save(buffer, format="JPEG")
+        thumbnail = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+        html_text = uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note)
+        if gen_feats is not None:
+            text = (f"Ranked your photo with Base, +NFC, +IPG and +NFC+IPG: +IPG from {count} of your photo "
+                    f"({generated.generator}; {', '.join(generated.poses)}), eta {eta:g}.")
+        else:
+            text = f"Ranked your photo with Base and +NFC. {note}"
+        return html_text, f"{self.label(bench, key)} {text}"
 
     def upload_query(self, key, photo, generations, k1, k2, eta, top_k):
         """(rankings html, status, shown) for an uploaded query photo against gallery ``key``.
@@ -304,43 +473,15 @@ class Retrieve:
         is True once the photo's rankings are shown (``gr.update()`` when it could not be used),
         so the sliders know to re-rank the photo.
         """
-        import gradio as gr
-
-        from pose2id.demo.inputs import InputError, open_photo, photo_digest
-        from pose2id.features import get_extractor
+        from pose2id.demo.inputs import InputError
 
         if photo is None:
             return gr.update(), status("Upload a photo of a person to search the gallery for.", "info"), gr.update()
         try:
-            k1, k2, eta, top_k = int(k1), int(k2), float(eta), int(top_k)
-            image = open_photo(photo)
-            bench = self.galleries.benchmark(key)
-            extractor = get_extractor(self.galleries.extractor)
-            generated, note = photo_generated_images(photo_digest(image), generations)
-            gen_feats = None
-            if generated is not None:
-                count = f"{len(generated.images)} generated image{'s' if len(generated.images) != 1 else ''}"
-            if generated is not None and not bench.has_ipg:
-                note = (f"The {count} of your photo {'are' if len(generated.images) != 1 else 'is'} ready, but +IPG "
-                        f"needs generated images of the gallery too: {bench.ipg_note}.")
-            elif generated is not None:
-                gen_feats = extractor(list(generated.images))
-                note = f"+IPG: your photo's feature fused with the features of {count} of it, eta {eta:g}."
-            elif not bench.has_ipg:
-                note = f"+IPG needs generated images of the gallery too: {bench.ipg_note}."
-            features = uploaded_query_features(bench, extractor([image])[0], gen_feats, k1, k2, eta)
-            buffer = io.BytesIO()
-            image.resize((max(1, round(image.width * 128 / image.height)), 128)).save(buffer, format="JPEG")
-            thumbnail = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-            html_text = uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note)
+            html_text, text = self._photo_view(key, photo, generations, k1, k2, eta, top_k)
         except (InputError, ValueError, OSError) as error:
             return gr.update(), warn(f"Query photo: {error}"), gr.update()
-        if gen_feats is not None:
-            text = (f"Ranked your photo with Base, +NFC, +IPG and +NFC+IPG: +IPG from {count} of your photo "
-                    f"({generated.generator}; {', '.join(generated.poses)}), eta {eta:g}.")
-        else:
-            text = f"Ranked your photo with Base and +NFC. {note}"
-        return html_text, status(f"{self.label(bench)} {text}", "ok"), True
+        return html_text, status(text, "ok"), True
 
     def search_person(self, key, photo, generations, k1, k2, eta, top_k):
         """The Generate tab's "Search the gallery with this person": its reference photo becomes
@@ -351,8 +492,6 @@ class Retrieve:
         (query photo, tabs, rankings html, Retrieve status, shown, Generate status); on a missing
         or unusable photo only the Generate status changes and the Retrieve tab stays as it is.
         """
-        import gradio as gr
-
         keep = (gr.update(),) * 5
         if photo is None:
             return *keep, warn("Upload a reference photo or pick an example first, then search the gallery with it.")
@@ -362,44 +501,58 @@ class Retrieve:
         return photo, gr.Tabs(selected="retrieve"), html_text, message, True, gr.update()
 
     def refresh(self, key, query_index, photo, shown, generations, k1, k2, eta, rerank, top_k):
-        """(rankings html, status) after a slider change: the uploaded photo again when its
-        rankings are the ones shown, else query ``query_index`` of the gallery."""
-        if shown and photo is not None:
-            html_text, message, _ = self.upload_query(key, photo, generations, k1, k2, eta, top_k)
-            return html_text, message
-        return self.rankings(key, query_index, k1, k2, eta, rerank, top_k)
+        """The view after a slider change or a newly opened gallery, in two steps: yields
+        (rankings html, metrics table, status) first with the rankings (the uploaded photo's while
+        they are the ones shown, else query ``query_index``'s), then with the metrics over the
+        whole query set for the same parameters (:func:`metrics_table`).
+
+        One event makes both, so the app runs them one after another for a page (the rankings and
+        table of the latest sliders last): the table can never be an earlier event's, arriving
+        after a later one's. Before any gallery is open (``key`` empty), nothing changes.
+        """
+        from pose2id.demo.inputs import InputError
+
+        if not key:
+            yield gr.update(), gr.update(), gr.update()
+            return
+        try:
+            if shown and photo is not None:
+                html_text, text = self._photo_view(key, photo, generations, k1, k2, eta, top_k)
+            else:
+                html_text, text = self._query_view(key, query_index, k1, k2, eta, rerank, top_k)
+        except (InputError, ValueError, OSError) as error:
+            yield gr.update(), gr.update(), warn(public_message(error))
+            return
+        yield html_text, gr.update(), status(text, "ok")
+        try:
+            table, count, elapsed = self._metrics(key, k1, k2, eta, rerank)
+        except (ValueError, OSError) as error:
+            yield gr.update(), gr.update(), warn(public_message(error))
+            return
+        yield gr.update(), table, status(f"{text} Metrics over all {count} queries updated in {elapsed:.2f} s.", "ok")
+
+    def _metrics(self, key, k1, k2, eta, rerank):
+        """(metrics table update, number of queries, seconds taken)."""
+        start = time.perf_counter()
+        bench = self.galleries.benchmark(key)
+        k1, k2, eta, rerank = int(k1), int(k2), float(eta), bool(rerank)
+        table = metrics_table(metrics_rows(bench, k1, k2, eta, rerank), k1, k2, eta, rerank)
+        return table, len(bench.query), time.perf_counter() - start
 
     def update(self, key, query_index, k1, k2, eta, rerank, top_k):
-        """(rankings html, metrics rows, status) after a query click or a slider change."""
-        html_text, message = self.rankings(key, query_index, k1, k2, eta, rerank, top_k)
-        rows, metrics_message = self.metrics(key, k1, k2, eta, rerank)
-        return html_text, rows, metrics_message if "p2-error" in metrics_message else message
+        """(rankings html, metrics table, status) in one call: the /retrieve API endpoint (its
+        clients get the table's headers and data, numbers as numbers)."""
+        try:
+            html_text, text = self._query_view(key, query_index, k1, k2, eta, rerank, top_k)
+            table, count, elapsed = self._metrics(key, k1, k2, eta, rerank)
+        except (ValueError, OSError) as error:
+            return gr.update(), gr.update(), warn(public_message(error))
+        return html_text, table["value"], status(f"{text} Metrics over all {count} queries in {elapsed:.2f} s.", "ok")
 
     def rankings(self, key, query_index, k1, k2, eta, rerank, top_k):
-        """(rankings html, status) for one query: the fast part of an update, shown first."""
-        import gradio as gr
-
-        start = time.perf_counter()
+        """(rankings html, status) for one query (a click in the query strip)."""
         try:
-            bench = self.galleries.benchmark(key)
-            query_index = int(query_index or 0)
-            if not 0 <= query_index < len(bench.query):
-                raise ValueError(f"query_index must be between 0 and {len(bench.query) - 1}, got {query_index}")
-            html_text = rankings_html(bench, query_index, int(k1), int(k2), float(eta), bool(rerank), int(top_k))
+            html_text, text = self._query_view(key, query_index, k1, k2, eta, rerank, top_k)
         except (ValueError, OSError) as error:
             return gr.update(), warn(str(error))
-        elapsed = time.perf_counter() - start
-        return html_text, status(f"{self.label(bench)} Query #{query_index}; ranked in {elapsed:.2f} s.", "ok")
-
-    def metrics(self, key, k1, k2, eta, rerank):
-        """(metrics rows over the whole query set, status)."""
-        import gradio as gr
-
-        start = time.perf_counter()
-        try:
-            bench = self.galleries.benchmark(key)
-            rows = metrics_rows(bench, int(k1), int(k2), float(eta), bool(rerank))
-        except (ValueError, OSError) as error:
-            return gr.update(), warn(str(error))
-        elapsed = time.perf_counter() - start
-        return rows, status(f"{self.label(bench)} Metrics over all {len(bench.query)} queries updated in {elapsed:.2f} s.", "ok")
+        return html_text, status(text, "ok")
