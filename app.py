@@ -136,10 +136,10 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
             with gr.Tab("Feature space", id="feature-space") as space_tab:
                 with gr.Row():
                     after = gr.Dropdown(["+NFC", "+IPG", "+NFC+IPG"], value="+NFC+IPG", label="After", elem_id="after")
-                    sample_size = gr.Slider(50, 800, value=250, step=10, label="t-SNE sample size", elem_id="sample-size")
-                    space_button = gr.Button("Compute", variant="primary", elem_id="space-button")
+                    sample_size = gr.Slider(50, 800, value=250, step=10, elem_id="sample-size",
+                                            label="t-SNE sample: about this many points (whole identities)")
                     space_api = gr.Button("Compute", visible=False)
-                gr.Markdown("Uses the gallery and k1 / k2 / eta chosen on the Retrieve tab.")
+                gr.Markdown("Uses the gallery and k1 / k2 / eta chosen on the Retrieve tab; the plots follow every change.")
                 space_status = gr.HTML(label="Status", elem_id="space-status", js_on_load=None)
                 id2_plot = gr.Plot(label="ID² per identity", elem_id="id2-plot")
                 tsne_plot = gr.HTML(label="t-SNE", elem_id="tsne-plot", js_on_load=TSNE_JS, css_template=TSNE_CSS)
@@ -202,9 +202,9 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         # ---------------------------------------------------------------- Feature space events
         space_inputs = [gallery_key, after, k1, k2, r_eta, sample_size]
         space_outputs = [id2_plot, tsne_plot, space_status]
-        space_button.click(space.plots, space_inputs, space_outputs, **PRIVATE)
+        gr.on([space_tab.select, after.input, sample_size.input], space.view, space_inputs, [after, *space_outputs],
+              trigger_mode="always_last", **PRIVATE)
         space_api.click(space.plots, [gallery_choice, *space_inputs[1:]], space_outputs, api_name="feature_space")
-        space_tab.select(space.plots, space_inputs, space_outputs, **PRIVATE)
     return demo
 
 

@@ -902,6 +902,34 @@ def test_feature_space_plots_before_and_after(market):
     assert points == tsne.count('<img data-i=') == tsne.count("data-x1=") and 30 <= points <= 36  # whole identities
 
 
+def test_feature_space_follows_its_controls_with_the_methods_the_gallery_has(tmp_path, monkeypatch, market):
+    from pose2id.demo.feature_space import FeatureSpace
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    plain = _market_folder(tmp_path / "plain", with_gen=False)
+    space = FeatureSpace(Galleries(data=str(plain)))
+    # the default "+NFC+IPG" needs generated images: the best method there is is shown instead
+    after, bars, tsne, message = space.view(f"data:{plain}", "+NFC+IPG", 2, 2, 2.0, 30)
+    assert after == {"__type__": "update", "choices": ["+NFC"], "value": "+NFC"}
+    assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC"] and "+NFC in one map" in tsne
+    assert "p2-warning" in message and "Showing +NFC instead of +NFC+IPG: no generated images" in message
+    # +NFC chosen: a plain note that +IPG is not offered
+    *_, message = space.view(f"data:{plain}", "+NFC", 2, 2, 2.0, 30)
+    assert "p2-ok" in message and "+IPG and +NFC+IPG are not offered" in message
+    # a gallery with generated images offers all three and keeps the choice
+    after, *_, message = FeatureSpace(Galleries(data=str(market))).view(f"data:{market}", "+IPG", 2, 2, 2.0, 30)
+    assert after == {"__type__": "update", "choices": ["+NFC", "+IPG", "+NFC+IPG"], "value": "+IPG"}
+    assert "not offered" not in message
+
+
+def test_feature_space_says_how_many_points_whole_identities_give(market):
+    from pose2id.demo.feature_space import FeatureSpace
+
+    _, tsne, message = FeatureSpace(Galleries(data=str(market))).plots(f"data:{market}", "+NFC", 2, 2, 2.0, 20)
+    points = tsne.count("<circle")  # 6 images per identity: 4 identities pass 20
+    assert points == 24 and "t-SNE of 24 points: 4 whole identities, for about 20 asked" in message
+
+
 def test_feature_space_refuses_a_bad_sample_size(market):
     from pose2id.demo.feature_space import FeatureSpace
 

@@ -304,21 +304,54 @@ class FeatureSpace:
     def __init__(self, galleries):
         self.galleries = galleries
 
+    @staticmethod
+    def _plots(bench, after, k1, k2, eta, sample_size):
+        """(ID² figure, t-SNE HTML, status text); raises ValueError on bad input."""
+        if after not in bench.methods:
+            raise ValueError(f"{after} is not available for this gallery: {bench.ipg_note}")
+        k1, k2, eta, sample_size = int(k1), int(k2), float(eta), int(sample_size)
+        if not 20 <= sample_size <= 2000:
+            raise ValueError(f"sample size must be between 20 and 2000, got {sample_size}")
+        bars, before, later = id2_figure(bench, after, k1, k2, eta)
+        tsne = tsne_html(bench, after, k1, k2, eta, sample_size)
+        pids = np.concatenate([bench.q_pids, bench.g_pids])
+        pids = pids[pids > 0]
+        sample = pids[sample_indices(pids, sample_size)]  # the points tsne_html draws
+        synthetic = " (synthetic data)" if bench.is_synthetic and "synthetic" not in bench.dataset_name.lower() else ""
+        return bars, tsne, (
+            f"{bench.dataset_name}{synthetic}: global ID² {before:.4f} (Base) → {later:.4f} ({after}). t-SNE of "
+            f"{len(sample)} points: {len(np.unique(sample))} whole identities, for about {sample_size} asked.")
+
     def plots(self, key, after, k1, k2, eta, sample_size):
-        """(ID² figure, t-SNE HTML, status) for gallery ``key``."""
+        """(ID² figure, t-SNE HTML, status) for gallery ``key``: the /feature_space API endpoint.
+        The t-SNE sample is whole identities, about ``sample_size`` points (the status says how
+        many)."""
+        import gradio as gr
+
+        try:
+            bars, tsne, text = self._plots(self.galleries.benchmark(key), after, k1, k2, eta, sample_size)
+        except (ValueError, OSError) as error:
+            return gr.update(), gr.update(), warn(str(error))
+        return bars, tsne, status(text, "ok")
+
+    def view(self, key, after, k1, k2, eta, sample_size):
+        """(After selector, ID² figure, t-SNE HTML, status) for the tab, on every change of its
+        controls. The selector offers the methods gallery ``key`` has; when ``after`` is not one
+        of them (+IPG needs generated images), the best one it has is shown (+NFC+IPG, else +NFC)
+        and the status says why."""
         import gradio as gr
 
         try:
             bench = self.galleries.benchmark(key)
-            if after not in bench.methods:
-                raise ValueError(f"{after} is not available for this gallery: {bench.ipg_note}")
-            k1, k2, eta, sample_size = int(k1), int(k2), float(eta), int(sample_size)
-            if not 20 <= sample_size <= 2000:
-                raise ValueError(f"sample size must be between 20 and 2000, got {sample_size}")
-            bars, before, later = id2_figure(bench, after, k1, k2, eta)
-            tsne = tsne_html(bench, after, k1, k2, eta, sample_size)
+            available = [method for method in bench.methods if method != "Base"]
+            chosen = after if after in available else available[-1]
+            bars, tsne, text = self._plots(bench, chosen, k1, k2, eta, sample_size)
         except (ValueError, OSError) as error:
-            return gr.update(), gr.update(), warn(str(error))
-        synthetic = " (synthetic data)" if bench.is_synthetic and "synthetic" not in bench.dataset_name.lower() else ""
-        return bars, tsne, status(
-            f"{bench.dataset_name}{synthetic}: global ID² {before:.4f} (Base) → {later:.4f} ({after}).", "ok")
+            return gr.update(), gr.update(), gr.update(), warn(str(error))
+        kind = "ok"
+        if chosen != after:
+            kind = "warning"
+            text = f"Showing {chosen} instead of {after}: {bench.ipg_note}. {text}"
+        elif not bench.has_ipg:
+            text += f" +IPG and +NFC+IPG are not offered: {bench.ipg_note}."
+        return gr.update(choices=available, value=chosen), bars, tsne, status(text, kind)
