@@ -1,0 +1,289 @@
+"""The Retrieve and Feature space tabs in headless Chromium: the metrics follow the sliders, an
+uploaded photo stays the query while sliders move, an uploaded zip is a gallery of its own name
+that SynthPed can replace again, zip errors that say what is wrong, the first visit's wait
+explained, and the Feature space plots that follow their controls."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+LAPTOP = {"width": 1366, "height": 768}
+
+EXAMPLE = ROOT / "assets" / "examples" / "rgb2.jpg"
+BUILDING = "Building the SynthPed benchmark once (about 30 s); later visits are instant."
+
+
+def _upload(page, selector, path):
+    with page.expect_file_chooser() as chooser:
+        page.locator(selector).click()
+    chooser.value.set_files(str(path))
+
+
+def _set_slider(page, elem_id, value):
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def _status(page, elem_id, *contains):
+    """The text of the tab's status box once it holds every one of ``contains``."""
+    locator = page.locator(f"#{elem_id} .p2-status")
+    for text in contains:
+        locator = locator.filter(has_text=text)
+    locator.wait_for()
+    return locator.inner_text()
+
+
+def _table(page):
+    """{method: [mAP, Rank-1, Rank-5, Rank-10, ID²]} as the metrics table shows them (strings)."""
+    rows = page.locator("#metrics .virtual-row")
+    table = {}
+    for i in range(rows.count()):
+        cells = [c.strip() for c in rows.nth(i).get_by_role("gridcell").all_inner_texts()]
+        table[cells[0]] = cells[1:]
+    return table
+
+
+def _open_retrieve(page):
+    page.get_by_role("tab", name="Retrieve").click()
+    page.locator("#rankings .p2-rank-col").first.wait_for()
+    _status(page, "retrieve-status", "Metrics over all")
+
+
+def _market_zip(path, pids=20, cams=3, unreadable=()):
+    """A small Market-style zip (query/ and bounding_box_test/, no generated images): each
+    identity a colour, each camera a brightness; ``unreadable`` names get bytes that are no image."""
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as archive:
+        for pid in range(1, pids + 1):
+            colour = rng.integers(40, 215, 3)
+            for cam in range(1, cams + 1):
+                for k in range(2):
+                    split = "query" if cam == 1 and k == 0 else "bounding_box_test"
+                    name = f"{pid:04d}_c{cam}s1_{k:06d}_00.jpg"
+                    pixels = np.clip(colour * (0.7 + 0.15 * cam) + rng.normal(0, 12, (128, 64, 3)), 0, 255)
+                    image = Image.fromarray(pixels.astype(np.uint8))
+                    with archive.open(f"my_cams/{split}/{name}", "w") as out:
+                        image.save(out, format="JPEG")
+        for name in unreadable:
+            archive.writestr(f"my_cams/bounding_box_test/{name}", b"not an image")
+    return path
+
+
+# ---------------------------------------------------------------------------- on the shared app
+def test_sliders_re_rank_the_uploaded_photo_not_query_0(open_app, screenshot):
+    page = open_app(LAPTOP)
+    _open_retrieve(page)
+    _upload(page, "#query-photo button.upload-container", EXAMPLE)
+    _status(page, "retrieve-status", "Ranked your photo")
+    for elem_id, value, label in (("k1", 4, "(k1 4,"), ("k2", 3, "k2 3,"), ("eta", 1.5, "eta 1.5,")):
+        _set_slider(page, elem_id, value)
+        page.locator("#metrics", has_text=label).wait_for()  # the metrics followed the slider ...
+        text = _status(page, "retrieve-status", "Metrics over all")
+        assert "Ranked your photo" in text and "Query #" not in text  # ... and the photo is still the query
+        assert page.locator("#rankings h4", has_text="Your photo").count() == 1
+    _set_slider(page, "top-k", 5)
+    page.wait_for_function("() => document.querySelectorAll('#rankings .p2-rank-col')[0]"
+                           ".querySelectorAll('.p2-hit').length === 5")
+    assert page.locator("#rankings h4", has_text="Your photo").count() == 1
+    page.locator("#rerank input").check()
+    page.locator("#metrics", has_text="k-reciprocal re-ranking").wait_for()
+    assert "Ranked your photo" in _status(page, "retrieve-status", "Metrics over all")
+    screenshot(page, "retrieve_photo_after_sliders_laptop")
+    # a click on a query makes it the query again, and the sliders then re-rank that query
+    page.locator("#queries .thumbnail-item").nth(3).click()
+    _status(page, "retrieve-status", "Query #3")
+    _set_slider(page, "k1", 2)
+    assert "Query #3" in _status(page, "retrieve-status", "Metrics over all", "Query #3")
+    assert page.locator("#rankings h4", has_text="Your photo").count() == 0
+
+
+def test_an_uploaded_zip_is_a_gallery_choice_and_synthped_comes_back(open_app, tmp_path, screenshot):
+    page = open_app(LAPTOP)
+    _open_retrieve(page)
+    synthped = _table(page)
+    archive = _market_zip(tmp_path / "my_cams.zip", unreadable=["0003_c2s1_000009_00.jpg"])
+    _upload(page, "#gallery-zip button.upload-container", archive)
+    text = _status(page, "retrieve-status", "my_cams.zip (Market-1501 style)", "Metrics over all")
+    assert "20 queries" in text and "1 unreadable image(s) skipped: 0003_c2s1_000009_00.jpg (not image data)" in text
+    choice = page.locator("#gallery-choice").get_by_label("my_cams.zip (Market-1501 style)")
+    assert choice.is_checked()
+    assert list(_table(page)) == ["Base", "+NFC"] and _table(page) != synthped
+    screenshot(page, "retrieve_uploaded_zip_laptop")
+
+    # Feature space: no generated images in this zip, so +NFC instead of the default +NFC+IPG
+    page.get_by_role("tab", name="Feature space").click()
+    text = _status(page, "space-status", "t-SNE of")
+    assert text.startswith("Note: Showing +NFC instead of +NFC+IPG") and "my_cams.zip" in text
+    assert page.locator("#after input").input_value() == "+NFC"
+    page.locator("#tsne-plot svg circle").first.wait_for()
+    title = page.locator("#tsne-plot h4").inner_text()
+    _set_slider(page, "sample-size", 50)  # no button to press: the plots follow (120 points before)
+    page.wait_for_function("t => document.querySelector('#tsne-plot h4').innerText !== t", arg=title)
+    points = page.locator("#tsne-plot circle").count()
+    assert 50 <= points < 60 and f"t-SNE of {points} points" in _status(page, "space-status", "for about 50 asked")
+    screenshot(page, "feature_space_uploaded_zip_laptop")
+
+    # back to SynthPed with one click, and to the zip again
+    page.get_by_role("tab", name="Retrieve").click()
+    page.locator("#gallery-choice").get_by_label("SynthPed (synthetic, built in)").click()
+    _status(page, "retrieve-status", "SynthPed", "Metrics over all")
+    assert _table(page) == synthped
+    choice.click()
+    _status(page, "retrieve-status", "my_cams.zip", "Metrics over all")
+    # removing the zip goes back to SynthPed, and the choice goes with the file
+    page.locator("#gallery-zip").get_by_role("button", name="Clear").click()
+    _status(page, "retrieve-status", "SynthPed", "Metrics over all")
+    page.wait_for_function("() => !document.querySelector('#gallery-choice').innerText.includes('my_cams')")
+    assert page.locator("#gallery-choice").get_by_label("SynthPed (synthetic, built in)").is_checked()
+    assert _table(page) == synthped
+
+
+def test_zip_errors_say_what_is_wrong_in_the_users_terms(open_app, tmp_path):
+    page = open_app(LAPTOP)
+    _open_retrieve(page)
+    rankings = page.locator("#rankings").inner_html()
+    fake = tmp_path / "market_fakeimgs.zip"
+    with zipfile.ZipFile(fake, "w") as archive:
+        for name in ("0001_c1s1_000001_00.jpg", "0001_c2s1_000001_00.jpg", "0002_c1s1_000001_00.jpg"):
+            archive.writestr(name, b"0123456789")
+    _upload(page, "#gallery-zip button.upload-container", fake)
+    text = _status(page, "retrieve-status", "Cannot use market_fakeimgs.zip")
+    assert text == ("Error: Cannot use market_fakeimgs.zip: none of the 3 file(s) with Market-1501 style names in "
+                    "market_fakeimgs.zip is a readable image: 0001_c1s1_000001_00.jpg (not image data), "
+                    "0001_c2s1_000001_00.jpg (not image data), 0002_c1s1_000001_00.jpg (not image data). "
+                    "The current gallery stays.")
+    assert page.locator("#rankings").inner_html() == rankings
+    assert page.locator("#gallery-choice").get_by_label("SynthPed (synthetic, built in)").is_checked()
+
+    holiday = tmp_path / "holiday.zip"
+    with zipfile.ZipFile(holiday, "w") as archive:
+        archive.write(EXAMPLE, "photos/holiday_0.jpg")
+    page.locator("#gallery-zip").get_by_role("button", name="Clear").click()
+    _upload(page, "#gallery-zip button.upload-container", holiday)
+    text = _status(page, "retrieve-status", "Cannot use holiday.zip")
+    assert "none of the 1 image file(s) in holiday.zip has a Market-1501 style name (for example 'holiday_0.jpg')" in text
+    for message in [text] + page.locator(".toast-body").all_inner_texts():
+        assert "/" not in message.replace("query/", "").replace("bounding_box_test/", "")  # no server paths
+        assert "root:" not in message and not re.search(r"[^.]\.\.[^.]", message)
+
+
+# ---------------------------------------------------------------------------- on an app of its own
+# An empty cache (the first visit builds SynthPed), and metrics for k1 = 1 that take 3 s longer:
+# an event that starts later (k1 = 2) finishes first, so a table arriving late would show k1 = 1.
+SLOW_APP = """
+import sys, time
+from pose2id.experiments import Benchmark
+
+table = Benchmark.table
+
+def table_slow_for_k1_1(self, k1=2, k2=2, eta=2.0, rerank=False):
+    if k1 == 1:
+        time.sleep(3)
+    return table(self, k1=k1, k2=k2, eta=eta, rerank=rerank)
+
+Benchmark.table = table_slow_for_k1_1
+sys.argv = ["app.py", "--port", sys.argv[1]]
+import app
+app.main()
+"""
+
+
+@pytest.fixture(scope="module")
+def cold_app(tmp_path_factory):
+    """The app on a free port with an empty POSE2ID_CACHE and slow k1 = 1 metrics; yields its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path_factory.mktemp("cold")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", POSE2ID_TEST_PIPELINE="1",
+               POSE2ID_CACHE=str(folder / "cache"))
+    log = folder / "app.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-c", SLOW_APP, str(port)], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the app exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the app did not serve within 90 s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def cold_page(browser, cold_app):
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    page.set_default_timeout(180_000)  # building SynthPed takes 30-45 s on a busy 2-core machine
+    page.goto(cold_app)
+    page.get_by_role("tab", name="Retrieve").wait_for()
+    yield page
+    context.close()
+
+
+@pytest.mark.slow
+def test_the_first_visit_says_that_synthped_is_being_built(cold_page, screenshot):
+    page = cold_page
+    page.get_by_role("tab", name="Retrieve").click()
+    page.get_by_text(BUILDING).first.wait_for()  # the progress text where the ranked lists will be
+    progress = page.get_by_text(BUILDING).first.inner_text()
+    assert re.search(r"(Drawing images|Features): [\d,]+ of [\d,]+", progress)
+    screenshot(page, "retrieve_first_visit_laptop")
+    _status(page, "retrieve-status", "Metrics over all")
+    page.reload()
+    page.get_by_role("tab", name="Retrieve").click()
+    start = time.monotonic()
+    _status(page, "retrieve-status", "Metrics over all")
+    assert time.monotonic() - start < 15 and page.get_by_text(BUILDING).count() == 0
+
+
+@pytest.mark.slow
+def test_the_metrics_always_match_the_sliders(cold_page, cold_app, screenshot):
+    from gradio_client import Client
+
+    _, expected, _ = Client(cold_app, verbose=False).predict("synthped", 0, 2, 2, 2.0, False, 8, api_name="/retrieve")
+    # the CLI's decimals: 2 for percentages, 4 for ID² (0.1030, not 0.103)
+    expected = {method: [f"{v:.2f}" for v in values[:4]] + [f"{values[4]:.4f}"] for method, *values in expected["data"]}
+    page = cold_page
+    _open_retrieve(page)
+    start = time.monotonic()
+    _set_slider(page, "k1", 1)
+    time.sleep(0.5)  # k1 = 1 ranked; its metrics take 3 s more
+    _set_slider(page, "k1", 2)
+    deadline = start + 60
+    while _table(page) != expected:
+        assert time.monotonic() < deadline, f"the table never showed k1 = 2's metrics: {_table(page)}"
+        time.sleep(0.2)
+    time.sleep(max(0.0, start + 5 - time.monotonic()))  # past the end of the slow k1 = 1 metrics
+    assert _table(page) == expected  # not k1 = 1's, arriving late
+    assert page.locator("#metrics", has_text="Metrics over the whole query set (k1 2, k2 2, eta 2, no re-ranking)").count() == 1
+    assert page.locator("#k1 input[type=number]").input_value() == "2"
+    assert "Query #0" in _status(page, "retrieve-status", "Metrics over all")
+    screenshot(page, "retrieve_metrics_after_k1_race_laptop")
