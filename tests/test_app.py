@@ -833,7 +833,10 @@ def test_zip_errors_say_what_is_wrong_without_server_paths(tmp_path, market):
     holiday = _zip_files(tmp_path / "holiday.zip", {"photos/holiday.jpg": (market / "query").iterdir().__next__().read_bytes()})
     message = Retrieve(Galleries()).upload_zip(str(holiday), "synthped")[-1]
     assert "none of the 1 image file(s) in holiday.zip has a Market-1501 style name (for example &#x27;holiday.jpg&#x27;)" in message
-    for text in (message, Retrieve(Galleries()).upload_zip(str(fake), "synthped")[-1]):
+    empty = _zip_files(tmp_path / "empty.zip", {})
+    text = Retrieve(Galleries()).upload_zip(str(empty), "synthped")[-1]
+    assert "Cannot use empty.zip: there are no image files in empty.zip. Expected Market-1501 style names" in text
+    for text in (message, text, Retrieve(Galleries()).upload_zip(str(fake), "synthped")[-1]):
         assert str(cache_root()) not in text and str(tmp_path) not in text
         assert "root:" not in text and "zip_path" not in text
         assert not re.search(r"[^.]\.\.[^.]", text)  # no double period (an ellipsis such as PPPP_cC...jpg is fine)

@@ -150,7 +150,9 @@ def public_message(error, upload=None):
     name = Path(upload).name if upload is not None else "the uploaded zip"
     if upload is not None:
         text = text.replace(str(upload), name)
-    return re.sub(re.escape(str(cache_root() / "archives")) + r"/[^/\s]+", lambda _: name, text)
+    # the extraction folder (up to the next "/" or space, a sentence's punctuation kept) reads as the zip
+    folder = re.escape(str(cache_root() / "archives")) + r"/[^/\s]*?(?=[.,;:)]*(?:/|\s|$))"
+    return re.sub(folder, lambda _: name, text)
 
 
 def query_gallery(bench, limit=None):
