@@ -136,8 +136,8 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
             with gr.Tab("Feature space", id="feature-space") as space_tab:
                 with gr.Row():
                     after = gr.Dropdown(["+NFC", "+IPG", "+NFC+IPG"], value="+NFC+IPG", label="After", elem_id="after")
-                    sample_size = gr.Slider(50, 800, value=250, step=10, elem_id="sample-size",
-                                            label="t-SNE sample: about this many points (whole identities)")
+                    sample_size = ClampedSlider(50, 800, value=250, step=10, elem_id="sample-size",
+                                               label="t-SNE sample: about this many points (whole identities)")
                     space_api = gr.Button("Compute", visible=False)
                 gr.Markdown("Uses the gallery and k1 / k2 / eta chosen on the Retrieve tab; the plots follow every change.")
                 space_status = gr.HTML(label="Status", elem_id="space-status", js_on_load=None)

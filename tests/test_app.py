@@ -197,7 +197,8 @@ def test_app_lets_the_tab_check_the_seed_and_clamps_typed_slider_values(monkeypa
     assert by_id["seed"].preprocess(-1) == -1 and by_id["seed"].preprocess(99999999999) == 99999999999
     assert "-1 = random" in by_id["seed"].info
     for elem_id, low, high in [("steps", 1, 50), ("guidance", 1, 10), ("gen-eta", 0, 5),
-                               ("k1", 1, 10), ("k2", 1, 10), ("eta", 0, 5), ("top-k", 3, 15)]:
+                               ("k1", 1, 10), ("k2", 1, 10), ("eta", 0, 5), ("top-k", 3, 15),
+                               ("sample-size", 50, 800)]:
         slider = by_id[elem_id]
         assert (slider.preprocess(low - 1), slider.preprocess(high * 10)) == (low, high), elem_id
         assert slider.preprocess(None) == slider.value and slider.preprocess(float("nan")) == slider.value

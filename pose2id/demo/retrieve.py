@@ -21,7 +21,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pose2id.demo.messages import status, warn
+from pose2id.demo.messages import TOAST_SECONDS, status, warn
 from pose2id.experiments import METHODS
 
 SYNTHPED = "synthped"
@@ -406,7 +406,8 @@ class Retrieve:
         selector = gr.update(choices=self.galleries.choices(uploaded=key), value=key)
         bench = self.galleries.benchmark(key)
         if self.galleries.skipped(key):
-            gr.Warning(f"{name}: {len(self.galleries.skipped(key))} unreadable image(s) skipped; the status line lists them.")
+            gr.Warning(f"{name}: {len(self.galleries.skipped(key))} unreadable image(s) skipped; the status line lists them.",
+                       duration=TOAST_SECONDS)
         if key == current:  # the same archive again: the view stays as it is
             return gr.update(), selector, gr.update(), gr.update(), gr.update(), status(self.label(bench, key), "ok")
         return key, selector, query_gallery(bench), 0, False, status(f"{self.label(bench, key)} Ranking query #0…", "ok")
