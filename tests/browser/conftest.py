@@ -28,11 +28,12 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _serve(log, env):
-    """Start ``python app.py`` with ``env`` on a free port; yield {"url", "startup_seconds"}; stop it."""
+def _serve(log, env, args=("app.py", "--port", "{port}")):
+    """Start ``python *args`` (``{port}`` replaced by a free port) with ``env``; yield
+    {"url", "startup_seconds"} once it serves; stop it."""
     port = _free_port()
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+        process = subprocess.Popen([sys.executable, *(a.replace("{port}", str(port)) for a in args)], cwd=ROOT, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     start = time.monotonic()
@@ -56,6 +57,12 @@ def _serve(log, env):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """The generator that starts an app process, for tests that need one of their own."""
+    return _serve
 
 
 @pytest.fixture(scope="session")

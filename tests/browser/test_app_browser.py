@@ -9,40 +9,19 @@ import zlib
 import pytest
 from PIL import Image
 
+from pagetools import editor_pose, set_slider, status, upload
 
 pytestmark = pytest.mark.browser
-
-
-def _editor_pose(page):
-    return json.loads(page.locator("#pose-editor canvas.p2-canvas").get_attribute("data-pose"))
 
 
 def _wait_editor(page, check, timeout=10.0):
     """The editor pose once ``check(pose)`` holds (the canvas redraws asynchronously)."""
     deadline = time.monotonic() + timeout
     while True:
-        pose = _editor_pose(page)
+        pose = editor_pose(page)
         if check(pose) or time.monotonic() > deadline:
             return pose
         time.sleep(0.1)
-
-
-def _upload(page, selector, path):
-    with page.expect_file_chooser() as chooser:
-        page.locator(selector).click()
-    chooser.value.set_files(str(path))
-
-
-def _set_slider(page, elem_id, value):
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-
-
-def _status(page, elem_id, contains):
-    locator = page.locator(f"#{elem_id} .p2-status", has_text=contains)
-    locator.wait_for()
-    return locator.inner_text()
 
 
 def test_app_starts_within_10_seconds(app_server):
@@ -70,7 +49,7 @@ def test_drag_a_joint_then_generate_with_the_tiny_pipeline(open_app, screenshot,
         page.locator("#pose-names").get_by_label(name, exact=True).uncheck()
 
     canvas = page.locator("#pose-editor canvas.p2-canvas")
-    before = _editor_pose(page)
+    before = editor_pose(page)
     box = canvas.bounding_box()
     scale = box["width"] / before["canvas_width"]
     x, y = before["people"][0]["pose_keypoints_2d"][3 * 4: 3 * 4 + 2]  # right wrist
@@ -84,22 +63,22 @@ def test_drag_a_joint_then_generate_with_the_tiny_pipeline(open_app, screenshot,
     moved = after["people"][0]["pose_keypoints_2d"][3 * 4: 3 * 4 + 2]
     assert moved[0] > x + 5 and moved[1] < y - 5
 
-    _set_slider(page, "steps", 2)
+    set_slider(page, "steps", 2)
     page.locator("#generate-button").click()
-    text = _status(page, "generate-status", "image(s)")
+    text = status(page, "generate-status", "image(s)")
     assert "tiny random-weight pipeline" in text and "2 image(s)" in text
     assert page.locator("#results .thumbnail-item").count() == 2
     page.locator("#preview img").wait_for()
     page.locator("#archive a, #archive .file-preview").first.wait_for()
     screenshot(page, "generate_done_laptop")
     # the edited pose survives the generation
-    assert _editor_pose(page)["people"][0]["pose_keypoints_2d"][3 * 4] == pytest.approx(moved[0])
+    assert editor_pose(page)["people"][0]["pose_keypoints_2d"][3 * 4] == pytest.approx(moved[0])
 
 
 def test_remove_add_mirror_and_export_in_the_editor(open_app, tmp_path, viewports):
     page = open_app(viewports["laptop"])
     canvas = page.locator("#pose-editor canvas.p2-canvas")
-    pose = _editor_pose(page)
+    pose = editor_pose(page)
     box = canvas.bounding_box()
     scale = box["width"] / pose["canvas_width"]
     x, y = pose["people"][0]["pose_keypoints_2d"][0:2]  # nose
@@ -111,15 +90,15 @@ def test_remove_add_mirror_and_export_in_the_editor(open_app, tmp_path, viewport
     page.locator("#pose-editor .p2-add").click()
     assert nose_visible(_wait_editor(page, lambda p: nose_visible(p) == 1)) == 1
 
-    before = _editor_pose(page)["people"][0]["pose_keypoints_2d"]
+    before = editor_pose(page)["people"][0]["pose_keypoints_2d"]
     page.locator("#mirror-pose").click()
-    _status(page, "editor-status", "mirrored")
+    status(page, "editor-status", "mirrored")
     mirrored = _wait_editor(page, lambda p: p["people"][0]["pose_keypoints_2d"] != before)["people"][0]["pose_keypoints_2d"]
     # the right shoulder (2) lands where the mirror image of the left shoulder (5) is
     assert mirrored[3 * 2] == pytest.approx(64 - before[3 * 5], abs=0.01)
 
     page.locator("#export-pose").click()
-    _status(page, "editor-status", "ready to download")
+    status(page, "editor-status", "ready to download")
     with page.expect_download() as download:
         page.locator("#export-file a").first.click()
     exported = json.loads(open(download.value.path()).read())
@@ -130,10 +109,10 @@ def test_oracle_for_a_synthped_identity(open_app, screenshot, viewports):
     page = open_app(viewports["laptop"])
     page.locator("#identity input").click()
     page.get_by_role("option").nth(3).click()
-    _status(page, "generate-status", "SynthPed identity")
+    status(page, "generate-status", "SynthPed identity")
     page.locator("#generator label", has_text="SynthPed oracle").click()
     page.locator("#generate-button").click()
-    text = _status(page, "generate-status", "image(s)")
+    text = status(page, "generate-status", "image(s)")
     assert "SynthPed oracle (not a model)" in text and "5 image(s)" in text  # 4 standard poses + editor pose
     assert page.locator("#results .thumbnail-item").count() == 5
     screenshot(page, "generate_oracle_laptop")
@@ -151,38 +130,38 @@ def _png_header_only(path, width, height):
 def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp_path, screenshot, viewports):
     page = open_app(viewports["laptop"])
     # a pose the user made
-    initial = _editor_pose(page)
+    initial = editor_pose(page)
     page.locator("#mirror-pose").click()
-    _status(page, "editor-status", "mirrored")
+    status(page, "editor-status", "mirrored")
     made = _wait_editor(page, lambda p: p != initial)
     assert made != initial
 
     broken = tmp_path / "broken.json"
     broken.write_text('{"people": [{"pose_keypoints_2d": [1, 2')
-    _upload(page, "#import-pose", broken)
-    assert "Cannot import broken.json" in _status(page, "editor-status", "Cannot import")
-    assert _editor_pose(page) == made
+    upload(page, "#import-pose", broken)
+    assert "Cannot import broken.json" in status(page, "editor-status", "Cannot import")
+    assert editor_pose(page) == made
 
     fake = tmp_path / "holiday.jpg"
     fake.write_text("not really a photo")
-    _upload(page, "#photo button.upload-container", fake)
+    upload(page, "#photo button.upload-container", fake)
     page.locator("#generator label", has_text="SynthPed oracle").click()
     page.locator("#generate-button").click()
-    assert "not an image" in _status(page, "generate-status", "Error")
+    assert "not an image" in status(page, "generate-status", "Error")
 
     huge = _png_header_only(tmp_path / "huge.png", 20000, 20000)
     page.get_by_role("button", name="Remove Image").click()
-    _upload(page, "#photo button.upload-container", huge)
+    upload(page, "#photo button.upload-container", huge)
     page.locator("#generate-button").click()
-    assert "megapixels" in _status(page, "generate-status", "megapixels")
+    assert "megapixels" in status(page, "generate-status", "megapixels")
 
     grey = tmp_path / "grey.png"
     Image.new("LA", (64, 128), (128, 255)).save(grey)
     page.get_by_role("button", name="Remove Image").click()
-    _upload(page, "#photo button.upload-container", grey)
+    upload(page, "#photo button.upload-container", grey)
     page.locator("#generate-button").click()
-    assert "SynthPed identities" in _status(page, "generate-status", "SynthPed identities")
-    assert _editor_pose(page) == made
+    assert "SynthPed identities" in status(page, "generate-status", "SynthPed identities")
+    assert editor_pose(page) == made
     screenshot(page, "bad_inputs_generate_laptop")
 
     page.get_by_role("tab", name="Retrieve").click()
@@ -190,14 +169,14 @@ def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp
     rankings = page.locator("#rankings").inner_html()
     bad_zip = tmp_path / "gallery.zip"
     bad_zip.write_bytes(b"PK\x03\x04 this is not a zip")
-    _upload(page, "#gallery-zip button.upload-container", bad_zip)
-    assert "current gallery stays" in _status(page, "retrieve-status", "Cannot use gallery.zip")
+    upload(page, "#gallery-zip button.upload-container", bad_zip)
+    assert "current gallery stays" in status(page, "retrieve-status", "Cannot use gallery.zip")
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as archive:
         archive.writestr("../escape/0001_c1s1_000001_00.jpg", b"x")
     page.locator("#gallery-zip").get_by_role("button", name="Clear").click()
-    _upload(page, "#gallery-zip button.upload-container", evil)
-    assert ".." in _status(page, "retrieve-status", "Cannot use evil.zip")
+    upload(page, "#gallery-zip button.upload-container", evil)
+    assert ".." in status(page, "retrieve-status", "Cannot use evil.zip")
     assert page.locator("#rankings").inner_html() == rankings
     screenshot(page, "bad_inputs_retrieve_laptop")
 
@@ -208,23 +187,23 @@ def test_retrieve_rankings_metrics_and_sliders(open_app, screenshot, viewports, 
         page.get_by_role("tab", name="Retrieve").click()
         page.locator("#rankings .p2-rank-col").first.wait_for()
         assert page.locator("#rankings .p2-rank-col").count() == 4
-        assert "synthetic" in _status(page, "retrieve-status", "SynthPed")
+        assert "synthetic" in status(page, "retrieve-status", "SynthPed")
         table = page.locator("#metrics").inner_text().split()
         assert all(method in table for method in ("Base", "+NFC", "+IPG", "+NFC+IPG"))
 
         page.locator("#queries .thumbnail-item").nth(7).click()
-        _status(page, "retrieve-status", "Query #7")
+        status(page, "retrieve-status", "Query #7")
         assert page.locator("#rankings .p2-hit.p2-ok, #rankings .p2-hit.p2-bad").count() == 4 * 8
         screenshot(page, f"retrieve_query_{name}")
         if name == "laptop":
             before = page.locator("#rankings").inner_html()
             start = time.monotonic()
-            _set_slider(page, "k1", 5)
+            set_slider(page, "k1", 5)
             page.wait_for_function("b => document.querySelector('#rankings').innerHTML !== b", arg=before)
             elapsed = time.monotonic() - start
             (artifacts_dir / "ranking_update_seconds.txt").write_text(f"{elapsed:.3f}\n")
             assert elapsed < 3.0  # in the browser, with a busy CI machine; the server-side time is reported below
-            _status(page, "retrieve-status", "Metrics over all")
+            status(page, "retrieve-status", "Metrics over all")
             page.locator("#rerank input").check()
             page.locator("#rankings .p2-note", has_text="re-ranking").wait_for()
         screenshot(page, f"retrieve_{name}")
@@ -244,7 +223,7 @@ def test_feature_space_plots(open_app, screenshot, viewports):
         page.get_by_role("tab", name="Feature space").click()
         page.locator("#tsne-plot svg circle").first.wait_for()
         page.locator("#id2-plot .js-plotly-plot").wait_for()
-        assert "global ID²" in _status(page, "space-status", "global ID²")
+        assert "global ID²" in status(page, "space-status", "global ID²")
         assert page.locator("#tsne-plot svg").count() == 1  # one map for Base and after
         screenshot(page, f"feature_space_{name}")
         # Play moves every dot from its Base position to its +NFC+IPG position
@@ -268,7 +247,7 @@ def test_feature_space_plots(open_app, screenshot, viewports):
     assert float(dot.get_attribute("cx")) == pytest.approx((x0 + x1) / 2, abs=0.01)
 
     before = page.locator("#tsne-plot h4").inner_text()
-    _set_slider(page, "sample-size", 100)  # the plots follow: no button to press
+    set_slider(page, "sample-size", 100)  # the plots follow: no button to press
     page.wait_for_function("b => document.querySelector('#tsne-plot h4').innerText !== b", arg=before)
     shown = int(page.locator("#tsne-plot h4").inner_text().split()[2])  # "t-SNE of N features ..."
     assert 100 <= shown < 130  # whole identities, so slightly more than asked
@@ -325,11 +304,11 @@ def test_named_api_endpoints_with_gradio_client(app_url, tmp_path):
 def test_pose_from_the_photo(open_app, screenshot, viewports):
     pytest.importorskip("mediapipe")
     page = open_app(viewports["laptop"])
-    initial = _editor_pose(page)
+    initial = editor_pose(page)
     page.locator("#examples .thumbnail-item").nth(5).click()
     page.locator("#photo img").wait_for()
     page.locator("#photo-pose").click()
-    assert "Pose taken from the photo" in _status(page, "editor-status", "Pose taken")
+    assert "Pose taken from the photo" in status(page, "editor-status", "Pose taken")
     assert _wait_editor(page, lambda p: p != initial) != initial
     screenshot(page, "pose_from_photo_laptop")
 
@@ -341,8 +320,8 @@ def test_search_the_gallery_with_an_uploaded_photo(open_app, screenshot, viewpor
     page.get_by_role("tab", name="Retrieve").click()
     page.locator("#rankings .p2-rank-col").first.wait_for()
     photo = Path(__file__).resolve().parents[2] / "assets" / "examples" / "rgb2.jpg"
-    _upload(page, "#query-photo button.upload-container", photo)
-    text = _status(page, "retrieve-status", "Ranked your photo")
+    upload(page, "#query-photo button.upload-container", photo)
+    text = status(page, "retrieve-status", "Ranked your photo")
     assert "No images of this photo have been generated" in text  # and how to get +IPG
     assert page.locator("#rankings .p2-rank-col").count() == 2
     page.locator("#rankings h4", has_text="Your photo").wait_for()
@@ -354,11 +333,11 @@ def test_search_the_gallery_with_an_uploaded_photo(open_app, screenshot, viewpor
     page.locator("#photo img").wait_for()
     for name in ("3", "5", "7"):  # pose 1 and the editor pose
         page.locator("#pose-names").get_by_label(name, exact=True).uncheck()
-    _set_slider(page, "steps", 2)
+    set_slider(page, "steps", 2)
     page.locator("#generate-button").click()
-    _status(page, "generate-status", "image(s)")
+    status(page, "generate-status", "image(s)")
     page.locator("#search-person").click()
-    text = _status(page, "retrieve-status", "+IPG from")
+    text = status(page, "retrieve-status", "+IPG from")
     assert "+IPG from 2 generated images of your photo" in text and "eta 2" in text
     assert page.locator("#rankings").is_visible()  # the Retrieve tab is open
     assert page.locator("#rankings .p2-rank-col").count() == 4
@@ -366,9 +345,9 @@ def test_search_the_gallery_with_an_uploaded_photo(open_app, screenshot, viewpor
     screenshot(page, "retrieve_uploaded_query_ipg_laptop")
 
     # the eta slider re-ranks the photo; removing the photo brings a gallery query back
-    _set_slider(page, "eta", 0)
+    set_slider(page, "eta", 0)
     page.locator("#rankings .p2-note", has_text="eta 0").wait_for()
     assert page.locator("#rankings .p2-rank-col").count() == 4
     page.locator("#query-photo").get_by_role("button", name="Remove Image").click()
-    _status(page, "retrieve-status", "Query #0")
+    status(page, "retrieve-status", "Query #0")
     assert page.locator("#rankings h4", has_text="Your photo").count() == 0

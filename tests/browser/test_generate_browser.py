@@ -2,47 +2,31 @@
 Chromium: empty pose files, out-of-range numbers, the SynthPed identity following the photo, and
 the out-of-the-box path on a CPU-only machine."""
 
-import json
 import re
 import time
 
 import pytest
+from pagetools import editor_pose, status, upload
 
 pytestmark = pytest.mark.browser
 
 ERROR_TOAST = "[data-testid='toast-body'].error"
 
 
-def _editor_pose(page):
-    return json.loads(page.locator("#pose-editor canvas.p2-canvas").get_attribute("data-pose"))
-
-
 def _visible_joints(page):
-    flat = _editor_pose(page)["people"][0]["pose_keypoints_2d"]
+    flat = editor_pose(page)["people"][0]["pose_keypoints_2d"]
     return [i for i in range(18) if flat[3 * i + 2]]
-
-
-def _status(page, elem_id, contains):
-    locator = page.locator(f"#{elem_id} .p2-status", has_text=contains)
-    locator.wait_for()
-    return locator.inner_text()
-
-
-def _upload(page, selector, path):
-    with page.expect_file_chooser() as chooser:
-        page.locator(selector).click()
-    chooser.value.set_files(str(path))
 
 
 def _choose_identity(page, pid):
     page.locator("#identity input").click()
     page.get_by_role("option", name=re.compile(rf"^#{pid}:")).click()
-    _status(page, "generate-status", f"SynthPed identity #{pid}")
+    status(page, "generate-status", f"SynthPed identity #{pid}")
 
 
 def _generated(page, count):
     """Wait for a finished generation with ``count`` results; its status text."""
-    text = _status(page, "generate-status", f"{count} image(s)")
+    text = status(page, "generate-status", f"{count} image(s)")
     page.wait_for_function(f"() => document.querySelectorAll('#results .thumbnail-item').length === {count}")
     return text
 
@@ -51,14 +35,14 @@ def _generated(page, count):
                                        ("nan.json", "no numeric x, y")])
 def test_importing_a_pose_without_joints_keeps_the_pose(open_app, tmp_path, name, why, screenshot, viewports):
     page = open_app(viewports["laptop"])
-    before = _editor_pose(page)
+    before = editor_pose(page)
     path = tmp_path / name
     value = "NaN" if name == "nan.json" else "0"
     path.write_text('{"people": [{"pose_keypoints_2d": [' + ", ".join([value] * 54) + "]}]}")
-    _upload(page, "#import-pose", path)
-    text = _status(page, "editor-status", f"Cannot import {name}")
+    upload(page, "#import-pose", path)
+    text = status(page, "editor-status", f"Cannot import {name}")
     assert why in text and "Your pose is unchanged" in text
-    assert _editor_pose(page) == before and "No valid pose" not in page.locator("#pose-editor .p2-info").inner_text()
+    assert editor_pose(page) == before and "No valid pose" not in page.locator("#pose-editor .p2-info").inner_text()
     screenshot(page, f"import_{name.replace('.', '_')}_laptop")
 
 
@@ -69,7 +53,7 @@ def test_an_emptied_editor_pose_is_refused_by_generate(open_app, viewports):
     # remove joints until the neck and two more are left: not enough of a person to generate from
     canvas = page.locator("#pose-editor canvas.p2-canvas")
     while len(visible := _visible_joints(page)) > 3:
-        pose, joint = _editor_pose(page), visible[-1]
+        pose, joint = editor_pose(page), visible[-1]
         x, y = pose["people"][0]["pose_keypoints_2d"][3 * joint: 3 * joint + 2]
         scale = canvas.bounding_box()["width"] / pose["canvas_width"]
         canvas.click(position={"x": x * scale, "y": y * scale})  # scrolled into view first
@@ -79,7 +63,7 @@ def test_an_emptied_editor_pose_is_refused_by_generate(open_app, viewports):
             time.sleep(0.1)
     assert 1 in _visible_joints(page)
     page.locator("#generate-button").click()
-    text = _status(page, "generate-status", "editor pose cannot be generated")
+    text = status(page, "generate-status", "editor pose cannot be generated")
     assert "only 3 visible joints" in text and "Include the editor pose" in text
     assert page.locator("#results .thumbnail-item").count() == 0
 
@@ -98,7 +82,7 @@ def test_seed_minus_one_is_random_and_a_huge_seed_is_refused_keeping_the_results
 
     seed.fill("99999999999")
     page.locator("#generate-button").click()
-    text = _status(page, "generate-status", "out of range")
+    text = status(page, "generate-status", "out of range")
     assert "0 to 2147483647, or -1 for a random seed" in text
     # nothing of the user's is lost: the typed seed, the last results and their zip stay; no error badges
     assert seed.input_value() == "99999999999"
@@ -136,7 +120,7 @@ def test_the_synthped_identity_follows_the_photo(open_app, screenshot, viewports
     page.wait_for_function("() => document.querySelector('#identity input').value === ''")
     page.locator("#generator label", has_text="SynthPed oracle").click()
     page.locator("#generate-button").click()
-    assert "only re-renders SynthPed identities" in _status(page, "generate-status", "SynthPed identities")
+    assert "only re-renders SynthPed identities" in status(page, "generate-status", "SynthPed identities")
     assert page.locator("#identity input").input_value() == ""
     # a SynthPed example (labelled synthetic) chooses its identity
     assert "SynthPed people" in page.locator("#examples").inner_text() and "synthetic" in page.locator("#examples").inner_text()
@@ -167,7 +151,7 @@ def test_a_cpu_machine_generates_out_of_the_box(browser, cpu_app_url, screenshot
         screenshot(page, "generate_cpu_out_of_the_box_laptop")
         # a real example photo says at once that it cannot be generated here
         page.locator("#examples .thumbnail-item").first.click()
-        assert "SynthPed example" in _status(page, "generate-status", "a real person")
+        assert "SynthPed example" in status(page, "generate-status", "a real person")
     finally:
         context.close()
 

@@ -5,17 +5,14 @@ explained, and the Feature space plots that follow their controls."""
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from pagetools import set_slider, status, upload
 
 pytestmark = pytest.mark.browser
 
@@ -24,27 +21,6 @@ LAPTOP = {"width": 1366, "height": 768}
 
 EXAMPLE = ROOT / "assets" / "examples" / "rgb2.jpg"
 BUILDING = "Building the SynthPed benchmark once (about 30 s); later visits are instant."
-
-
-def _upload(page, selector, path):
-    with page.expect_file_chooser() as chooser:
-        page.locator(selector).click()
-    chooser.value.set_files(str(path))
-
-
-def _set_slider(page, elem_id, value):
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-
-
-def _status(page, elem_id, *contains):
-    """The text of the tab's status box once it holds every one of ``contains``."""
-    locator = page.locator(f"#{elem_id} .p2-status")
-    for text in contains:
-        locator = locator.filter(has_text=text)
-    locator.wait_for()
-    return locator.inner_text()
 
 
 def _table(page):
@@ -60,7 +36,7 @@ def _table(page):
 def _open_retrieve(page):
     page.get_by_role("tab", name="Retrieve").click()
     page.locator("#rankings .p2-rank-col").first.wait_for()
-    _status(page, "retrieve-status", "Metrics over all")
+    status(page, "retrieve-status", "Metrics over all")
 
 
 def _market_zip(path, pids=20, cams=3, unreadable=()):
@@ -87,27 +63,27 @@ def _market_zip(path, pids=20, cams=3, unreadable=()):
 def test_sliders_re_rank_the_uploaded_photo_not_query_0(open_app, screenshot):
     page = open_app(LAPTOP)
     _open_retrieve(page)
-    _upload(page, "#query-photo button.upload-container", EXAMPLE)
-    _status(page, "retrieve-status", "Ranked your photo")
+    upload(page, "#query-photo button.upload-container", EXAMPLE)
+    status(page, "retrieve-status", "Ranked your photo")
     for elem_id, value, label in (("k1", 4, "(k1 4,"), ("k2", 3, "k2 3,"), ("eta", 1.5, "eta 1.5,")):
-        _set_slider(page, elem_id, value)
+        set_slider(page, elem_id, value)
         page.locator("#metrics", has_text=label).wait_for()  # the metrics followed the slider ...
-        text = _status(page, "retrieve-status", "Metrics over all")
+        text = status(page, "retrieve-status", "Metrics over all")
         assert "Ranked your photo" in text and "Query #" not in text  # ... and the photo is still the query
         assert page.locator("#rankings h4", has_text="Your photo").count() == 1
-    _set_slider(page, "top-k", 5)
+    set_slider(page, "top-k", 5)
     page.wait_for_function("() => document.querySelectorAll('#rankings .p2-rank-col')[0]"
                            ".querySelectorAll('.p2-hit').length === 5")
     assert page.locator("#rankings h4", has_text="Your photo").count() == 1
     page.locator("#rerank input").check()
     page.locator("#metrics", has_text="k-reciprocal re-ranking").wait_for()
-    assert "Ranked your photo" in _status(page, "retrieve-status", "Metrics over all")
+    assert "Ranked your photo" in status(page, "retrieve-status", "Metrics over all")
     screenshot(page, "retrieve_photo_after_sliders_laptop")
     # a click on a query makes it the query again, and the sliders then re-rank that query
     page.locator("#queries .thumbnail-item").nth(3).click()
-    _status(page, "retrieve-status", "Query #3")
-    _set_slider(page, "k1", 2)
-    assert "Query #3" in _status(page, "retrieve-status", "Metrics over all", "Query #3")
+    status(page, "retrieve-status", "Query #3")
+    set_slider(page, "k1", 2)
+    assert "Query #3" in status(page, "retrieve-status", "Metrics over all", "Query #3")
     assert page.locator("#rankings h4", has_text="Your photo").count() == 0
 
 
@@ -116,8 +92,8 @@ def test_an_uploaded_zip_is_a_gallery_choice_and_synthped_comes_back(open_app, t
     _open_retrieve(page)
     synthped = _table(page)
     archive = _market_zip(tmp_path / "my_cams.zip", unreadable=["0003_c2s1_000009_00.jpg"])
-    _upload(page, "#gallery-zip button.upload-container", archive)
-    text = _status(page, "retrieve-status", "my_cams.zip (Market-1501 style)", "Metrics over all")
+    upload(page, "#gallery-zip button.upload-container", archive)
+    text = status(page, "retrieve-status", "my_cams.zip (Market-1501 style)", "Metrics over all")
     assert "20 queries" in text and "1 unreadable image(s) skipped: 0003_c2s1_000009_00.jpg (not image data)" in text
     choice = page.locator("#gallery-choice").get_by_label("my_cams.zip (Market-1501 style)")
     assert choice.is_checked()
@@ -126,27 +102,27 @@ def test_an_uploaded_zip_is_a_gallery_choice_and_synthped_comes_back(open_app, t
 
     # Feature space: no generated images in this zip, so +NFC instead of the default +NFC+IPG
     page.get_by_role("tab", name="Feature space").click()
-    text = _status(page, "space-status", "t-SNE of")
+    text = status(page, "space-status", "t-SNE of")
     assert text.startswith("Note: Showing +NFC instead of +NFC+IPG") and "my_cams.zip" in text
     assert page.locator("#after input").input_value() == "+NFC"
     page.locator("#tsne-plot svg circle").first.wait_for()
     title = page.locator("#tsne-plot h4").inner_text()
-    _set_slider(page, "sample-size", 50)  # no button to press: the plots follow (120 points before)
+    set_slider(page, "sample-size", 50)  # no button to press: the plots follow (120 points before)
     page.wait_for_function("t => document.querySelector('#tsne-plot h4').innerText !== t", arg=title)
     points = page.locator("#tsne-plot circle").count()
-    assert 50 <= points < 60 and f"t-SNE of {points} points" in _status(page, "space-status", "for about 50 asked")
+    assert 50 <= points < 60 and f"t-SNE of {points} points" in status(page, "space-status", "for about 50 asked")
     screenshot(page, "feature_space_uploaded_zip_laptop")
 
     # back to SynthPed with one click, and to the zip again
     page.get_by_role("tab", name="Retrieve").click()
     page.locator("#gallery-choice").get_by_label("SynthPed (synthetic, built in)").click()
-    _status(page, "retrieve-status", "SynthPed", "Metrics over all")
+    status(page, "retrieve-status", "SynthPed", "Metrics over all")
     assert _table(page) == synthped
     choice.click()
-    _status(page, "retrieve-status", "my_cams.zip", "Metrics over all")
+    status(page, "retrieve-status", "my_cams.zip", "Metrics over all")
     # removing the zip goes back to SynthPed, and the choice goes with the file
     page.locator("#gallery-zip").get_by_role("button", name="Clear").click()
-    _status(page, "retrieve-status", "SynthPed", "Metrics over all")
+    status(page, "retrieve-status", "SynthPed", "Metrics over all")
     page.wait_for_function("() => !document.querySelector('#gallery-choice').innerText.includes('my_cams')")
     assert page.locator("#gallery-choice").get_by_label("SynthPed (synthetic, built in)").is_checked()
     assert _table(page) == synthped
@@ -160,8 +136,8 @@ def test_zip_errors_say_what_is_wrong_in_the_users_terms(open_app, tmp_path):
     with zipfile.ZipFile(fake, "w") as archive:
         for name in ("0001_c1s1_000001_00.jpg", "0001_c2s1_000001_00.jpg", "0002_c1s1_000001_00.jpg"):
             archive.writestr(name, b"0123456789")
-    _upload(page, "#gallery-zip button.upload-container", fake)
-    text = _status(page, "retrieve-status", "Cannot use market_fakeimgs.zip")
+    upload(page, "#gallery-zip button.upload-container", fake)
+    text = status(page, "retrieve-status", "Cannot use market_fakeimgs.zip")
     assert text == ("Error: Cannot use market_fakeimgs.zip: none of the 3 file(s) with Market-1501 style names in "
                     "market_fakeimgs.zip is a readable image: 0001_c1s1_000001_00.jpg (not image data), "
                     "0001_c2s1_000001_00.jpg (not image data), 0002_c1s1_000001_00.jpg (not image data). "
@@ -173,8 +149,8 @@ def test_zip_errors_say_what_is_wrong_in_the_users_terms(open_app, tmp_path):
     with zipfile.ZipFile(holiday, "w") as archive:
         archive.write(EXAMPLE, "photos/holiday_0.jpg")
     page.locator("#gallery-zip").get_by_role("button", name="Clear").click()
-    _upload(page, "#gallery-zip button.upload-container", holiday)
-    text = _status(page, "retrieve-status", "Cannot use holiday.zip")
+    upload(page, "#gallery-zip button.upload-container", holiday)
+    text = status(page, "retrieve-status", "Cannot use holiday.zip")
     assert "none of the 1 image file(s) in holiday.zip has a Market-1501 style name (for example 'holiday_0.jpg')" in text
     for message in [text] + page.locator(".toast-body").all_inner_texts():
         assert "/" not in message.replace("query/", "").replace("bounding_box_test/", "")  # no server paths
@@ -203,38 +179,13 @@ app.main()
 
 
 @pytest.fixture(scope="module")
-def cold_app(tmp_path_factory):
+def cold_app(tmp_path_factory, serve):
     """The app on a free port with an empty POSE2ID_CACHE and slow k1 = 1 metrics; yields its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     folder = tmp_path_factory.mktemp("cold")
     env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", POSE2ID_TEST_PIPELINE="1",
                POSE2ID_CACHE=str(folder / "cache"))
-    log = folder / "app.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-c", SLOW_APP, str(port)], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the app exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the app did not serve within 90 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    for server in serve(folder / "app.log", env, ("-c", SLOW_APP, "{port}")):
+        yield server["url"]
 
 
 @pytest.fixture
@@ -256,11 +207,11 @@ def test_the_first_visit_says_that_synthped_is_being_built(cold_page, screenshot
     progress = page.get_by_text(BUILDING).first.inner_text()
     assert re.search(r"(Drawing images|Features): [\d,]+ of [\d,]+", progress)
     screenshot(page, "retrieve_first_visit_laptop")
-    _status(page, "retrieve-status", "Metrics over all")
+    status(page, "retrieve-status", "Metrics over all")
     page.reload()
     page.get_by_role("tab", name="Retrieve").click()
     start = time.monotonic()
-    _status(page, "retrieve-status", "Metrics over all")
+    status(page, "retrieve-status", "Metrics over all")
     assert time.monotonic() - start < 15 and page.get_by_text(BUILDING).count() == 0
 
 
@@ -274,9 +225,9 @@ def test_the_metrics_always_match_the_sliders(cold_page, cold_app, screenshot):
     page = cold_page
     _open_retrieve(page)
     start = time.monotonic()
-    _set_slider(page, "k1", 1)
+    set_slider(page, "k1", 1)
     time.sleep(0.5)  # k1 = 1 ranked; its metrics take 3 s more
-    _set_slider(page, "k1", 2)
+    set_slider(page, "k1", 2)
     deadline = start + 60
     while _table(page) != expected:
         assert time.monotonic() < deadline, f"the table never showed k1 = 2's metrics: {_table(page)}"
@@ -285,5 +236,5 @@ def test_the_metrics_always_match_the_sliders(cold_page, cold_app, screenshot):
     assert _table(page) == expected  # not k1 = 1's, arriving late
     assert page.locator("#metrics", has_text="Metrics over the whole query set (k1 2, k2 2, eta 2, no re-ranking)").count() == 1
     assert page.locator("#k1 input[type=number]").input_value() == "2"
-    assert "Query #0" in _status(page, "retrieve-status", "Metrics over all")
+    assert "Query #0" in status(page, "retrieve-status", "Metrics over all")
     screenshot(page, "retrieve_metrics_after_k1_race_laptop")

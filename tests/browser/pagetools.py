@@ -1,0 +1,32 @@
+"""What the browser tests do on a page of the app: upload a file, type into a slider, read the
+editor's pose and a tab's status box."""
+
+import json
+
+
+def upload(page, selector, path):
+    """Choose ``path`` in the file dialog that clicking ``selector`` opens."""
+    with page.expect_file_chooser() as chooser:
+        page.locator(selector).click()
+    chooser.value.set_files(str(path))
+
+
+def set_slider(page, elem_id, value):
+    """Type ``value`` into the number box of slider ``elem_id`` and press Enter."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def status(page, elem_id, *contains):
+    """The text of the tab's status box once it holds every one of ``contains``."""
+    locator = page.locator(f"#{elem_id} .p2-status")
+    for text in contains:
+        locator = locator.filter(has_text=text)
+    locator.wait_for()
+    return locator.inner_text()
+
+
+def editor_pose(page):
+    """The skeleton editor's pose as OpenPose JSON."""
+    return json.loads(page.locator("#pose-editor canvas.p2-canvas").get_attribute("data-pose"))
