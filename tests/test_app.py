@@ -16,6 +16,7 @@ from pose2id.demo.generate import (IPG, MAX_SEED, ORACLE, SYNTHPED_EXAMPLES, Gen
 from pose2id.demo.inputs import InputError, open_photo
 from pose2id.demo.retrieve import Galleries, Retrieve, ranked_list
 from pose2id.poses import MIRROR_INDEX, Pose, PoseError
+from tiny_market import market_folder
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -401,32 +402,10 @@ def test_small_gpus_start_in_low_memory_mode(monkeypatch):
 
 
 # ---------------------------------------------------------------------------- retrieve
-def _market_folder(root, pids=6, cams=3, with_gen=True):
-    """A tiny Market-style dataset: each identity a colour, each camera a brightness."""
-    rng = np.random.default_rng(0)
-    for split in ("query", "bounding_box_test"):
-        (root / split).mkdir(parents=True)
-    for pid in range(1, pids + 1):
-        colour = rng.integers(40, 215, 3)
-        for cam in range(1, cams + 1):
-            for k in range(2):
-                split = "query" if cam == 1 and k == 0 else "bounding_box_test"
-                name = f"{pid:04d}_c{cam}s1_{k:06d}_00.jpg"
-                pixels = np.clip(colour * (0.7 + 0.15 * cam) + rng.normal(0, 12, (128, 64, 3)), 0, 255)
-                Image.fromarray(pixels.astype(np.uint8)).save(root / split / name)
-                if with_gen:
-                    for pose in (1, 2):
-                        folder = root / f"{split}_gen" / f"pose{pose}"
-                        folder.mkdir(parents=True, exist_ok=True)
-                        gen = np.clip(colour + rng.normal(0, 12, (128, 64, 3)), 0, 255)
-                        Image.fromarray(gen.astype(np.uint8)).save(folder / name)
-    return root
-
-
 @pytest.fixture
 def market(tmp_path, monkeypatch):
     monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
-    return _market_folder(tmp_path / "market")
+    return market_folder(tmp_path / "market")
 
 
 def _shown_table(update):
@@ -657,7 +636,7 @@ def test_uploaded_photo_with_a_gallery_without_generated_images(tmp_path, monkey
     from pose2id.demo.inputs import photo_digest
 
     monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
-    market = _market_folder(tmp_path / "plain", with_gen=False)
+    market = market_folder(tmp_path / "plain", with_gen=False)
     photo = next((market / "query").glob("0002_*.jpg"))
     generated = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (open_photo(photo),) * 2,
                                                      ("pose 1", "pose 2"), "IPG"))
@@ -910,7 +889,7 @@ def test_feature_space_follows_its_controls_with_the_methods_the_gallery_has(tmp
     from pose2id.demo.feature_space import FeatureSpace
 
     monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
-    plain = _market_folder(tmp_path / "plain", with_gen=False)
+    plain = market_folder(tmp_path / "plain", with_gen=False)
     space = FeatureSpace(Galleries(data=str(plain)))
     # the default "+NFC+IPG" needs generated images: the best method there is is shown instead
     after, bars, tsne, message = space.view(f"data:{plain}", "+NFC+IPG", 2, 2, 2.0, 30)

@@ -9,10 +9,9 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from pagetools import set_slider, status, upload
+from tiny_market import market_zip
 
 pytestmark = pytest.mark.browser
 
@@ -37,26 +36,6 @@ def _open_retrieve(page):
     page.get_by_role("tab", name="Retrieve").click()
     page.locator("#rankings .p2-rank-col").first.wait_for()
     status(page, "retrieve-status", "Metrics over all")
-
-
-def _market_zip(path, pids=20, cams=3, unreadable=()):
-    """A small Market-style zip (query/ and bounding_box_test/, no generated images): each
-    identity a colour, each camera a brightness; ``unreadable`` names get bytes that are no image."""
-    rng = np.random.default_rng(0)
-    with zipfile.ZipFile(path, "w") as archive:
-        for pid in range(1, pids + 1):
-            colour = rng.integers(40, 215, 3)
-            for cam in range(1, cams + 1):
-                for k in range(2):
-                    split = "query" if cam == 1 and k == 0 else "bounding_box_test"
-                    name = f"{pid:04d}_c{cam}s1_{k:06d}_00.jpg"
-                    pixels = np.clip(colour * (0.7 + 0.15 * cam) + rng.normal(0, 12, (128, 64, 3)), 0, 255)
-                    image = Image.fromarray(pixels.astype(np.uint8))
-                    with archive.open(f"my_cams/{split}/{name}", "w") as out:
-                        image.save(out, format="JPEG")
-        for name in unreadable:
-            archive.writestr(f"my_cams/bounding_box_test/{name}", b"not an image")
-    return path
 
 
 # ---------------------------------------------------------------------------- on the shared app
@@ -91,7 +70,7 @@ def test_an_uploaded_zip_is_a_gallery_choice_and_synthped_comes_back(open_app, t
     page = open_app(LAPTOP)
     _open_retrieve(page)
     synthped = _table(page)
-    archive = _market_zip(tmp_path / "my_cams.zip", unreadable=["0003_c2s1_000009_00.jpg"])
+    archive = market_zip(tmp_path / "my_cams.zip", unreadable=["0003_c2s1_000009_00.jpg"])
     upload(page, "#gallery-zip button.upload-container", archive)
     text = status(page, "retrieve-status", "my_cams.zip (Market-1501 style)", "Metrics over all")
     assert "20 queries" in text and "1 unreadable image(s) skipped: 0003_c2s1_000009_00.jpg (not image data)" in text
