@@ -301,3 +301,29 @@ def test_generate_without_cuda_suggests_cpu(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == (
         "error: generate needs a CUDA GPU (two Stable-Diffusion-size UNets) and CUDA is not available on this "
         "machine; pass --cpu to run on the CPU anyway (several minutes per image)\n")
+
+
+def test_generate_checks_the_seed_with_the_other_inputs(tmp_path, monkeypatch, capsys):
+    from pose2id import cli as main_cli
+    from pose2id.demo import generate as app_generate
+
+    assert (cli.MAX_SEED, cli.RANDOM_SEED) == (app_generate.MAX_SEED, app_generate.RANDOM_SEED)  # as in the app
+    _offline_without_weights(monkeypatch, tmp_path)
+    Image.new("RGB", (64, 128)).save(tmp_path / "ref.png")
+    base = ["generate", "--ref", str(tmp_path / "ref.png"), "--out", str(tmp_path / "o"), "--cpu"]
+    usage = f"--seed must be a whole number from 0 to {2**31 - 1}, or -1 for a random seed"
+    # too big for torch's generator: refused before the weights are looked for, with the other input problems
+    assert main_cli.main(base + ["--seed", "18446744073709551616", "--steps", "0"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "error: 2 problems with the inputs:"
+    assert f"  - {usage}, got 18446744073709551616" in lines
+    assert "  - --steps must be a positive integer, got 0" in lines
+    for seed in ("-2", str(2**31)):
+        assert main_cli.main(base + ["--seed", seed]) == 1
+        err = capsys.readouterr().err
+        assert f"error: {usage}, got {seed}" in err and "weight file(s) missing" not in err
+    # the largest seed and -1 (random) pass the input checks: only the missing weights stop them here
+    for seed in (str(2**31 - 1), "-1"):
+        assert main_cli.main(base + ["--seed", seed]) == 1
+        err = capsys.readouterr().err
+        assert "--seed" not in err and "error: 7 weight file(s) missing" in err

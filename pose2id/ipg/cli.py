@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import random
 import sys
 import warnings
 from pathlib import Path
@@ -14,6 +15,9 @@ from pose2id.ipg import weights
 
 # A pedestrian crop needs a few hundred pixels; the pipeline resizes to 256x512 anyway.
 MAX_REFERENCE_PIXELS = 40_000_000
+# Seeds as in the app's Generate tab (pose2id.demo.generate.MAX_SEED / RANDOM_SEED).
+MAX_SEED = 2**31 - 1
+RANDOM_SEED = -1
 
 
 def register(subparsers):
@@ -38,7 +42,8 @@ def register(subparsers):
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
     p.add_argument("--guidance", type=float, default=3.5, help="classifier-free guidance scale (default 3.5)")
-    p.add_argument("--seed", type=int, default=42, help="initial-noise seed")
+    p.add_argument("--seed", type=int, default=42,
+                   help=f"initial-noise seed, 0 to {MAX_SEED}; {RANDOM_SEED} draws a random one (default 42)")
     p.add_argument("--cpu", action="store_true", help="allow running on the CPU (slow: minutes per image)")
     p.add_argument("--low-memory", action="store_true",
                    help="for small GPUs: models visit the GPU one at a time, 2 poses per UNet call (slower)")
@@ -149,6 +154,9 @@ def check_inputs(args):
         problems.append(f"--steps must be a positive integer, got {args.steps}")
     if not math.isfinite(args.guidance):
         problems.append(f"--guidance must be a finite number, got {args.guidance}")
+    if args.seed != RANDOM_SEED and not 0 <= args.seed <= MAX_SEED:
+        problems.append(f"--seed must be a whole number from 0 to {MAX_SEED}, or {RANDOM_SEED} for a random seed, "
+                        f"got {args.seed}")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         problems.append(f"--out {args.out}: exists and is not a folder")
     if len(problems) > 1:
@@ -198,8 +206,11 @@ def generate(args):
     import torch
 
     reference, poses = check_inputs(args)
+    seed = random.randint(0, MAX_SEED) if args.seed == RANDOM_SEED else args.seed
     pipeline = load_pipeline(args)
-    generator = torch.Generator("cpu").manual_seed(args.seed)
+    if args.seed == RANDOM_SEED:
+        print(f"random seed: {seed}", file=sys.stderr)
+    generator = torch.Generator("cpu").manual_seed(seed)
     try:
         images = pipeline(
             reference, poses, num_inference_steps=args.steps, guidance_scale=args.guidance, generator=generator
