@@ -360,8 +360,9 @@ def test_tiny_pipeline_streams_previews_then_results(tmp_path):
     photo = tmp_path / "p.png"
     Image.new("RGB", (64, 128), (120, 60, 30)).save(photo)
     outputs = _run(Generate(GenerateConfig(test_pipeline=True)), photo=str(photo), pose_names=["1"], generator=IPG, steps=2)
-    assert len(outputs) == 3  # one preview per step, then the results
-    assert outputs[0][1] == [] and "step 1 of 2" in outputs[0][3]
+    assert len(outputs) == 4  # starting, one preview per step, then the results
+    assert outputs[0][:3] == (KEEP,) * 3 and "starting" in outputs[0][3]
+    assert outputs[1][1] == [] and "step 1 of 2" in outputs[1][3]
     assert len(outputs[-1][1]) == 1 and "tiny random-weight" in outputs[-1][3]
 
 
@@ -387,7 +388,7 @@ def test_out_of_gpu_memory_starts_again_in_low_memory_mode(tmp_path, monkeypatch
     config = GenerateConfig(test_pipeline=True)
     outputs = _run(Generate(config), photo=str(photo), pose_names=["1", "2"], generator=IPG, steps=2)
     assert calls == [False, True]
-    assert "ran out of memory" in outputs[0][3] and "p2-warning" in outputs[0][3]
+    assert "ran out of memory" in outputs[1][3] and "p2-warning" in outputs[1][3]
     assert len(outputs[-1][1]) == 2 and "low-memory mode" in outputs[-1][3] and "p2-ok" in outputs[-1][3]
     assert generate_module.load_pipeline(config).low_memory
 
@@ -677,15 +678,23 @@ def test_generate_records_its_images_for_the_retrieve_tab(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_generate_marks_the_photo_as_running_while_denoising(tmp_path):
+def test_generate_marks_the_photo_as_running_while_denoising(tmp_path, market):
     from pose2id.demo.inputs import photo_digest
 
     photo = tmp_path / "p.png"
     Image.new("RGB", (64, 128), (120, 60, 30)).save(photo)
-    outputs = _run(Generate(GenerateConfig(test_pipeline=True)), photo=str(photo), pose_names=["1"], generator=IPG,
-                   steps=2, generations=Generations())
     digest = photo_digest(open_photo(photo))
-    assert [out[5].running for out in outputs] == [digest, digest, None]
+    run = Generate(GenerateConfig(test_pipeline=True)).generate(
+        str(photo), ["1"], False, "", IPG, None, 2, 3.5, 7, False, 2.0, Generations())
+    # the very first update, before the pipeline is loaded or a step is taken, already marks the photo:
+    # a Search pressed right after Generate says the images are still being generated
+    first = next(run)
+    assert first[5].running == digest and "starting" in first[3] and first[:3] == (KEEP,) * 3
+    retrieve = Retrieve(Galleries(data=str(market)))
+    _, _, html, message, shown, _ = retrieve.search_person(f"data:{market}", str(photo), first[5], 2, 2, 2.0, 5)
+    assert shown is True and "still generating" in html and "still generating" in message and "No images of this photo have been generated" not in message
+    outputs = [first, *run]
+    assert [out[5].running for out in outputs] == [digest, digest, digest, None]
     assert outputs[-1][5].finished.photo_digest == digest
 
 

@@ -478,7 +478,11 @@ class Generate:
             label = f"SynthPed oracle (not a model), identity #{oracle_pid}"
         else:
             unavailable = self.ipg_note()
+            running = replace(generations, running=digest)
             if not unavailable:
+                # the photo is marked as running at once, before the (first, slow) pipeline load, so
+                # that the Retrieve tab's +IPG of it says "still generating" from the start
+                yield *keep, status(f"{note}{self.generator_label()}: starting…", "info"), seed, running
                 try:
                     load_pipeline(self.config)  # built once, outside the GPU time slot
                 except IPGUnavailable as error:
@@ -487,7 +491,6 @@ class Generate:
                 yield *keep, warn(unavailable), gr.update(), failed(unavailable)
                 return
             images = None
-            running = replace(generations, running=digest)
             try:
                 for item in run_ipg(self.config, image, poses, steps, guidance, seed):
                     if item[0] == "step":
