@@ -710,7 +710,9 @@ def test_search_the_gallery_with_this_person(market, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
     *retrieve_tab, message = retrieve.search_person(key, str(bad), Generations(), 2, 2, 2.0, 5)
-    assert retrieve_tab == [keep] * 5 and "not an image" in message
+    # the Generate tab's status names its own "Reference photo", not the Retrieve tab's query photo
+    assert retrieve_tab == [keep] * 5 and "Reference photo: bad.jpg is not an image" in message
+    assert "Query photo" not in message
 
     photo = str(next((market / "query").glob("0004_*.jpg")))
     noise = Image.fromarray(np.random.default_rng(2).integers(0, 255, (128, 64, 3), dtype=np.uint8))

@@ -467,14 +467,15 @@ class Retrieve:
             text = f"Ranked your photo with Base and +NFC. {note}"
         return html_text, f"{self.label(bench, key)} {text}"
 
-    def upload_query(self, key, photo, generations, k1, k2, eta, top_k):
+    def upload_query(self, key, photo, generations, k1, k2, eta, top_k, label="Query photo"):
         """(rankings html, status, shown) for an uploaded query photo against gallery ``key``.
 
         The photo gets the +IPG columns when the session's ``generations`` (the Generate tab's
         :class:`~pose2id.demo.generate.Generations`) hold images generated of this same photo,
         matched by content hash; otherwise Base and +NFC, and a note on how to get +IPG. ``shown``
         is True once the photo's rankings are shown (``gr.update()`` when it could not be used),
-        so the sliders know to re-rank the photo.
+        so the sliders know to re-rank the photo. ``label`` names the photo in an error message
+        (the Generate tab's search says "Reference photo").
         """
         from pose2id.demo.inputs import InputError
 
@@ -483,7 +484,7 @@ class Retrieve:
         try:
             html_text, text = self._photo_view(key, photo, generations, k1, k2, eta, top_k)
         except (InputError, ValueError, OSError) as error:
-            return gr.update(), warn(f"Query photo: {error}"), gr.update()
+            return gr.update(), warn(f"{label}: {error}"), gr.update()
         return html_text, status(text, "ok"), True
 
     def search_person(self, key, photo, generations, k1, k2, eta, top_k):
@@ -498,7 +499,8 @@ class Retrieve:
         keep = (gr.update(),) * 5
         if photo is None:
             return *keep, warn("Upload a reference photo or pick an example first, then search the gallery with it.")
-        html_text, message, shown = self.upload_query(key, photo, generations, k1, k2, eta, top_k)
+        html_text, message, shown = self.upload_query(key, photo, generations, k1, k2, eta, top_k,
+                                                      label="Reference photo")
         if shown is not True:
             return *keep, message
         return photo, gr.Tabs(selected="retrieve"), html_text, message, True, gr.update()
