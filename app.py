@@ -152,8 +152,10 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
             return generate.pick_example(examples, evt.index)
 
         example_gallery.select(pick_example, None, [photo, synth_pid, identity, generate_status], **PRIVATE)
-        # another photo is not the SynthPed identity's: the identity is cleared with it
-        gr.on([photo.upload, photo.clear], lambda: (None, None), None, [synth_pid, identity], **PRIVATE)
+        # another photo is not the SynthPed identity's: the identity is cleared with it, and the status
+        # follows the photo (what can be done with it, or why it cannot be used)
+        gr.on([photo.upload, photo.clear], generate.photo_changed, photo, [synth_pid, identity, generate_status],
+              **PRIVATE)
         identity.input(generate.pick_identity, identity, [photo, synth_pid, generate_status], **PRIVATE)
         reset_button.click(editor.reset, reset_name, [pose_editor, editor_status], **PRIVATE)
         mirror_button.click(editor.mirror, pose_editor, [pose_editor, editor_status], **PRIVATE)

@@ -289,6 +289,41 @@ def test_examples_end_with_synthped_identities_labelled_synthetic(tmp_path):
     assert photo == photos[1] and pid is None and dropdown is None
 
 
+def test_generate_status_follows_the_reference_photo(monkeypatch, tmp_path):
+    import torch
+
+    from pose2id.demo.inputs import MAX_PIXELS
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    gen = Generate(GenerateConfig())
+    start_photo, pid, message = gen.start_state()
+    assert f"SynthPed identity #{pid}" in message
+    # the photo removed with ✕: the identity goes with it and the status asks for another photo
+    pid, identity, message = gen.photo_changed(None)
+    assert pid is identity is None and "No reference photo" in message and "upload a photo" in message
+    assert "#41" not in message and "press Generate" not in message
+    # another photo on a CPU machine: said at once that it can be searched, not generated here
+    photo = tmp_path / "walker.png"
+    Image.new("RGB", (64, 128), (120, 60, 30)).save(photo)
+    pid, identity, message = gen.photo_changed(str(photo))
+    assert pid is identity is None and "walker.png (64x128)" in message and "CUDA GPU" in message
+    assert "Search the gallery with this person" in message and "SynthPed example" in message
+    # where IPG runs: press Generate
+    _, _, message = Generate(GenerateConfig(test_pipeline=True)).photo_changed(str(photo))
+    assert "press Generate" in message and "tiny random-weight" in message
+    # a bad or huge file: its specific error at upload time
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("not a photo")
+    _, _, message = gen.photo_changed(str(fake))
+    assert "p2-error" in message and "Reference photo: fake.jpg is not an image PIL can read" in message
+    side = int(MAX_PIXELS ** 0.5) + 100
+    huge = tmp_path / "huge.png"
+    Image.new("1", (side, side)).save(huge)  # bilevel: small file, many pixels
+    _, _, message = gen.photo_changed(str(huge))
+    assert f"huge.png is {side}x{side}" in message and "megapixels" in message
+
+
 def test_a_cpu_machine_starts_with_a_synthped_identity_that_generates(monkeypatch):
     import torch
 

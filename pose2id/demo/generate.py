@@ -378,6 +378,26 @@ class Generate:
         return (self.identity_photo(pid), pid,
                 status(f"SynthPed identity #{pid} (synthetic): {self.identities()[pid].describe()}.", "ok"))
 
+    def photo_changed(self, photo):
+        """(pid state, identity dropdown, status) once the reference photo is uploaded or removed:
+        another photo is not the SynthPed identity's, so the identity is cleared, and the status
+        says what can be done with the new photo (or why it cannot be used, at once)."""
+        if photo in (None, ""):
+            return None, None, status("No reference photo: upload a photo of a person, or pick an example or a "
+                                      "SynthPed identity.", "info")
+        try:
+            image = open_photo(photo)
+        except InputError as error:
+            return None, None, warn(f"Reference photo: {error}")
+        name = f"{Path(photo).name} ({image.width}x{image.height})"
+        if self.ipg_note():
+            return None, None, status(
+                f"Reference photo {name}: a real photo needs IPG, which needs a CUDA GPU (this machine has none), "
+                "and the SynthPed oracle only draws SynthPed identities. 'Search the gallery with this person' works "
+                "here; to generate on this machine pick a SynthPed example (labelled synthetic).", "warning")
+        return None, None, status(f"Reference photo {name}: press Generate to draw this person in the ticked poses "
+                                  f"with {self.generator_label()}, or search the gallery with it.", "info")
+
     def start_state(self):
         """(photo path, SynthPed pid, status) the tab opens with: where IPG cannot run, the first
         SynthPed example, chosen, so that Generate works at once with the oracle; otherwise none."""
