@@ -6,6 +6,7 @@ Everything the events call lives in :mod:`pose2id.demo`; this file builds the la
 
 import argparse
 import os
+import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -17,7 +18,7 @@ from pose2id.demo.components import ClampedSlider, PhotoInput
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
 from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, Generations, pose_previews
-from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve
+from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve, highlight_query
 from pose2id.demo.theme import CSS, HEAD, theme
 from pose2id.features import cache_root
 
@@ -107,6 +108,9 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                 gallery_key = gr.State(None)  # None until the page has opened a gallery; each change re-ranks
                 query_index = gr.State(0)
                 photo_shown = gr.State(False)  # the rankings shown are the uploaded photo's, not a query's
+                # set (to a new number) whenever another query or photo is to be ranked: the rankings event
+                # below then runs again after one already running, so its last status is the shown query's
+                view_asked = gr.State(0)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=260):
                         gallery_choice = gr.Radio(galleries.choices(), value=SYNTHPED, label="Gallery", elem_id="gallery-choice")
@@ -136,6 +140,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
             with gr.Tab("Feature space", id="feature-space") as space_tab:
                 with gr.Row():
                     after = gr.Dropdown(["+NFC", "+IPG", "+NFC+IPG"], value="+NFC+IPG", label="After", elem_id="after")
+                    after_wanted = gr.State("+NFC+IPG")  # the user's own last choice, shown again where it exists
                     sample_size = ClampedSlider(50, 800, value=250, step=10, elem_id="sample-size",
                                                label="t-SNE sample: about this many points (whole identities)")
                     space_api = gr.Button("Compute", visible=False)
@@ -180,22 +185,33 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         upload.upload(retrieve.upload_zip, [upload, gallery_key], opened, **waiting)
         upload.clear(retrieve.close_zip, gallery_key, opened, **waiting)
 
+        # a query clicked, the photo removed (back to the query highlighted) or a photo ranked: view_asked
+        # changes, which runs the rankings event below (after one already running, which would otherwise
+        # have the last word with the query it started with)
         def pick_query(evt: gr.SelectData):
-            return evt.index, False
+            return evt.index, False, time.monotonic_ns()
 
-        queries.select(pick_query, None, [query_index, photo_shown], **PRIVATE).then(
-            retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status], **PRIVATE)
-        query_photo.upload(retrieve.upload_query, [gallery_key, query_photo, generations, k1, k2, r_eta, top_k],
-                           [rankings, retrieve_status, photo_shown], **PRIVATE)
-        # the photo removed: back to the gallery's query
-        query_photo.clear(lambda: False, None, photo_shown, **PRIVATE).then(
-            retrieve.rankings, [gallery_key, query_index, *controls], [rankings, retrieve_status], **PRIVATE)
+        def unpick_photo(index):
+            return False, highlight_query(index), time.monotonic_ns()
+
+        def upload_query(*args):
+            html_text, message, shown, picker = retrieve.upload_query(*args)
+            return html_text, message, shown, picker, time.monotonic_ns() if shown is True else gr.update()
+
+        def search_person(*args):
+            *out, generate_message = retrieve.search_person(*args)
+            return *out, generate_message, time.monotonic_ns() if out[4] is True else gr.update()
+
+        queries.select(pick_query, None, [query_index, photo_shown, view_asked], **PRIVATE)
+        query_photo.upload(upload_query, [gallery_key, query_photo, generations, k1, k2, r_eta, top_k],
+                           [rankings, retrieve_status, photo_shown, queries, view_asked], **PRIVATE)
+        query_photo.clear(unpick_photo, query_index, [photo_shown, queries, view_asked], **PRIVATE)
         search_button.click(
-            retrieve.search_person, [gallery_key, photo, generations, k1, k2, r_eta, top_k],
-            [query_photo, tabs, rankings, retrieve_status, photo_shown, generate_status], **PRIVATE)
+            search_person, [gallery_key, photo, generations, k1, k2, r_eta, top_k],
+            [query_photo, tabs, rankings, retrieve_status, photo_shown, queries, generate_status, view_asked], **PRIVATE)
         # rankings, then metrics, in one event for all of these: one runs at a time per page and the
         # last one has the latest values, so the table always matches the sliders
-        gr.on([gallery_key.change, *(control.input for control in controls)], retrieve.refresh,
+        gr.on([gallery_key.change, view_asked.change, *(control.input for control in controls)], retrieve.refresh,
               [gallery_key, query_index, query_photo, photo_shown, generations, *controls],
               [rankings, metrics, retrieve_status], trigger_mode="always_last", **PRIVATE)
         retrieve_api.click(retrieve.update, [gallery_choice, api_query, *controls], [rankings, metrics, retrieve_status],
@@ -204,8 +220,11 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         # ---------------------------------------------------------------- Feature space events
         space_inputs = [gallery_key, after, k1, k2, r_eta, sample_size]
         space_outputs = [id2_plot, tsne_plot, space_status]
-        gr.on([space_tab.select, after.input, sample_size.input], space.view, space_inputs, [after, *space_outputs],
-              trigger_mode="always_last", **PRIVATE)
+        # the user's choice of After is kept apart from the one shown: a gallery without +IPG shows +NFC,
+        # and the next gallery with +IPG shows the user's choice again
+        after.input(lambda choice: choice, after, after_wanted, **PRIVATE)
+        gr.on([space_tab.select, after_wanted.change, sample_size.input], space.view, [*space_inputs, after_wanted],
+              [after, *space_outputs], trigger_mode="always_last", **PRIVATE)
         space_api.click(space.plots, [gallery_choice, *space_inputs[1:]], space_outputs, api_name="feature_space")
     return demo
 

@@ -456,7 +456,8 @@ def test_retrieve_opens_a_folder_with_four_methods(market):
     retrieve = Retrieve(Galleries(data=str(market)))
     key = retrieve.galleries.choices()[1][1]
     key_out, _, queries, query_index, shown, message = retrieve.open_gallery(key)
-    assert key_out == key and len(queries) == 6 and query_index == 0 and shown is False and "Market-1501: 6 queries" in message
+    assert key_out == key and len(queries["value"]) == 6 and query_index == 0 and shown is False and "Market-1501: 6 queries" in message
+    assert queries["selected_index"] == 0  # the query ranked is the one highlighted, not the last one clicked
     # the new key makes the app refresh the view: the rankings first, then the metrics
     (html, table, first), (html_again, table_after, second) = retrieve.refresh(key, 0, None, False, Generations(),
                                                                                 2, 2, 2.0, False, 5)
@@ -508,6 +509,32 @@ def test_metrics_table_is_written_with_the_rankings_in_one_event_per_page():
         assert (blocks[elem_id]._id, "input") in triggers, elem_id
 
 
+def test_what_changes_the_ranked_query_re_runs_the_rankings_and_metrics_event():
+    """A query click, a photo uploaded or removed and the Generate tab's Search each also trigger
+    the one rankings-and-metrics event (always_last), so one already running (e.g. the first
+    visit's, for query #0) cannot have the last word in the status; the photo's events also set
+    the query picker's highlight."""
+    import app
+
+    demo = app.build_demo(test_pipeline=True)
+    blocks = {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+    refresh = next(fn for fn in demo.fns.values() if blocks["metrics"] in fn.outputs and fn.api_name != "retrieve")
+    triggers = {block_id for block_id, _ in refresh.targets}
+
+    def writers(elem_id, event):
+        return [fn for fn in demo.fns.values() if (blocks[elem_id]._id, event) in fn.targets]
+
+    for elem_id, event in (("queries", "select"), ("query-photo", "upload"), ("query-photo", "clear"),
+                           ("search-person", "click")):
+        (fn,) = writers(elem_id, event)
+        assert any(out._id in triggers for out in fn.outputs), (elem_id, event)
+        assert elem_id == "queries" or blocks["queries"] in fn.outputs, (elem_id, event)
+    # the Feature space view follows the user's own choice of After, kept apart from the one shown
+    (choose,) = writers("after", "input")
+    view = next(fn for fn in demo.fns.values() if blocks["tsne-plot"] in fn.outputs and fn.api_name != "feature_space")
+    assert {out._id for out in choose.outputs} <= {block_id for block_id, _ in view.targets}
+
+
 def test_ranked_list_follows_the_market_protocol(market):
     galleries = Galleries(data=str(market))
     bench = galleries.benchmark(f"data:{market}")
@@ -534,8 +561,9 @@ def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_pa
     retrieve = Retrieve(Galleries(data=str(market)))
     key = f"data:{market}"
     photo = next((market / "query").glob("0003_*.jpg"))
-    html, message, shown = retrieve.upload_query(key, str(photo), Generations(), 2, 2, 2.0, 5)
+    html, message, shown, picker = retrieve.upload_query(key, str(photo), Generations(), 2, 2, 2.0, 5)
     assert "Your photo" in html and _columns(html) == ["Base", "+NFC"] and shown is True
+    assert picker == {"__type__": "update", "selected_index": -1}  # no query highlighted while the photo is ranked
     assert "p2-ok" not in html and "p2-bad" not in html
     # nothing was generated: the note says how to get +IPG, on the page and in the status line
     assert "Ranked your photo with Base and +NFC" in message
@@ -546,8 +574,8 @@ def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_pa
     assert _ranked_names(html, "Base")[0].startswith("0003_")
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
-    update, message, shown = retrieve.upload_query(key, str(bad), Generations(), 2, 2, 2.0, 5)
-    assert update == shown == {"__type__": "update"} and "not an image" in message
+    update, message, shown, picker = retrieve.upload_query(key, str(bad), Generations(), 2, 2, 2.0, 5)
+    assert update == shown == picker == {"__type__": "update"} and "not an image" in message
 
 
 # ---------------------------------------------------------------------------- +IPG of an uploaded photo
@@ -616,7 +644,7 @@ def test_an_uploaded_photo_gets_ipg_from_the_generate_tabs_images(market, tmp_pa
     open_photo(photo).save(again)
     retrieve = Retrieve(Galleries(data=str(market)))
     key = f"data:{market}"
-    html, message, shown = retrieve.upload_query(key, str(again), generations, 2, 2, 2.0, 30)
+    html, message, shown, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 2.0, 30)
     assert shown is True and _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
     assert "+IPG from 2 generated images of your photo" in message and "tiny random-weight" in message
     assert "pose 1, pose 2" in message and "eta 2" in message
@@ -632,7 +660,7 @@ def test_an_uploaded_photo_gets_ipg_from_the_generate_tabs_images(market, tmp_pa
         order = np.argsort(np.sum((g - q) ** 2, axis=1), kind="stable")
         assert _ranked_names(html, method) == [bench.gallery[i].name for i in order[:30]]
     # eta = 0 leaves the feature as it is: +IPG ranks as Base does
-    html, _, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 0.0, 30)
+    html, _, _, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 0.0, 30)
     assert _ranked_names(html, "+IPG") == _ranked_names(html, "Base")
 
 
@@ -648,22 +676,29 @@ def test_uploaded_photo_says_why_there_is_no_ipg(market, tmp_path):
     other = GeneratedImages("0" * 64, (noise,), ("pose 1",), "IPG")
     cases = {
         "still generating": Generations(running=digest),
-        "could not generate images of this photo: Generation failed: RuntimeError: boom. For +IPG":
+        "No +IPG: the Generate tab could not generate images of this photo (generation failed: RuntimeError: boom).":
             Generations(failed=digest, error="Generation failed: RuntimeError: boom"),
         "images are of a different photo": Generations(finished=other),
         "made no images": Generations(finished=GeneratedImages(digest, (), (), "IPG")),
         "No images of this photo have been generated": "not a Generations at all",
     }
     for expected, generations in cases.items():
-        html, message, shown = retrieve.upload_query(key, str(photo), generations, 2, 2, 2.0, 5)
+        html, message, shown, _ = retrieve.upload_query(key, str(photo), generations, 2, 2, 2.0, 5)
         assert shown is True and _columns(html) == ["Base", "+NFC"], expected
         assert expected in message and expected in html
+    # the Generate tab's refusal is summed up in one short sentence, not quoted with its advice and a generic hint
+    oracle_refusal = ("The SynthPed oracle only re-renders SynthPed identities: pick a SynthPed example (labelled "
+                      "synthetic) or choose one under 'SynthPed identity'; your photo is kept. A real photo needs IPG.")
+    _, message, *_ = retrieve.upload_query(key, str(photo), Generations(failed=digest, error=oracle_refusal), 2, 2, 2.0, 5)
+    assert ("No +IPG: the Generate tab could not generate images of this photo (the SynthPed oracle only re-renders "
+            "SynthPed identities).") in message
+    assert "kept" not in message and "needs IPG" not in message and "official weights" not in message
     # a new generation of the same photo that fails keeps the images of the one that finished
     kept = Generations(finished=GeneratedImages(digest, (noise,), ("pose 1",), "IPG"), failed=digest, error="boom")
-    html, message, _ = retrieve.upload_query(key, str(photo), kept, 2, 2, 2.0, 5)
+    html, message, _, _ = retrieve.upload_query(key, str(photo), kept, 2, 2, 2.0, 5)
     assert _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"] and "+IPG from 1 generated image of your photo" in message
     # the photo removed
-    update, message, shown = retrieve.upload_query(key, None, kept, 2, 2, 2.0, 5)
+    update, message, shown, _ = retrieve.upload_query(key, None, kept, 2, 2, 2.0, 5)
     assert update == shown == {"__type__": "update"} and "Upload a photo" in message
 
 
@@ -676,7 +711,7 @@ def test_uploaded_photo_with_a_gallery_without_generated_images(tmp_path, monkey
     photo = next((market / "query").glob("0002_*.jpg"))
     generated = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (open_photo(photo),) * 2,
                                                      ("pose 1", "pose 2"), "IPG"))
-    html, message, _ = Retrieve(Galleries(data=str(market))).upload_query(f"data:{market}", str(photo), generated,
+    html, message, *_ = Retrieve(Galleries(data=str(market))).upload_query(f"data:{market}", str(photo), generated,
                                                                           2, 2, 2.0, 5)
     assert _columns(html) == ["Base", "+NFC"]
     assert "2 generated images of your photo are ready" in message and "gallery too" in message
@@ -726,7 +761,7 @@ def test_generate_marks_the_photo_as_running_while_denoising(tmp_path, market):
     first = next(run)
     assert first[5].running == digest and "starting" in first[3] and first[:3] == (KEEP,) * 3
     retrieve = Retrieve(Galleries(data=str(market)))
-    _, _, html, message, shown, _ = retrieve.search_person(f"data:{market}", str(photo), first[5], 2, 2, 2.0, 5)
+    _, _, html, message, shown, _, _ = retrieve.search_person(f"data:{market}", str(photo), first[5], 2, 2, 2.0, 5)
     assert shown is True and "still generating" in html and "still generating" in message and "No images of this photo have been generated" not in message
     outputs = [first, *run]
     assert [out[5].running for out in outputs] == [digest, digest, digest, None]
@@ -741,21 +776,22 @@ def test_search_the_gallery_with_this_person(market, tmp_path):
     key = f"data:{market}"
     keep = {"__type__": "update"}
     *retrieve_tab, message = retrieve.search_person(key, None, Generations(), 2, 2, 2.0, 5)
-    assert retrieve_tab == [keep] * 5 and "reference photo" in message
+    assert retrieve_tab == [keep] * 6 and "reference photo" in message
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
     *retrieve_tab, message = retrieve.search_person(key, str(bad), Generations(), 2, 2, 2.0, 5)
     # the Generate tab's status names its own "Reference photo", not the Retrieve tab's query photo
-    assert retrieve_tab == [keep] * 5 and "Reference photo: bad.jpg is not an image" in message
+    assert retrieve_tab == [keep] * 6 and "Reference photo: bad.jpg is not an image" in message
     assert "Query photo" not in message
 
     photo = str(next((market / "query").glob("0004_*.jpg")))
     noise = Image.fromarray(np.random.default_rng(2).integers(0, 255, (128, 64, 3), dtype=np.uint8))
     generations = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (noise,) * 3,
                                                        ("pose 1", "pose 2", "pose 3"), "IPG"))
-    query_photo, tabs, html, message, shown, generate_status = retrieve.search_person(
+    query_photo, tabs, html, message, shown, picker, generate_status = retrieve.search_person(
         key, photo, generations, 2, 2, 2.0, 5)
     assert query_photo == photo and tabs.selected == "retrieve" and shown is True and generate_status == keep
+    assert picker == {"__type__": "update", "selected_index": -1}  # "Your photo" is ranked: no query highlighted
     assert _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
     assert "+IPG from 3 generated images of your photo" in message
 
@@ -812,7 +848,8 @@ def test_uploaded_zip_becomes_the_selected_gallery_named_after_its_file(tmp_path
     retrieve = Retrieve(Galleries())
     key, selector, queries, query_index, shown, message = retrieve.upload_zip(str(_zip_of(market, tmp_path / "my_cams.zip")),
                                                                              "synthped")
-    assert key.startswith("zip:") and len(queries) == 6 and query_index == 0 and shown is False
+    assert key.startswith("zip:") and len(queries["value"]) == 6 and query_index == 0 and shown is False
+    assert queries["selected_index"] == 0  # query #0 is ranked, so #0 is highlighted, whatever was clicked before
     assert selector["value"] == key and selector["choices"][-1] == ("my_cams.zip (Market-1501 style)", key)
     assert selector["choices"][0] == ("SynthPed (synthetic, built in)", "synthped")
     assert "my_cams.zip (Market-1501 style): 6 queries" in message
@@ -949,6 +986,19 @@ def test_feature_space_follows_its_controls_with_the_methods_the_gallery_has(tmp
     after, *_, message = FeatureSpace(Galleries(data=str(market))).view(f"data:{market}", "+IPG", 2, 2, 2.0, 30)
     assert after == {"__type__": "update", "choices": ["+NFC", "+IPG", "+NFC+IPG"], "value": "+IPG"}
     assert "not offered" not in message
+
+
+def test_feature_space_shows_the_users_after_again_when_the_gallery_has_it(tmp_path, monkeypatch, market):
+    """+IPG chosen, a gallery without generated images (shows +NFC), then one with them: +IPG again."""
+    from pose2id.demo.feature_space import FeatureSpace
+
+    plain = market_folder(tmp_path / "plain", with_gen=False)
+    space = FeatureSpace(Galleries(data=str(plain)))
+    after, *_, message = space.view(f"data:{plain}", "+IPG", 2, 2, 2.0, 30, "+IPG")
+    assert after["value"] == "+NFC" and "Showing +NFC instead of +IPG" in message
+    # back to a gallery with +IPG: the dropdown shows +NFC, the user's own choice was +IPG
+    after, bars, *_ = FeatureSpace(Galleries(data=str(market))).view(f"data:{market}", "+NFC", 2, 2, 2.0, 30, "+IPG")
+    assert after["value"] == "+IPG" and bars.data[1].name.startswith("+IPG ")
 
 
 def test_feature_space_says_how_many_points_whole_identities_give(market):

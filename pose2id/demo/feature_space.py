@@ -334,13 +334,16 @@ class FeatureSpace:
             return gr.update(), gr.update(), warn(str(error))
         return bars, tsne, status(text, "ok")
 
-    def view(self, key, after, k1, k2, eta, sample_size):
+    def view(self, key, after, k1, k2, eta, sample_size, wanted=None):
         """(After selector, ID² figure, t-SNE HTML, status) for the tab, on every change of its
-        controls. The selector offers the methods gallery ``key`` has; when ``after`` is not one
-        of them (+IPG needs generated images), the best one it has is shown (+NFC+IPG, else +NFC)
-        and the status says why."""
+        controls. The selector offers the methods gallery ``key`` has; ``wanted`` is the user's
+        own last choice of After (``after``, the one shown, when not given) and is shown whenever
+        the gallery has it, so a gallery without +IPG does not make the choice forgotten. When it
+        has not (+IPG needs generated images), the best one it has is shown (+NFC+IPG, else
+        +NFC) and the status says why."""
         import gradio as gr
 
+        after = wanted or after
         try:
             bench = self.galleries.benchmark(key)
             available = [method for method in bench.methods if method != "Base"]

@@ -161,6 +161,19 @@ def query_gallery(bench, limit=None):
     return items[:limit] if limit else items
 
 
+def query_strip(bench):
+    """The query picker's update for a newly opened gallery: its queries with #0 highlighted,
+    the query ranked (the picker would otherwise keep the last clicked position highlighted)."""
+    return gr.update(value=query_gallery(bench), selected_index=0)
+
+
+def highlight_query(index=None):
+    """The query picker's update that highlights query ``index``, or none (``None``: an uploaded
+    photo is the query ranked). No highlight is index -1: Gradio's page ignores an update to
+    ``None``, and -1 is no thumbnail's index."""
+    return gr.update(selected_index=-1 if index is None else int(index))
+
+
 def metrics_rows(bench, k1, k2, eta, rerank):
     """Rows of the metrics table (percentages, ID² to 4 decimals) for every available method."""
     rows = []
@@ -240,6 +253,15 @@ IPG_HINT = ("For +IPG, generate images of this photo in the Generate tab (IPG ne
             "with this person' there.")
 
 
+def failed_note(error):
+    """One short sentence on a failed generation of the photo: the Generate tab's first sentence
+    of ``error`` (its status line has the rest), without its advice on what to do there."""
+    reason = re.split(r"(?<=[.!?])\s+|;\s+|:\s+(?=(?:pick|choose|use|try|upload|install|run|set|see)\b)", str(error).strip(), maxsplit=1)[0].rstrip(".")
+    if reason[1:2].islower():
+        reason = reason[0].lower() + reason[1:]
+    return f"No +IPG: the Generate tab could not generate images of this photo ({reason or 'no reason given'})."
+
+
 def photo_generated_images(digest, generations):
     """The Generate tab's images of the photo with content hash ``digest``, or why there are none.
 
@@ -265,8 +287,7 @@ def photo_generated_images(digest, generations):
         return None, ("The Generate tab is still generating images of this photo: search again when it has finished "
                       "to add +IPG.")
     if generations.failed == digest:
-        reason = str(generations.error).strip().rstrip(".")
-        return None, f"The Generate tab could not generate images of this photo: {reason}. {IPG_HINT}"
+        return None, failed_note(generations.error)
     if same:
         return None, f"The Generate tab's last generation of this photo made no images. {IPG_HINT}"
     if finished is not None:
@@ -385,7 +406,7 @@ class Retrieve:
             message = warn(f"Cannot open {name}: {public_message(error)}." + (" The current gallery stays." if current else ""))
             keep = gr.update(value=current) if current else gr.update()
             return gr.update(), keep, gr.update(), gr.update(), gr.update(), message
-        return (key, gr.update(), query_gallery(bench), 0, False,
+        return (key, gr.update(), query_strip(bench), 0, False,
                 status(f"{self.label(bench, key)} Opened; ranking query #0…", "ok"))
 
     def upload_zip(self, path, current=None, progress=gr.Progress()):
@@ -410,7 +431,7 @@ class Retrieve:
                        duration=TOAST_SECONDS)
         if key == current:  # the same archive again: the view stays as it is
             return gr.update(), selector, gr.update(), gr.update(), gr.update(), status(self.label(bench, key), "ok")
-        return key, selector, query_gallery(bench), 0, False, status(f"{self.label(bench, key)} Ranking query #0…", "ok")
+        return key, selector, query_strip(bench), 0, False, status(f"{self.label(bench, key)} Ranking query #0…", "ok")
 
     def close_zip(self, current=None, progress=gr.Progress()):
         """The uploaded zip removed: its choice leaves the gallery selector and, if it was the
@@ -468,24 +489,24 @@ class Retrieve:
         return html_text, f"{self.label(bench, key)} {text}"
 
     def upload_query(self, key, photo, generations, k1, k2, eta, top_k, label="Query photo"):
-        """(rankings html, status, shown) for an uploaded query photo against gallery ``key``.
+        """(rankings html, status, shown, query picker) for an uploaded query photo against gallery ``key``.
 
         The photo gets the +IPG columns when the session's ``generations`` (the Generate tab's
         :class:`~pose2id.demo.generate.Generations`) hold images generated of this same photo,
         matched by content hash; otherwise Base and +NFC, and a note on how to get +IPG. ``shown``
         is True once the photo's rankings are shown (``gr.update()`` when it could not be used),
-        so the sliders know to re-rank the photo. ``label`` names the photo in an error message
+        so the sliders know to re-rank the photo; the query picker then highlights no query. ``label`` names the photo in an error message
         (the Generate tab's search says "Reference photo").
         """
         from pose2id.demo.inputs import InputError
 
         if photo is None:
-            return gr.update(), status("Upload a photo of a person to search the gallery for.", "info"), gr.update()
+            return gr.update(), status("Upload a photo of a person to search the gallery for.", "info"), gr.update(), gr.update()
         try:
             html_text, text = self._photo_view(key, photo, generations, k1, k2, eta, top_k)
         except (InputError, ValueError, OSError) as error:
-            return gr.update(), warn(f"{label}: {error}"), gr.update()
-        return html_text, status(text, "ok"), True
+            return gr.update(), warn(f"{label}: {error}"), gr.update(), gr.update()
+        return html_text, status(text, "ok"), True, highlight_query(None)
 
     def search_person(self, key, photo, generations, k1, k2, eta, top_k):
         """The Generate tab's "Search the gallery with this person": its reference photo becomes
@@ -493,17 +514,18 @@ class Retrieve:
 
         Returns
         -------
-        (query photo, tabs, rankings html, Retrieve status, shown, Generate status); on a missing
-        or unusable photo only the Generate status changes and the Retrieve tab stays as it is.
+        (query photo, tabs, rankings html, Retrieve status, shown, query picker, Generate status);
+        on a missing or unusable photo only the Generate status changes and the Retrieve tab stays
+        as it is.
         """
-        keep = (gr.update(),) * 5
+        keep = (gr.update(),) * 6
         if photo is None:
             return *keep, warn("Upload a reference photo or pick an example first, then search the gallery with it.")
-        html_text, message, shown = self.upload_query(key, photo, generations, k1, k2, eta, top_k,
+        html_text, message, shown, picker = self.upload_query(key, photo, generations, k1, k2, eta, top_k,
                                                       label="Reference photo")
         if shown is not True:
             return *keep, message
-        return photo, gr.Tabs(selected="retrieve"), html_text, message, True, gr.update()
+        return photo, gr.Tabs(selected="retrieve"), html_text, message, True, picker, gr.update()
 
     def refresh(self, key, query_index, photo, shown, generations, k1, k2, eta, rerank, top_k):
         """The view after a slider change or a newly opened gallery, in two steps: yields

@@ -27,7 +27,10 @@ CSS = """
 .p2-status.p2-error { background: #fef2f2; border-color: #fca5a5; color: #7f1d1d; font-weight: 600; }
 /* the query beside the four lists; on a phone the lists wrap below it instead of overflowing */
 .p2-rankings { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
-.p2-query { flex: 0 0 auto; text-align: center; }
+/* one width for a query ("id 1, cam 4") and an uploaded photo ("identity unknown" wraps): the four
+   lists get the same room, so they fit one row in both */
+.p2-query { flex: 0 0 78px; width: 78px; text-align: center; }
+.p2-query .p2-hit figcaption { white-space: normal; }
 .p2-rank-cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(260px, 100%), 1fr)); gap: 10px;
                 flex: 1 1 260px; min-width: 0; }
 .p2-rank-col { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 8px; }

@@ -97,6 +97,11 @@ def test_an_uploaded_zip_is_a_gallery_choice_and_synthped_comes_back(open_app, t
     page.locator("#gallery-choice").get_by_label("SynthPed (synthetic, built in)").click()
     status(page, "retrieve-status", "SynthPed", "Metrics over all")
     assert _table(page) == synthped
+    # the Feature space shows the user's own After again (the default +NFC+IPG), not the zip's +NFC
+    page.get_by_role("tab", name="Feature space").click()
+    status(page, "space-status", "SynthPed", "(+NFC+IPG). t-SNE")
+    assert page.locator("#after input").input_value() == "+NFC+IPG"
+    page.get_by_role("tab", name="Retrieve").click()
     choice.click()
     status(page, "retrieve-status", "my_cams.zip", "Metrics over all")
     # removing the zip goes back to SynthPed, and the choice goes with the file
@@ -217,3 +222,46 @@ def test_the_metrics_always_match_the_sliders(cold_page, cold_app, screenshot):
     assert page.locator("#k1 input[type=number]").input_value() == "2"
     assert "Query #0" in status(page, "retrieve-status", "Metrics over all")
     screenshot(page, "retrieve_metrics_after_k1_race_laptop")
+
+
+def _highlighted(page):
+    """Captions of the highlighted query thumbnails (none or one)."""
+    return page.locator("#queries .thumbnail-item.selected").all_inner_texts()
+
+
+def test_the_highlighted_query_is_the_one_ranked(open_app, tmp_path, screenshot):
+    """A query clicked, then another gallery: #0 is ranked and highlighted, not the clicked
+    position; a photo ranked highlights no query, and in a 1280 px window its four lists fit one
+    row as a query's do."""
+    page = open_app({"width": 1280, "height": 900})
+    _open_retrieve(page)
+    page.locator("#queries .thumbnail-item").nth(4).click()
+    status(page, "retrieve-status", "Query #4", "Metrics over all")
+    assert [t.strip() for t in _highlighted(page)] == ["#4"]
+    upload(page, "#gallery-zip button.upload-container", market_zip(tmp_path / "cams.zip"))
+    status(page, "retrieve-status", "cams.zip (Market-1501 style)", "Query #0", "Metrics over all")
+    page.wait_for_function("() => document.querySelector('#queries .thumbnail-item.selected')?.innerText.trim() === '#0'")
+    page.locator("#gallery-choice").get_by_label("SynthPed (synthetic, built in)").check()
+    status(page, "retrieve-status", "SynthPed", "Query #0", "Metrics over all")
+    assert [t.strip() for t in _highlighted(page)] == ["#0"]
+
+    def rows():  # the distinct tops of the ranked-list columns
+        return page.evaluate("() => new Set([...document.querySelectorAll('#rankings .p2-rank-col')]"
+                             ".map(c => Math.round(c.getBoundingClientRect().top))).size")
+
+    def query_width():  # the room the query takes beside the lists
+        return page.evaluate("() => document.querySelector('#rankings .p2-query').getBoundingClientRect().width")
+
+    assert rows() == 1
+    width = query_width()
+    upload(page, "#query-photo button.upload-container", EXAMPLE)
+    status(page, "retrieve-status", "Ranked your photo", "Metrics over all")
+    page.wait_for_function("() => !document.querySelector('#queries .thumbnail-item.selected')")
+    # "identity unknown" under the photo wraps instead of widening it: the four lists (with +IPG)
+    # get the room a query's four have, so at 1280 px they fit one row too
+    assert rows() == 1 and query_width() == width
+    screenshot(page, "retrieve_photo_1280")
+    # the photo removed: the query ranked (#0) is highlighted again
+    page.locator("#query-photo").get_by_role("button", name="Remove Image").click()
+    status(page, "retrieve-status", "Query #0", "Metrics over all")
+    page.wait_for_function("() => document.querySelector('#queries .thumbnail-item.selected')?.innerText.trim() === '#0'")
