@@ -363,7 +363,9 @@ def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
     Image.new("RGB", (64, 128)).save(photo)
     empty = tmp_path / "weights"
     empty.mkdir()
-    (_, gallery, _, message, _, _), = _run(Generate(GenerateConfig(ckpt_dir=str(empty))), photo=str(photo), generator=IPG)
+    starting, (_, gallery, _, message, _, _) = _run(Generate(GenerateConfig(ckpt_dir=str(empty))), photo=str(photo),
+                                                   generator=IPG)
+    assert "starting" in starting[3]  # shown while the weights are looked for
     assert gallery == KEEP and "missing" in message and "denoising_unet" in message
     assert "python -m pose2id download" in message
 
