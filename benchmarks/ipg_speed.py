@@ -95,14 +95,16 @@ def measure(fn, device, repeats):
 @contextmanager
 def capped(device, gib):
     """The process may use at most ``gib`` GiB of the GPU inside this block (no-op on the CPU)."""
+    index = None
     if device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total), device)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        total = torch.cuda.get_device_properties(index).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total), index)
     try:
         yield
     finally:
-        if device.type == "cuda":
-            torch.cuda.set_per_process_memory_fraction(1.0, device)
+        if index is not None:
+            torch.cuda.set_per_process_memory_fraction(1.0, index)
 
 
 def main(argv=None):
@@ -137,7 +139,9 @@ def main(argv=None):
             rows.append((name, *measure(fn, device, repeats)))
         except torch.OutOfMemoryError:
             rows.append((name + " [out of memory]", float("nan"), float("nan"), float("nan")))
-        print(f"  done: {rows[-1][0]}", flush=True)
+        name, seconds, allocated, reserved = rows[-1]
+        print(f"  done: {name}: {seconds:.3f} s, peak {allocated:.2f} GiB allocated, {reserved:.2f} GiB reserved",
+              flush=True)
 
     if not args.skip_reference:
         pipeline = random_pipeline(args.tiny, device, torch.float32)
@@ -156,12 +160,9 @@ def main(argv=None):
         name = str(dtype).split(".")[-1]
         row(f"ours ({name}, batched, cached)", run_ours(pipeline))
         if dtype == half_dtypes[0]:
-            for unet in (pipeline.reference_unet, pipeline.denoising_unet):
-                unet.to(memory_format=torch.channels_last)
+            pipeline.reference_unet.to(memory_format=torch.channels_last)
+            pipeline.denoising_unet.to(memory_format=torch.channels_last)
             row(f"ours ({name}) + channels_last UNets", run_ours(pipeline))
-            if args.compile:
-                pipeline.denoising_unet = torch.compile(pipeline.denoising_unet)
-                row(f"ours ({name}) + channels_last + compile", run_ours(pipeline))
         del pipeline
         free(device)
 
@@ -169,6 +170,16 @@ def main(argv=None):
     free(device)
     with capped(device, LOW_MEMORY_CAP_GIB):
         row(f"ours, enable_low_memory(), capped at {LOW_MEMORY_CAP_GIB} GiB", run_ours(pipeline), repeats=1)
+    del pipeline
+    free(device)
+
+    if args.compile:  # last: compiling takes minutes, and every row above is already printed
+        pipeline = random_pipeline(args.tiny, device, half_dtypes[0])
+        pipeline.reference_unet.to(memory_format=torch.channels_last)
+        pipeline.denoising_unet.to(memory_format=torch.channels_last)
+        pipeline.denoising_unet = torch.compile(pipeline.denoising_unet)
+        name = str(half_dtypes[0]).split(".")[-1]
+        row(f"ours ({name}) + channels_last + compile", run_ours(pipeline))
 
     print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu (smoke check, not a timing)'}"
           f", torch {torch.__version__}")
