@@ -89,7 +89,10 @@ def nested_callers():
 
 @pytest.mark.parametrize("scenario", ["overlapping_callers", "nested_callers"])
 def test_limited_threads_restore_the_limits_from_before(scenario):
+    # Several fresh interpreters: OpenBLAS drops a count set from a worker thread only now and then
+    # (1 to 8 runs in 30 here), which limited_threads must catch every time.
     root, here = Path(__file__).resolve().parents[1], Path(__file__).resolve().parent
     code = f"import sys; sys.path[:0] = [{str(root)!r}, {str(here)!r}]; import test_threads; test_threads.{scenario}()"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
+    for _ in range(8):  # one after another: run side by side, the drop did not show in 30 runs
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
