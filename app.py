@@ -41,7 +41,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         generations = gr.State(Generations())
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: every tab visible, no "⋯" menu
             # ------------------------------------------------------------------ Generate
-            with gr.Tab("Generate", id="generate"):
+            with gr.Tab("Generate", id="generate") as generate_tab:
                 # where IPG cannot run, a SynthPed identity is chosen from the start (the oracle draws it)
                 start_photo, start_pid, start_status = generate.start_state()
                 # a hidden Number, not a State, so API clients can name the SynthPed identity too
@@ -104,7 +104,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                                              elem_id="results")
 
             # ------------------------------------------------------------------ Retrieve
-            with gr.Tab("Retrieve", id="retrieve"):
+            with gr.Tab("Retrieve", id="retrieve") as retrieve_tab:
                 gallery_key = gr.State(None)  # None until the page has opened a gallery; each change re-ranks
                 query_index = gr.State(0)
                 photo_shown = gr.State(False)  # the rankings shown are the uploaded photo's, not a query's
@@ -141,6 +141,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                 with gr.Row():
                     after = gr.Dropdown(["+NFC", "+IPG", "+NFC+IPG"], value="+NFC+IPG", label="After", elem_id="after")
                     after_wanted = gr.State("+NFC+IPG")  # the user's own last choice, shown again where it exists
+                    space_open = gr.State(False)  # is this tab the one shown? (a new gallery redraws it then)
                     sample_size = ClampedSlider(50, 800, value=250, step=10, elem_id="sample-size",
                                                label="t-SNE sample: about this many points (whole identities)")
                     space_api = gr.Button("Compute", visible=False)
@@ -149,7 +150,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
                 id2_plot = gr.Plot(label="ID² per identity", elem_id="id2-plot")
                 tsne_plot = gr.HTML(label="t-SNE", elem_id="tsne-plot", js_on_load=TSNE_JS, css_template=TSNE_CSS)
 
-            with gr.Tab("About", id="about"):
+            with gr.Tab("About", id="about") as about_tab:
                 gr.Markdown(ABOUT)
 
         # ---------------------------------------------------------------- Generate events
@@ -225,6 +226,12 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
         after.input(lambda choice: choice, after, after_wanted, **PRIVATE)
         gr.on([space_tab.select, after_wanted.change, sample_size.input], space.view, [*space_inputs, after_wanted],
               [after, *space_outputs], trigger_mode="always_last", **PRIVATE)
+        # a gallery that opens (the first visit's SynthPed, an upload) redraws the tab if it is open
+        space_tab.select(lambda: True, None, space_open, **PRIVATE)
+        for tab in (generate_tab, retrieve_tab, about_tab):
+            tab.select(lambda: False, None, space_open, **PRIVATE)
+        gallery_key.change(space.view_if_open, [space_open, *space_inputs, after_wanted], [after, *space_outputs],
+                           trigger_mode="always_last", **PRIVATE)
         space_api.click(space.plots, [gallery_choice, *space_inputs[1:]], space_outputs, api_name="feature_space")
     return demo
 

@@ -990,6 +990,24 @@ def test_feature_space_follows_its_controls_with_the_methods_the_gallery_has(tmp
     assert "not offered" not in message
 
 
+def test_feature_space_waits_for_the_first_gallery_and_draws_only_when_open(market):
+    """Before the page's gallery has opened the tab says the plots will come; a gallery that opens
+    then draws the tab if it is open, and leaves it alone (no t-SNE to compute) if not."""
+    from pose2id.demo.feature_space import FeatureSpace
+
+    space = FeatureSpace(Galleries(data=str(market)))
+    *unchanged, message = space.view(None, "+NFC", 2, 2, 2.0, 30)
+    assert all(update == {"__type__": "update"} for update in unchanged)
+    assert "p2-info" in message and "still opening" in message and "the plots appear here when it is ready" in message
+    galleries = space.galleries
+    space.galleries = None  # another tab shown: the gallery is not even looked at
+    closed = space.view_if_open(False, f"data:{market}", "+NFC", 2, 2, 2.0, 30)
+    assert closed == ({"__type__": "update"},) * 4
+    space.galleries = galleries
+    after, bars, tsne, message = space.view_if_open(True, f"data:{market}", "+NFC", 2, 2, 2.0, 30)
+    assert after["value"] == "+NFC" and "<svg" in tsne and "global ID²" in message
+
+
 def test_feature_space_shows_the_users_after_again_when_the_gallery_has_it(tmp_path, monkeypatch, market):
     """+IPG chosen, a gallery without generated images (shows +NFC), then one with them: +IPG again."""
     from pose2id.demo.feature_space import FeatureSpace

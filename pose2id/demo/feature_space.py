@@ -298,6 +298,10 @@ TSNE_CSS = """
 """
 
 
+OPENING = ("The gallery is still opening (the first visit builds SynthPed, about 30 s): the plots appear here "
+           "when it is ready.")
+
+
 class FeatureSpace:
     """The Feature space tab's callbacks."""
 
@@ -344,6 +348,8 @@ class FeatureSpace:
         import gradio as gr
 
         after = wanted or after
+        if not key:  # the page's first gallery is still opening: the app redraws when it has opened
+            return gr.update(), gr.update(), gr.update(), status(OPENING, "info")
         try:
             bench = self.galleries.benchmark(key)
             available = [method for method in bench.methods if method != "Base"]
@@ -358,3 +364,10 @@ class FeatureSpace:
         elif not bench.has_ipg:
             text += f" +IPG and +NFC+IPG are not offered: {bench.ipg_note}."
         return gr.update(choices=available, value=chosen), bars, tsne, status(text, kind)
+
+    def view_if_open(self, tab_open, *args):
+        """:meth:`view` when the tab is open (``tab_open``), else nothing changes: a gallery that
+        finishes opening redraws an open tab, and costs nothing while another tab is shown."""
+        import gradio as gr
+
+        return self.view(*args) if tab_open else (gr.skip(),) * 4

@@ -184,13 +184,26 @@ def cold_page(browser, cold_app):
 
 
 @pytest.mark.slow
-def test_the_first_visit_says_that_synthped_is_being_built(cold_page, screenshot):
+def test_the_first_visit_says_that_synthped_is_being_built(cold_page, browser, screenshot):
     page = cold_page
     page.get_by_role("tab", name="Retrieve").click()
     page.get_by_text(BUILDING).first.wait_for()  # the progress text where the ranked lists will be
     progress = page.get_by_text(BUILDING).first.inner_text()
     assert re.search(r"(Drawing images|Features): [\d,]+ of [\d,]+", progress)
     screenshot(page, "retrieve_first_visit_laptop")
+
+    # a second visitor goes straight to Feature space while SynthPed is built: told to wait, the
+    # plots then appear by themselves (no click), as soon as the gallery has opened
+    other = browser.new_context(viewport=LAPTOP).new_page()
+    other.set_default_timeout(180_000)
+    other.goto(page.url)
+    other.get_by_role("tab", name="Feature space").click()
+    assert "the plots appear here when it is ready" in status(other, "space-status", "still opening")
+    assert other.locator("#tsne-plot svg circle").count() == 0
+    other.locator("#tsne-plot svg circle").first.wait_for()
+    assert "global ID²" in status(other, "space-status", "global ID²")
+    other.context.close()
+
     status(page, "retrieve-status", "Metrics over all")
     page.reload()
     page.get_by_role("tab", name="Retrieve").click()
