@@ -26,9 +26,9 @@ EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets"
 PRIVATE = dict(api_visibility="undocumented")
 
 
-def build_demo(data=None, ckpt_dir=None, test_pipeline=False):
+def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False):
     """The Blocks of the app (not launched)."""
-    generate = Generate(GenerateConfig(ckpt_dir=ckpt_dir, test_pipeline=test_pipeline))
+    generate = Generate(GenerateConfig(ckpt_dir=ckpt_dir, test_pipeline=test_pipeline, allow_cpu=allow_cpu))
     galleries = Galleries(data=data)
     retrieve, space = Retrieve(galleries), FeatureSpace(galleries)
     examples = sorted(os.path.join(EXAMPLES_DIR, f) for f in os.listdir(EXAMPLES_DIR) if f.endswith(".jpg"))
@@ -245,6 +245,9 @@ def parse_args(argv=None):
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    parser.add_argument("--cpu", action="store_true", default=os.environ.get("POSE2ID_CPU") == "1",
+                        help="run IPG on the CPU when there is no CUDA GPU: float32, many minutes per image "
+                             "(env POSE2ID_CPU=1)")
     parser.add_argument("--test-pipeline", action="store_true", default=os.environ.get("POSE2ID_TEST_PIPELINE") == "1",
                         help="use the tiny random-weight IPG pipeline (for tests; images are noise)")
     return parser.parse_args(argv)
@@ -253,7 +256,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     on_spaces = bool(os.environ.get("SPACE_ID"))
-    demo = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline)
+    demo = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu)
     # CPU work (retrieval, plots) runs concurrently; generation is limited to one at a time above.
     demo.queue(default_concurrency_limit=8).launch(
         server_name="0.0.0.0" if on_spaces else args.host,

@@ -354,6 +354,34 @@ def test_ipg_without_gpu_says_why_and_offers_the_oracle(tmp_path, monkeypatch):
     assert "above" in message and "below" not in message  # the SynthPed examples and identities are above it
 
 
+def test_cpu_flag_runs_ipg_without_a_gpu_and_says_it_is_slow(tmp_path, monkeypatch):
+    """`app.py --cpu` on a machine without CUDA: IPG is tried (here: the weights are missing, and
+    the message lists them), every status says it will be slow, and nothing pushes the oracle."""
+    import torch
+
+    import app
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert app.parse_args(["--cpu"]).cpu and not app.parse_args([]).cpu
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 128)).save(photo)
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    gen = Generate(GenerateConfig(ckpt_dir=str(empty), allow_cpu=True))
+    assert gen.start_state() == (None, None, "")  # no SynthPed identity chosen for the user
+    *_, message = gen.photo_changed(str(photo))
+    assert "on the CPU (slow: many minutes per image)" in message and "needs a CUDA GPU" not in message
+    starting, (_, gallery, _, message, _, _) = _run(gen, photo=str(photo), generator=IPG)
+    assert "IPG (Pose2ID model) on the CPU (slow: many minutes per image): starting" in starting[3]
+    assert gallery == KEEP and "missing" in message and "denoising_unet" in message and "GPU" not in message
+    # without the flag the same machine says IPG needs a GPU, and how to run it anyway
+    *_, message = Generate(GenerateConfig(ckpt_dir=str(empty))).photo_changed(str(photo))
+    assert "needs a CUDA GPU" in message
+    (*_, message, _, _), = _run(Generate(GenerateConfig(ckpt_dir=str(empty))), photo=str(photo), generator=IPG)
+    assert "`--cpu`" in message
+
+
 def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
     import torch
 

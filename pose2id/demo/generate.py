@@ -43,10 +43,13 @@ LOW_MEMORY_BELOW_GIB = 12
 @dataclass
 class GenerateConfig:
     """How IPG is obtained: ``test_pipeline`` injects ``pose2id.ipg.tiny_pipeline()``;
-    otherwise the official weights are read from ``ckpt_dir`` (or the Hub cache / the Hub)."""
+    otherwise the official weights are read from ``ckpt_dir`` (or the Hub cache / the Hub).
+    ``allow_cpu`` (the app's ``--cpu``) runs IPG on a machine without a CUDA GPU, in float32:
+    many minutes per image."""
 
     ckpt_dir: str = None
     test_pipeline: bool = False
+    allow_cpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,16 +113,16 @@ def _load_official(config):
     import pose2id.ipg as ipg
 
     # On ZeroGPU the GPU appears only inside @spaces.GPU calls; the weights load on CPU first.
-    if not torch.cuda.is_available() and not on_spaces():
+    if not torch.cuda.is_available() and not on_spaces() and not config.allow_cpu:
         raise IPGUnavailable(
-            "IPG needs a CUDA GPU: this machine has none (on a CPU one image takes many minutes). "
-            "Run the app on a GPU machine after `python -m pose2id download`, or open it on a Hugging Face "
-            "Space with a GPU. Meanwhile, pick a SynthPed identity and use the SynthPed oracle."
+            "IPG needs a CUDA GPU: this machine has none. Run the app on a GPU machine after "
+            "`python -m pose2id download`, or open it on a Hugging Face Space with a GPU (or start it with "
+            "`--cpu`: many minutes per image). Meanwhile, pick a SynthPed identity and use the SynthPed oracle."
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         pipeline = ipg.IPGPipeline.from_official(
-            ckpt_dir=config.ckpt_dir, device=device, allow_cpu=on_spaces(),
+            ckpt_dir=config.ckpt_dir, device=device, allow_cpu=on_spaces() or config.allow_cpu,
             dtype=torch.float16 if device == "cuda" else torch.float32)
     except ipg.MissingWeightsError as error:
         raise IPGUnavailable(f"IPG weights are missing. {error}") from None
@@ -304,9 +307,7 @@ class Generate:
 
     def ipg_note(self):
         """Why IPG cannot run here ("" when it can), without loading anything heavy."""
-        if self.config.test_pipeline:
-            return ""
-        if on_spaces():
+        if self.config.test_pipeline or on_spaces() or self.config.allow_cpu:
             return ""
         import torch
 
@@ -314,12 +315,22 @@ class Generate:
             return (
                 "IPG needs a CUDA GPU and this machine has none. The SynthPed oracle works here: pick a SynthPed "
                 "example or a 'SynthPed identity' above (synthetic people), or run the app on a GPU machine after "
-                "`python -m pose2id download`."
+                "`python -m pose2id download` (or start it with `--cpu`: many minutes per image)."
             )
         return ""
 
+    def _on_cpu(self):
+        """IPG runs on the CPU here (``--cpu`` on a machine without CUDA)."""
+        if not self.config.allow_cpu or self.config.test_pipeline or on_spaces():
+            return False
+        import torch
+
+        return not torch.cuda.is_available()
+
     def generator_label(self):
-        return "IPG: tiny random-weight pipeline (test mode; images are noise)" if self.config.test_pipeline else IPG
+        if self.config.test_pipeline:
+            return "IPG: tiny random-weight pipeline (test mode; images are noise)"
+        return f"{IPG} on the CPU (slow: many minutes per image)" if self._on_cpu() else IPG
 
     # ----------------------------------------------------------------- SynthPed identities
     def identities(self):
@@ -392,7 +403,8 @@ class Generate:
         name = f"{Path(photo).name} ({image.width}x{image.height})"
         if self.ipg_note():
             return None, None, status(
-                f"Reference photo {name}: a real photo needs IPG, which needs a CUDA GPU (this machine has none), "
+                f"Reference photo {name}: a real photo needs IPG, which needs a CUDA GPU (this machine has none; the "
+                "app's `--cpu` runs it here, many minutes per image), "
                 "and the SynthPed oracle only draws SynthPed identities. 'Search the gallery with this person' works "
                 "here; to generate on this machine pick a SynthPed example (labelled synthetic).", "warning")
         return None, None, status(f"Reference photo {name}: press Generate to draw this person in the ticked poses "
