@@ -26,10 +26,10 @@ EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets"
 PRIVATE = dict(api_visibility="undocumented")
 
 
-def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False):
-    """The Blocks of the app (not launched)."""
+def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, galleries=None):
+    """The Blocks of the app (not launched); ``galleries`` defaults to ``Galleries(data=data)``."""
     generate = Generate(GenerateConfig(ckpt_dir=ckpt_dir, test_pipeline=test_pipeline, allow_cpu=allow_cpu))
-    galleries = Galleries(data=data)
+    galleries = galleries or Galleries(data=data)
     retrieve, space = Retrieve(galleries), FeatureSpace(galleries)
     examples = sorted(os.path.join(EXAMPLES_DIR, f) for f in os.listdir(EXAMPLES_DIR) if f.endswith(".jpg"))
 
@@ -256,7 +256,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     on_spaces = bool(os.environ.get("SPACE_ID"))
-    demo = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu)
+    galleries = Galleries(data=args.data)
+    demo = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu,
+                      galleries=galleries)
     # CPU work (retrieval, plots) runs concurrently; generation is limited to one at a time above.
     demo.queue(default_concurrency_limit=8).launch(
         server_name="0.0.0.0" if on_spaces else args.host,
@@ -269,7 +271,12 @@ def main(argv=None):
         footer_links=["api"],
         # thumbnails of SynthPed, the --data folder and extracted uploads are served from these
         allowed_paths=[EXAMPLES_DIR, str(cache_root())] + ([args.data] if args.data else []),
+        prevent_thread_lock=True,
     )
+    # Once the app serves: SynthPed (the gallery every page opens with) is prepared in the
+    # background, so the first visitor seldom waits its 30 s; one who does sees its progress.
+    galleries.warm_up(SYNTHPED)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

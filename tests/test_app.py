@@ -3,6 +3,8 @@
 import json
 import re
 import struct
+import threading
+import time
 import zipfile
 import zlib
 
@@ -14,7 +16,7 @@ from pose2id.demo import editor
 from pose2id.demo.generate import (IPG, MAX_SEED, ORACLE, SYNTHPED_EXAMPLES, Generate, GenerateConfig, Generations,
                                    pair_image, selected_poses)
 from pose2id.demo.inputs import InputError, open_photo
-from pose2id.demo.retrieve import Galleries, Retrieve, ranked_list
+from pose2id.demo.retrieve import SYNTHPED, Galleries, Retrieve, ranked_list
 from pose2id.poses import MIRROR_INDEX, Pose, PoseError
 from tiny_market import market_folder
 
@@ -846,6 +848,43 @@ def test_sliders_re_rank_the_uploaded_photo_while_it_is_shown(market):
     for photo_now, shown in ((photo, False), (None, True)):
         (html, _, message), _ = retrieve.refresh(key, 1, photo_now, shown, generations, 2, 2, 2.0, False, 5)
         assert "Your photo" not in html and "Query #1" in message
+
+
+def test_a_gallery_warmed_up_at_launch_is_prepared_once_and_a_visitor_sees_its_progress(monkeypatch):
+    """The app prepares SynthPed in the background at launch; a visitor who opens it meanwhile
+    waits for that work (not a second build) and is told how far it has got."""
+    galleries = Galleries()
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def prepare(key, progress):
+        calls.append(key)
+        progress("drawing images", 3, 10)
+        started.set()
+        release.wait(10)
+        progress("features", 10, 10)
+        return f"benchmark of {key}"
+
+    monkeypatch.setattr(galleries, "_prepare", prepare)
+    thread = galleries.warm_up(SYNTHPED)
+    assert started.wait(10) and not galleries.is_ready(SYNTHPED)
+    seen = []
+    visitor = threading.Thread(target=lambda: seen.append(galleries.benchmark(SYNTHPED, progress=lambda *a: seen.append(a))))
+    visitor.start()
+    time.sleep(0.6)  # the visitor waits, and is passed the warm-up's progress meanwhile
+    assert ("drawing images", 3, 10) in seen and visitor.is_alive()
+    release.set()
+    visitor.join(10)
+    thread.join(10)
+    assert seen[-1] == "benchmark of synthped" and calls == [SYNTHPED]  # built once
+
+
+def test_a_failed_warm_up_is_reported_when_a_visitor_opens_the_gallery(monkeypatch, caplog):
+    galleries = Galleries()
+    monkeypatch.setattr(galleries, "_prepare", lambda key, progress: (_ for _ in ()).throw(OSError("disk full")))
+    galleries.warm_up(SYNTHPED).join(10)
+    assert "disk full" in caplog.text
+    *_, message = Retrieve(galleries).open_gallery(SYNTHPED, progress=lambda *a, **k: None)
+    assert "Cannot open" in message and "disk full" in message
 
 
 def test_broken_zip_keeps_the_current_gallery(tmp_path, market):

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import html
 import io
+import logging
 import re
 import threading
 import time
@@ -61,6 +62,7 @@ class Galleries:
         self._uploads = {}  # zip key -> (path of the upload, shown name)
         self._locks = {}
         self._lock = threading.Lock()
+        self._reported = {}  # key -> the last (stage, done, total) of the gallery being prepared
 
     def choices(self, uploaded=None):
         """(label, key) pairs for the gallery selector: the built-in galleries, and the uploaded
@@ -92,10 +94,38 @@ class Galleries:
                              "about 30 s)")
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
+        # Another caller (another visitor, or warm_up at launch) may be preparing it: wait, passing
+        # on how far that caller has got.
+        while not lock.acquire(timeout=0.25):
+            if progress is not None and key in self._reported:
+                progress(*self._reported[key])
+        try:
             if key not in self._benchmarks:
-                self._benchmarks[key] = self._prepare(key, progress)
+                def report(stage, done, total):
+                    self._reported[key] = (stage, done, total)
+                    if progress is not None:
+                        progress(stage, done, total)
+
+                self._benchmarks[key] = self._prepare(key, report)
             return self._benchmarks[key]
+        finally:
+            self._reported.pop(key, None)
+            lock.release()
+
+    def warm_up(self, key):
+        """Prepare gallery ``key`` in a background thread (the app does this for SynthPed at
+        launch, so that the first visitor seldom waits for it); returns the thread. A visitor who
+        opens it meanwhile waits for that thread and sees its progress. A failure is only logged:
+        the visitor's own attempt then reports it."""
+        def work():
+            try:
+                self.benchmark(key)
+            except Exception as error:  # noqa: BLE001  (reported again when a visitor opens it)
+                logging.getLogger(__name__).warning("preparing gallery %s in the background failed: %s", key, error)
+
+        thread = threading.Thread(target=work, name=f"warm-up {key}", daemon=True)
+        thread.start()
+        return thread
 
     def _prepare(self, key, progress):
         from pose2id.data import open_dataset
