@@ -7,6 +7,7 @@ import threading
 import time
 import zipfile
 import zlib
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -930,11 +931,48 @@ def test_uploaded_zip_becomes_the_selected_gallery_named_after_its_file(tmp_path
     assert again[0] == again[2] == {"__type__": "update"} and again[1]["value"] == key
 
 
+def test_a_zip_uploaded_while_synthped_is_built_stays_the_gallery_shown(tmp_path, market, monkeypatch):
+    """The page opens SynthPed (slow: built on the first visit); the user uploads a zip meanwhile,
+    which opens first. When SynthPed is ready its result must not replace the zip's."""
+    retrieve = Retrieve(Galleries())
+    page, other_page = SimpleNamespace(session_hash="page"), SimpleNamespace(session_hash="other")
+    built, release = threading.Event(), threading.Event()
+    prepare = retrieve.galleries._prepare
+
+    def slow_synthped(key, progress):
+        if key == SYNTHPED:
+            built.set()
+            release.wait(10)
+            return "SynthPed benchmark"
+        return prepare(key, progress)
+
+    monkeypatch.setattr(retrieve.galleries, "_prepare", slow_synthped)
+    monkeypatch.setattr(retrieve, "label", lambda bench, key=None: "label.")
+    monkeypatch.setattr("pose2id.demo.retrieve.query_strip", lambda bench: ["queries of", bench])
+    results = {}
+    load = threading.Thread(target=lambda: results.setdefault(
+        "load", retrieve.open_gallery(SYNTHPED, None, lambda *a, **k: None, request=page)))
+    load.start()
+    assert built.wait(10)
+    zipped = retrieve.upload_zip(str(_zip_of(market, tmp_path / "my_cams.zip")), None, lambda *a, **k: None,
+                                 request=page)
+    assert zipped[0].startswith("zip:") and zipped[1]["value"] == zipped[0]
+    # another page opening SynthPed at the same time is not affected by this page's zip
+    other = threading.Thread(target=lambda: results.setdefault(
+        "other", retrieve.open_gallery(SYNTHPED, None, lambda *a, **k: None, request=other_page)))
+    other.start()
+    release.set()
+    load.join(10)
+    other.join(10)
+    assert results["load"] == ({"__type__": "update"},) * 6  # nothing changed: the zip stays shown
+    assert results["other"][0] == SYNTHPED
+
+
 def test_removing_the_uploaded_zip_goes_back_to_synthped(tmp_path, market, monkeypatch):
     retrieve = Retrieve(Galleries())
     key = retrieve.upload_zip(str(_zip_of(market, tmp_path / "my_cams.zip")), "synthped")[0]
     opened = []
-    monkeypatch.setattr(retrieve, "open_gallery", lambda key, current, progress: opened.append(key) or
+    monkeypatch.setattr(retrieve, "_open_gallery", lambda key, current, progress: opened.append(key) or
                         ("synthped", {}, ["queries"], 0, False, "opened"))
     out = retrieve.close_zip(key)
     assert opened == ["synthped"] and out[0] == "synthped" and out[2] == ["queries"]

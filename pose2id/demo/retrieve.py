@@ -395,6 +395,26 @@ class Retrieve:
 
     def __init__(self, galleries):
         self.galleries = galleries
+        self._latest = {}  # page session -> number of its latest gallery request
+        self._latest_lock = threading.Lock()
+
+    def _ticket(self, request):
+        """A number for this gallery request of ``request``'s page: a later request of the same
+        page (a zip uploaded while SynthPed is still being built) makes it :meth:`_stale`."""
+        session = getattr(request, "session_hash", None)
+        if session is None:
+            return None
+        with self._latest_lock:
+            number = self._latest[session] = self._latest.get(session, 0) + 1
+        return session, number
+
+    def _stale(self, ticket):
+        return ticket is not None and self._latest.get(ticket[0]) != ticket[1]
+
+    def _newest(self, ticket, outputs):
+        """``outputs``, or nothing changed when a later gallery request of the page has come: the
+        page shows the gallery the user asked for last, whichever finishes first."""
+        return (gr.skip(),) * len(outputs) if self._stale(ticket) else outputs
 
     def label(self, bench, key=None):
         """"<gallery>: N queries, M gallery images, <extractor> features." and, for gallery
@@ -420,13 +440,18 @@ class Retrieve:
 
         return report
 
-    def open_gallery(self, key, current=None, progress=gr.Progress()):
+    def open_gallery(self, key, current=None, progress=gr.Progress(), request: gr.Request = None):
         """(gallery key, gallery selector, query items, query index, photo shown, status) for
         gallery ``key``: its queries, query 0 selected, an uploaded photo's rankings no longer the
         ones shown. The rankings and metrics come from :meth:`refresh`, which the app runs when the
         gallery key changes. While the gallery is prepared (SynthPed on the first visit: about
         30 s), ``progress`` says what is happening. A gallery that cannot be opened leaves the
-        ``current`` one, selected again."""
+        ``current`` one, selected again. Of a page's gallery requests, the last one asked for is
+        shown, whichever finishes first."""
+        ticket = self._ticket(request)
+        return self._newest(ticket, self._open_gallery(key, current, progress))
+
+    def _open_gallery(self, key, current, progress):
         name = dict((k, label) for label, k in self.galleries.choices(uploaded=key)).get(key, key)
         try:
             if not self.galleries.is_ready(key):
@@ -439,10 +464,14 @@ class Retrieve:
         return (key, gr.update(), query_strip(bench), 0, False,
                 status(f"{self.label(bench, key)} Opened; ranking query #0…", "ok"))
 
-    def upload_zip(self, path, current=None, progress=gr.Progress()):
+    def upload_zip(self, path, current=None, progress=gr.Progress(), request: gr.Request = None):
         """Like :meth:`open_gallery` for an uploaded Market-style zip, which becomes a choice of
         the gallery selector (labelled by its file name) and is selected. A bad zip leaves the
         current view and says what is wrong with it (without server paths)."""
+        ticket = self._ticket(request)
+        return self._newest(ticket, self._upload_zip(path, current, progress))
+
+    def _upload_zip(self, path, current, progress):
         keep = (gr.update(),) * 5
         if path is None:
             return *keep, status("Upload a .zip of a Market-1501 style folder.", "info")
@@ -463,14 +492,15 @@ class Retrieve:
             return gr.update(), selector, gr.update(), gr.update(), gr.update(), status(self.label(bench, key), "ok")
         return key, selector, query_strip(bench), 0, False, status(f"{self.label(bench, key)} Ranking query #0…", "ok")
 
-    def close_zip(self, current=None, progress=gr.Progress()):
+    def close_zip(self, current=None, progress=gr.Progress(), request: gr.Request = None):
         """The uploaded zip removed: its choice leaves the gallery selector and, if it was the
         gallery shown, SynthPed is opened again (outputs as :meth:`open_gallery`)."""
+        ticket = self._ticket(request)
         builtin = self.galleries.choices()
         if current is not None and current.startswith("zip:"):
-            *opened, message = self.open_gallery(SYNTHPED, None, progress)
+            *opened, message = self._open_gallery(SYNTHPED, None, progress)
             opened[1] = gr.update(choices=builtin, value=SYNTHPED)
-            return *opened, message
+            return self._newest(ticket, (*opened, message))
         return gr.update(), gr.update(choices=builtin), gr.update(), gr.update(), gr.update(), gr.update()
 
     def _query_view(self, key, query_index, k1, k2, eta, rerank, top_k):
