@@ -206,7 +206,11 @@ def test_app_lets_the_tab_check_the_seed_and_clamps_typed_slider_values(monkeypa
         slider = by_id[elem_id]
         assert (slider.preprocess(low - 1), slider.preprocess(high * 10)) == (low, high), elem_id
         assert slider.preprocess(None) == slider.value and slider.preprocess(float("nan")) == slider.value
-        assert slider.preprocess((low + high) / 2) == (low + high) / 2
+    # a value between steps goes to the nearest step (halves up), as the browser moves the handle
+    typed = {"k1": [(2.7, 3), (2.4, 2), (2.5, 3)], "guidance": [(3.6, 3.5), (3.8, 4.0)],
+             "eta": [(2.34, 2.3), (2.36, 2.4), (4.99, 5.0)], "sample-size": [(254, 250), (255, 260)]}
+    for elem_id, pairs in typed.items():
+        assert [by_id[elem_id].preprocess(value) for value, _ in pairs] == [snapped for _, snapped in pairs], elem_id
 
 
 def test_oracle_without_a_synthped_identity_explains(tmp_path):

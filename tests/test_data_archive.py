@@ -160,3 +160,43 @@ def test_archive_messages_have_no_argument_name_prefix(tmp_path):
     with pytest.raises(DatasetError) as info:
         open_archive(archive, tmp_path / "out")
     assert str(info.value).startswith("broken.zip is not a readable zip archive")
+
+
+def test_zip_without_query_names_the_zip_and_the_missing_folder(tmp_path):
+    """Only bounding_box_test/ under a top folder: the message says query/ is missing, and names
+    the zip (never the folder it was extracted to)."""
+    from tiny_market import market_folder
+
+    source = market_folder(tmp_path / "src", with_gen=False)
+    archive = _zip_files(tmp_path / "noquery.zip", {f"nq/bounding_box_test/{p.name}": p.read_bytes()
+                                                    for p in sorted((source / "bounding_box_test").iterdir())})
+    cache = tmp_path / "cache"
+    for _ in range(2):  # extracted, then from the extracted copy
+        with pytest.raises(DatasetError) as info:
+            open_dataset(str(archive), cache_dir=cache)
+        assert str(info.value) == ("noquery.zip has nq/bounding_box_test/ (30 images) but no query/ folder: a "
+                                   "Market-1501 style dataset needs query/ and bounding_box_test/ side by side")
+    assert (cache / ".pose2id-extracted").is_file()
+
+
+def test_zip_messages_name_the_zip_not_the_extraction_folder(tmp_path):
+    archive = _zip_files(tmp_path / "one.zip", {f"cams/0001_c1s1_00000{i}_00.jpg": _jpeg_bytes() for i in range(2)})
+    archive_flat = _zip_files(tmp_path / "flat.zip", {f"0001_c1s1_00000{i}_00.jpg": _jpeg_bytes() for i in range(2)})
+    junk = _zip_files(tmp_path / "junk.zip", {"-1_c1s1_000001_00.jpg": _jpeg_bytes()})
+    messages = []
+    for zip_path in (archive, archive_flat, junk):
+        with pytest.raises(DatasetError) as info:
+            open_dataset(str(zip_path), cache_dir=tmp_path / zip_path.stem)
+        messages.append(str(info.value))
+    assert messages[0].startswith("there are no Market-1501 style images directly in one.zip: its 2 file(s) with such "
+                                  "names are in other folders (for example cams/0001_c1s1_000000_00.jpg)")
+    assert messages[1].startswith("no identity in flat.zip is seen by at least two cameras")
+    assert messages[2].startswith("no usable query/gallery images in junk.zip: all 1 file(s) with Market-1501 style "
+                                  "names are junk (pid -1")
+    assert not any(str(tmp_path) in message for message in messages)
+
+
+def test_zip_opened_is_named_after_the_zip(tmp_path):
+    names = ["0001_c1s1_000001_00.jpg", "0001_c2s1_000001_00.jpg", "0002_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"]
+    flat = _zip_files(tmp_path / "flat.zip", {name: _jpeg_bytes() for name in names})
+    assert open_dataset(str(flat), cache_dir=tmp_path / "cache").name == "flat.zip"

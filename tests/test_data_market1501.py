@@ -156,3 +156,81 @@ def test_split_market_protocol_keeps_distractors_in_gallery():
     images = [ReIDImage(path=None, pid=0, camid=c, name=f"0000_c{c + 1}_{c}.jpg") for c in range(3)]
     query, gallery = split_market_protocol(images)
     assert query == [] and len(gallery) == 3
+
+
+# ---------------------------------------------------------------------------- no folder with query/ and a gallery
+def _without(root, split):
+    """:func:`tiny_market.market_folder` (6 identities, 3 cameras) without its ``split`` folder."""
+    import shutil
+
+    from tiny_market import market_folder
+
+    market_folder(root, with_gen=False)
+    shutil.rmtree(root / split)
+    return root
+
+
+def test_folder_without_query_says_the_query_folder_is_missing(tmp_path):
+    root = _without(tmp_path / "nq", "query")
+    with pytest.raises(DatasetError) as info:
+        open_dataset(f"market1501:{root}")
+    assert str(info.value) == (f"{root} has bounding_box_test/ (30 images) but no query/ folder: a Market-1501 style "
+                               "dataset needs query/ and bounding_box_test/ side by side")
+    # one level down, as a release folder is: named from the folder that was given
+    with pytest.raises(DatasetError, match=r"^.*has nq/bounding_box_test/ \(30 images\) but no query/ folder"):
+        Market1501(tmp_path)
+
+
+def test_folder_without_gallery_says_the_gallery_folder_is_missing(tmp_path):
+    root = _without(tmp_path / "ng", "bounding_box_test")
+    with pytest.raises(DatasetError) as info:
+        Market1501(root)
+    assert str(info.value) == (f"{root} has query/ (6 images) but no bounding_box_test/ folder (the gallery; a "
+                               "gallery/ or test/ folder is read too): a Market-1501 style dataset needs query/ and "
+                               "bounding_box_test/ side by side")
+    assert "junk" not in str(info.value)
+
+
+def test_query_and_gallery_in_different_folders(tmp_path):
+    _without(tmp_path / "a", "bounding_box_test")
+    _without(tmp_path / "b", "query")
+    with pytest.raises(DatasetError, match=r"has a/query/ \(6 images\) and b/bounding_box_test/ \(30 images\), but not "
+                                           r"side by side: a Market-1501 style dataset needs query/ and"):
+        Market1501(tmp_path)
+
+
+def test_two_datasets_in_one_folder_are_named(tmp_path):
+    make_market(tmp_path / "first", with_gen=False, corrupt=False)
+    make_market(tmp_path / "second", with_gen=False, corrupt=False)
+    with pytest.raises(DatasetError, match=r"holds 2 Market-1501 style datasets \(first/, second/\), each with query/ "
+                                           r"and a gallery folder; use one of them at a time"):
+        Market1501(tmp_path)
+
+
+def test_folder_of_unrelated_files(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("hello")
+    (tmp_path / "test").mkdir()  # a folder named like a gallery, holding nothing Market-style
+    _jpeg(tmp_path / "test" / "cat.jpg", (1, 1, 1))
+    with pytest.raises(DatasetError) as info:
+        Market1501(tmp_path)
+    assert str(info.value).startswith(f"none of the 1 image file(s) in {tmp_path} has a Market-1501 style name "
+                                      "(for example 'cat.jpg')")
+
+
+def test_only_junk_is_reported_as_junk(tmp_path):
+    for name in ("-1_c1s1_000001_00.jpg", "-1_c2s1_000002_00.jpg"):
+        _jpeg(tmp_path / name, (5, 5, 5))
+    with pytest.raises(DatasetError, match=rf"^no usable query/gallery images in {tmp_path}: all 2 file\(s\) with "
+                                           r"Market-1501 style names are junk \(pid -1, a name starting with '-1_'\), "
+                                           r"which is never a query or gallery image\. Expected"):
+        Market1501(tmp_path)
+
+
+def test_market_names_deeper_than_the_folders_read(tmp_path):
+    for cam in (1, 2):
+        _jpeg(tmp_path / "photos" / "2024" / "day1" / f"0001_c{cam}s1_000001_00.jpg", (5, 5, 5))
+    with pytest.raises(DatasetError, match=rf"^there are no Market-1501 style images directly in {tmp_path}: its 2 "
+                                           r"file\(s\) with such names are in other folders \(for example "
+                                           r"photos/2024/day1/0001_c1s1_000001_00\.jpg\), which are not read\."):
+        Market1501(tmp_path)

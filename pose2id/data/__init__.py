@@ -49,11 +49,10 @@ def open_dataset(spec, cache_dir=None, progress=None):
         tag = hashlib.sha1(f"{path.resolve()}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}".encode()).hexdigest()[:12]
         dest = Path(cache_dir) if cache_dir is not None else cache_root() / "archives" / f"{path.stem}-{tag}"
         marker = dest / ".pose2id-extracted"
-        if marker.is_file():
-            return Market1501(marker.read_text())
-        root = open_archive(path, dest)
-        marker.write_text(str(root))
-        return Market1501(root)
+        if not marker.is_file():
+            marker.write_text(str(open_archive(path, dest)))
+        # messages name what is in the zip by the zip's name, not by the folder it was extracted to
+        return Market1501(dest, shown_as=path.name)
     if not path.exists():
         raise DatasetError(f"spec: {path} does not exist; expected a Market-1501 style folder or .zip, or 'synthped'")
     return Market1501(path)

@@ -149,6 +149,21 @@ def _looks_like_root(folder):
     return _find_dir(folder, QUERY_DIRS) is not None and _find_dir(folder, GALLERY_DIRS) is not None
 
 
+def _split_folders(folder, names):
+    """``[(path, count)]`` for the folders called one of ``names`` in ``folder`` or up to two
+    levels below it (where :func:`find_dataset_root` looks) that hold files with Market-style
+    names, ``count`` of them each."""
+    found = []
+    for prefix in ("", "*/", "*/*/"):
+        for name in names:
+            for path in sorted(folder.glob(prefix + name)):
+                if path.is_dir():
+                    count = sum(1 for p in path.iterdir() if parse_name(p.name) is not None and p.is_file())
+                    if count:
+                        found.append((path, count))
+    return found
+
+
 def find_dataset_root(folder):
     """The folder itself if it holds ``query/`` and a gallery folder, else the one subfolder
     (up to two levels down, e.g. ``Market-1501-v15.09.15/``) that does, else the folder."""
@@ -170,6 +185,8 @@ class Market1501:
     root : folder with ``query/`` and ``bounding_box_test/`` (and optionally ``bounding_box_train/``
         and the ``*_gen`` folders), or any folder whose images have Market-style names.
     name : shown name; default "Market-1501" for the standard layout, else the folder name.
+    shown_as : how messages name ``root`` (and what is in it), e.g. the file name of the zip it
+        was extracted to (:func:`pose2id.data.open_dataset`); default its path.
     verify : decode every image while reading (corrupt files are skipped, listed in
         ``skipped`` and reported with a warning in the log).
 
@@ -182,10 +199,11 @@ class Market1501:
 
     is_synthetic = False
 
-    def __init__(self, root, name=None, verify=True):
+    def __init__(self, root, name=None, verify=True, shown_as=None):
         root = Path(root).expanduser()
         if not root.is_dir():
             raise DatasetError(f"{root} is not a folder; expected a Market-1501 style dataset folder")
+        self._given, self._shown_as = root, shown_as
         self.root = find_dataset_root(root)
         self.skipped = []
         query_dir = _find_dir(self.root, QUERY_DIRS)
@@ -205,45 +223,91 @@ class Market1501:
             self.query, self.gallery = split_market_protocol(pool)
             self.train = []
             self._split_dirs = {"query": self.root, "gallery": self.root}
-            default_name = self.root.name
+            default_name = self._shown_as if self._shown_as and self.root == root else self.root.name
             if pool and not self.query:
                 identities = len({im.pid for im in pool if im.pid > 0})
                 self._raise_empty(
-                    f"no identity in {self.root} is seen by at least two cameras, so no image can be a query "
-                    f"({len(pool)} usable image(s) of {identities} identit{'y' if identities == 1 else 'ies'}); add "
-                    f"images of the same people from another camera (the cC in the name), or put the queries in "
+                    f"no identity in {self._show(self.root)} is seen by at least two cameras, so no image can be a "
+                    f"query ({len(pool)} usable image(s) of {identities} identit{'y' if identities == 1 else 'ies'}); "
+                    f"add images of the same people from another camera (the cC in the name), or put the queries in "
                     f"query/ and the gallery in bounding_box_test/")
             if not pool:
-                self._raise_empty(None)
+                self._raise_empty(None if self.skipped else self._layout_problem())
         self.name = name or default_name
         if self.skipped:
             logger.warning("skipped %d unreadable image(s) in %s: %s", len(self.skipped), self.root,
                            describe_skipped(self.skipped))
 
+    def _show(self, path):
+        """``path`` as messages name it: under ``shown_as`` when one was given (a zip's name
+        instead of the folder it was extracted to)."""
+        if self._shown_as is None:
+            return str(path)
+        relative = Path(path).relative_to(self._given).as_posix()
+        return self._shown_as if relative == "." else f"{self._shown_as}/{relative}"
+
+    def _layout_problem(self):
+        """Why no folder under the root holds query/ and a gallery folder side by side, when the
+        query and gallery folders that are there tell (one missing, not side by side, or more
+        than one dataset); None when there are none of them."""
+        def listed(found):
+            shown = [f"{path.relative_to(self.root).as_posix()}/ ({count} image{'s' if count != 1 else ''})"
+                     for path, count in found[:3]]
+            shown += [f"{len(found) - 3} more"] if len(found) > 3 else []
+            return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+        where = self._show(self.root)
+        roots = [p for pattern in ("*", "*/*") for p in sorted(self.root.glob(pattern))
+                 if p.is_dir() and _looks_like_root(p)]
+        if len(roots) > 1:  # find_dataset_root takes only one
+            names = ", ".join(f"{p.relative_to(self.root).as_posix()}/" for p in roots[:5])
+            names += f" and {len(roots) - 5} more" if len(roots) > 5 else ""
+            return (f"{where} holds {len(roots)} Market-1501 style datasets ({names}), each with query/ and a gallery "
+                    f"folder; use one of them at a time")
+        needs = "a Market-1501 style dataset needs query/ and bounding_box_test/ side by side"
+        queries = _split_folders(self.root, QUERY_DIRS)
+        galleries = _split_folders(self.root, GALLERY_DIRS)
+        if not queries and not galleries:
+            return None
+        if not queries:
+            return f"{where} has {listed(galleries)} but no query/ folder: {needs}"
+        if not galleries:
+            return (f"{where} has {listed(queries)} but no bounding_box_test/ folder (the gallery; a gallery/ or "
+                    f"test/ folder is read too): {needs}")
+        return f"{where} has {listed(queries)} and {listed(galleries)}, but not side by side: {needs}"
+
     def _raise_empty(self, problem):
         """Raise a DatasetError saying why there is no query or no gallery: ``problem``, or (None)
-        what the files under the root are (no images, no Market-style names, none readable)."""
+        what the files under the root are (no images, no Market-style names, none readable, only
+        junk, or all in subfolders that are not read)."""
         hint = (f"Expected Market-1501 style names 'PPPP_cC...jpg' such as {EXAMPLE_NAME!r} (pid 0002, camera 1), "
                 f"in query/ and bounding_box_test/ folders or in one folder with identities seen by at least two "
                 f"cameras")
         skipped = f"; {len(self.skipped)} unreadable image(s) skipped: {describe_skipped(self.skipped)}"
         if problem is not None:
             raise DatasetError(problem + (skipped if self.skipped else ""))
+        where = self._show(self.root)
         files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if self.skipped:
             # the names are right, the contents are not
             raise DatasetError(
-                f"none of the {len(self.skipped)} file(s) with Market-1501 style names in {self.root} is a readable "
+                f"none of the {len(self.skipped)} file(s) with Market-1501 style names in {where} is a readable "
                 f"image: {describe_skipped(self.skipped)}")
         if not files:
-            raise DatasetError(f"there are no image files in {self.root}. {hint}")
+            raise DatasetError(f"there are no image files in {where}. {hint}")
         named = [p for p in files if parse_name(p.name) is not None]
-        if named:  # only junk (pid -1), or named files outside the folders that are read
+        usable = [p for p in named if parse_name(p.name)[0] != -1]
+        if named and not usable:
             raise DatasetError(
-                f"no usable query/gallery images in {self.root}: {len(named)} file(s) with Market-1501 style names, "
-                f"but none is a query or gallery image (pid -1 is junk). {hint}")
+                f"no usable query/gallery images in {where}: all {len(named)} file(s) with Market-1501 style names "
+                f"are junk (pid -1, a name starting with '-1_'), which is never a query or gallery image. {hint}")
+        if usable:  # none directly in the root, and no query/ or gallery folder holds them
+            example = usable[0].relative_to(self.root).as_posix()
+            raise DatasetError(
+                f"there are no Market-1501 style images directly in {where}: its {len(usable)} file(s) with such "
+                f"names are in other folders (for example {example}), which are not read. {hint}")
         raise DatasetError(
-            f"none of the {len(files)} image file(s) in {self.root} has a Market-1501 style name "
+            f"none of the {len(files)} image file(s) in {where} has a Market-1501 style name "
             f"(for example {files[0].name!r}). {hint}")
 
     def generated(self, split):

@@ -38,7 +38,9 @@ class ClampedSlider(gr.Slider):
     every output shows an error badge and the tab's status is not updated. The browser clamps
     the box to the range when it loses focus, so clamping here as well makes the server use the
     value the box ends up showing. An emptied box (or a non-number from an API client) counts as
-    the slider's default. (No ``__init__`` override; see :class:`PhotoInput`.)
+    the slider's default. A value between steps (2.7 typed into a slider of step 1) is taken to the
+    nearest step, halves up, as the browser moves the handle. (No ``__init__`` override; see
+    :class:`PhotoInput`.)
     """
 
     def preprocess(self, payload):
@@ -48,7 +50,11 @@ class ClampedSlider(gr.Slider):
             value = float(self.value)
         if not math.isfinite(value):
             value = float(self.value)
-        return gr.Number.round_to_precision(min(max(value, self.minimum), self.maximum), self.precision)
+        value = min(max(value, self.minimum), self.maximum)
+        if self.step:
+            steps = math.floor((value - self.minimum) / self.step + 0.5)
+            value = round(min(self.minimum + steps * self.step, self.maximum), 10)  # 2.4, not 2.4000000000000004
+        return gr.Number.round_to_precision(value, self.precision)
 
     def get_block_name(self):
         return "slider"
