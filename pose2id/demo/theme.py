@@ -17,7 +17,9 @@ def theme():
 
 
 CSS = """
-.gradio-container { max-width: 1800px !important; }
+.gradio-container { max-width: 1800px !important; margin-left: auto !important; margin-right: auto !important; }
+/* the photo boxes' label badge sits over the image's top edge: start the image below it */
+#photo .image-frame, #query-photo .image-frame { padding-top: 2.1rem; box-sizing: border-box; }
 .p2-header h1 { margin: 0 0 2px 0; font-size: 1.7em; }
 .p2-header p { margin: 0 0 6px 0; opacity: 0.8; }
 .p2-status { padding: 8px 12px; border-radius: 8px; border: 1px solid; border-left-width: 5px; font-size: 0.95em; }

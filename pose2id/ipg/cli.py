@@ -55,6 +55,11 @@ def register(subparsers):
 def download(args):
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    for option, repo, example in (("--ckpt-repo", args.ckpt_repo, weights.POSE2ID_REPO),
+                                  ("--vae", args.vae, weights.VAE_REPO)):
+        if weights.looks_like_path(repo):
+            raise ValueError(f"{option} {repo}: not a Hugging Face Hub id (such as {example}); download fetches "
+                             "from the Hub, and generate reads weights from a folder with --ckpt-dir and --vae")
     try:
         paths = weights.download(args.ckpt_repo, args.vae)
     except LocalEntryNotFoundError:
@@ -159,6 +164,12 @@ def check_inputs(args):
                         f"got {args.seed}")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         problems.append(f"--out {args.out}: exists and is not a folder")
+    for option, kind, source in (("--ckpt-dir", "ckpt_dir", args.ckpt_dir), ("--vae", "vae", args.vae)):
+        try:
+            if source:
+                weights.local_folder(source, kind)
+        except weights.NoSuchFolderError as error:
+            problems.append(f"{option} {source}: {error.detail}")
     if len(problems) > 1:
         raise ValueError(f"{len(problems)} problems with the inputs:\n" + "\n".join(f"  - {p}" for p in problems))
     if problems:

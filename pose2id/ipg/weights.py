@@ -1,6 +1,8 @@
 """Where the official weights live and how they are fetched and loaded.
 
-Sources are local folders or Hugging Face Hub ids. Hub files go to the ordinary Hub cache
+Sources are local folders or Hugging Face Hub ids (``ckpt_dir`` is always a folder; ``vae`` and
+``base_model`` are folders when they look like a path). A folder that does not exist is reported
+at once in a :class:`NoSuchFolderError`, never looked up on the Hub. Hub files go to the ordinary Hub cache
 (``huggingface_hub.hf_hub_download``, with its progress bar); ``python -m pose2id download``
 fills it ahead of time. Offline (``HF_HUB_OFFLINE=1`` or no network), only cached files are used
 and anything absent is reported at once in a :class:`MissingWeightsError`.
@@ -38,6 +40,73 @@ class MissingWeightsError(FileNotFoundError):
         )
 
 
+def _listed(names):
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+
+
+# kind of source -> (what it is called, the files it holds, a Hub id it may be instead)
+FOLDERS = {
+    "ckpt_dir": ("Pose2ID weights folder", tuple(POSE2ID_FILES.values()), None),
+    "vae": ("VAE folder", VAE_FILES, VAE_REPO),
+    "base_model": ("Stable Diffusion base model folder", ("unet/config.json",), SD15_REPO),
+}
+
+
+class NoSuchFolderError(MissingWeightsError):
+    """A weight source given as a folder that does not exist (or is a file): ``ckpt_dir``, or a
+    ``vae`` / ``base_model`` that looks like a path rather than a Hugging Face Hub id.
+
+    Attributes: ``path`` (``~`` expanded), ``detail`` ("no such folder (it should hold ...)"),
+    for a message that names the source as its caller knows it (the CLI: ``--ckpt-dir PATH: detail``).
+    """
+
+    def __init__(self, kind, path):
+        what, files, hub_id = FOLDERS[kind]
+        self.kind, self.path = kind, Path(path)
+        self.missing = [(name, str(self.path)) for name in files]
+        should = f"it should hold {_listed(files)}"
+        if hub_id is not None:
+            should += f", or be a Hugging Face Hub id such as {hub_id}"
+        problem = "is not a folder" if self.path.exists() else "does not exist"
+        self.detail = f"{'not a folder' if self.path.exists() else 'no such folder'} ({should})"
+        FileNotFoundError.__init__(self, f"{what} {self.path} {problem} ({should})")
+
+
+def looks_like_path(source):
+    """Whether ``source`` names a folder rather than a Hugging Face Hub id ("namespace/name"):
+    a Path, an absolute path, one starting with "." or "~", ending with a separator, with more
+    than one "/" (or any other separator of this system), or anything that is no valid Hub id."""
+    if isinstance(source, os.PathLike):
+        return True
+    text = str(source)
+    separators = tuple({os.sep, os.altsep or os.sep})
+    if os.path.isabs(text) or text.startswith((".", "~")) or text.endswith(separators):
+        return True
+    if text.count("/") > 1 or any(sep != "/" and sep in text for sep in separators):
+        return True
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return True
+    return False
+
+
+def local_folder(source, kind):
+    """``source`` as an existing local folder (``~`` expanded), or None for a Hugging Face Hub id.
+
+    kind : "ckpt_dir" (always a folder), "vae" or "base_model" (a folder when it exists or looks
+        like a path, else a Hub id). NoSuchFolderError for a folder that does not exist.
+    """
+    path = Path(os.path.expanduser(os.fspath(source) if isinstance(source, os.PathLike) else str(source)))
+    if path.is_dir():
+        return path
+    if kind == "ckpt_dir" or looks_like_path(source):
+        raise NoSuchFolderError(kind, path)
+    return None
+
+
 def hub_cache_dir():
     from huggingface_hub import constants
 
@@ -72,9 +141,10 @@ def fetch(source, filename, local_files_only=None):
 
 
 def resolve_files(ckpt_dir=None, vae=None, local_files_only=None):
-    """{component: Path} for the five Pose2ID files and the VAE folder; MissingWeightsError otherwise."""
-    ckpt_dir = ckpt_dir or POSE2ID_REPO
-    vae = vae or VAE_REPO
+    """{component: Path} for the five Pose2ID files and the VAE folder; MissingWeightsError otherwise
+    (NoSuchFolderError, its subclass, when ``ckpt_dir`` or a path-like ``vae`` is not an existing folder)."""
+    ckpt_dir = local_folder(ckpt_dir, "ckpt_dir") if ckpt_dir else POSE2ID_REPO
+    vae = (local_folder(vae, "vae") or vae) if vae else VAE_REPO
     found, missing = {}, []
     for component, filename in POSE2ID_FILES.items():
         path = fetch(ckpt_dir, filename, local_files_only)
@@ -128,6 +198,7 @@ def unet_config(base_model):
 
     if base_model in (None, SD15_REPO):
         return load_config("sd15_unet")
+    base_model = local_folder(base_model, "base_model") or base_model
     path = fetch(base_model, "unet/config.json")
     if path is None:
         raise MissingWeightsError([("unet/config.json", describe(base_model))])
