@@ -44,6 +44,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
             with gr.Tab("Generate", id="generate") as generate_tab:
                 # where IPG cannot run, a SynthPed identity is chosen from the start (the oracle draws it)
                 start_photo, start_pid, start_status = generate.start_state()
+                good_photo = gr.State(start_photo)
                 # a hidden Number, not a State, so API clients can name the SynthPed identity too
                 synth_pid = gr.Number(start_pid, visible=False, precision=0, label="SynthPed pid")
                 with gr.Row(equal_height=False):
@@ -154,15 +155,24 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                 gr.Markdown(ABOUT)
 
         # ---------------------------------------------------------------- Generate events
-        def pick_example(evt: gr.SelectData):
-            return generate.pick_example(examples, evt.index)
+        def good(picked):  # a photo picked, or none: the last good photo; an update (a refused pick): unchanged
+            return gr.skip() if isinstance(picked, dict) else picked
 
-        example_gallery.select(pick_example, None, [photo, synth_pid, identity, generate_status], **PRIVATE)
+        def pick_example(evt: gr.SelectData):
+            picked, pid, dropdown, message = generate.pick_example(examples, evt.index)
+            return picked, good(picked), pid, dropdown, message
+
+        def pick_identity(pid):
+            picked, pid, message = generate.pick_identity(pid)
+            return picked, good(picked), pid, message
+
+        # good_photo: the last photo that could be used, put back when a file that cannot is dropped on the box
+        example_gallery.select(pick_example, None, [photo, good_photo, synth_pid, identity, generate_status], **PRIVATE)
         # another photo is not the SynthPed identity's: the identity is cleared with it, and the status
         # follows the photo (what can be done with it, or why it cannot be used)
-        gr.on([photo.upload, photo.clear], generate.photo_changed, photo, [synth_pid, identity, generate_status],
-              **PRIVATE)
-        identity.input(generate.pick_identity, identity, [photo, synth_pid, generate_status], **PRIVATE)
+        gr.on([photo.upload, photo.clear], generate.photo_uploaded, [photo, good_photo],
+              [photo, good_photo, synth_pid, identity, generate_status], **PRIVATE)
+        identity.input(pick_identity, identity, [photo, good_photo, synth_pid, generate_status], **PRIVATE)
         reset_button.click(editor.reset, reset_name, [pose_editor, editor_status], **PRIVATE)
         mirror_button.click(editor.mirror, pose_editor, [pose_editor, editor_status], **PRIVATE)
         photo_pose_button.click(editor.from_photo, photo, [pose_editor, editor_status], **PRIVATE)

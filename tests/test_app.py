@@ -323,12 +323,31 @@ def test_generate_status_follows_the_reference_photo(monkeypatch, tmp_path):
     fake = tmp_path / "fake.jpg"
     fake.write_text("not a photo")
     _, _, message = gen.photo_changed(str(fake))
-    assert "p2-error" in message and "Reference photo: fake.jpg is not an image PIL can read" in message
+    assert "p2-error" in message and "Reference photo: fake.jpg is not an image, or a damaged one" in message
     side = int(MAX_PIXELS ** 0.5) + 100
     huge = tmp_path / "huge.png"
     Image.new("1", (side, side)).save(huge)  # bilevel: small file, many pixels
     _, _, message = gen.photo_changed(str(huge))
     assert f"huge.png is {side}x{side}" in message and "megapixels" in message
+
+
+def test_a_file_that_cannot_be_used_gives_way_to_the_previous_photo(tmp_path):
+    gen = Generate(GenerateConfig(test_pipeline=True))
+    good, text = tmp_path / "rgb.png", tmp_path / "notimage.jpg"
+    Image.new("RGB", (64, 128)).save(good)
+    text.write_text("hello")
+    photo, kept, pid, identity, message = gen.photo_uploaded(str(good), None)
+    assert photo == {"__type__": "update"} and kept == str(good) and "press Generate" in message
+    # a text file dropped over it: the good photo comes back, with its SynthPed identity untouched
+    photo, kept, pid, identity, message = gen.photo_uploaded(str(text), str(good))
+    assert photo == kept == str(good) and pid == identity == {"__type__": "update"}
+    assert "notimage.jpg is not an image, or a damaged one" in message and "The previous photo is kept." in message
+    # nothing before it: the box is emptied, and the message says why
+    photo, kept, *_, message = gen.photo_uploaded(str(text), None)
+    assert photo is kept is None and "not an image, or a damaged one" in message and "kept" not in message
+    # removed: no photo, and none to come back
+    photo, kept, pid, identity, message = gen.photo_uploaded(None, str(good))
+    assert kept is None and pid is None and "No reference photo" in message
 
 
 def test_a_cpu_machine_starts_with_a_synthped_identity_that_generates(monkeypatch):

@@ -410,6 +410,22 @@ class Generate:
         return None, None, status(f"Reference photo {name}: press Generate to draw this person in the ticked poses "
                                   f"with {self.generator_label()}, or search the gallery with it.", "info")
 
+    def photo_uploaded(self, photo, previous=None):
+        """(reference photo, last good photo, pid state, identity dropdown, status) once a photo is
+        uploaded or removed: as :meth:`photo_changed`, except that a file that cannot be used
+        gives way to ``previous``, the photo shown before it (kept with its SynthPed identity),
+        so a wrong file dropped on the box loses nothing."""
+        if photo not in (None, ""):
+            try:
+                open_photo(photo)
+            except InputError as error:
+                if previous:
+                    return previous, previous, gr.skip(), gr.skip(), warn(
+                        f"Reference photo: {error} The previous photo is kept.")
+                return None, None, None, None, warn(f"Reference photo: {error}")
+        pid, identity, message = self.photo_changed(photo)
+        return gr.skip(), photo or None, pid, identity, message
+
     def start_state(self):
         """(photo path, SynthPed pid, status) the tab opens with: where IPG cannot run, the first
         SynthPed example, chosen, so that Generate works at once with the oracle; otherwise none."""

@@ -51,7 +51,7 @@ def open_photo(path, max_pixels=MAX_PIXELS):
             f"resize it below {max_pixels / 1e6:.0f} megapixels (a pedestrian crop of a few hundred pixels is enough)."
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InputError(f"{path.name} is not an image PIL can read; upload a JPEG, PNG or WebP photo.") from None
+        raise InputError(f"{path.name} is not an image, or a damaged one; upload a JPEG, PNG or WebP photo.") from None
     with image:
         width, height = image.size
         if width * height > max_pixels:

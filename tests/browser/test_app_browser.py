@@ -142,25 +142,27 @@ def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp
     assert "Cannot import broken.json" in status(page, "editor-status", "Cannot import")
     assert editor_pose(page) == made
 
+    # a photo, then a file that is no image dropped over it: refused, and the photo comes back
+    grey = tmp_path / "grey.png"
+    Image.new("LA", (64, 128), (128, 255)).save(grey)
+    upload(page, "#photo button.upload-container", grey)
+    status(page, "generate-status", "Reference photo grey.png")
     fake = tmp_path / "holiday.jpg"
     fake.write_text("not really a photo")
-    upload(page, "#photo button.upload-container", fake)
+    page.locator("#photo input[type=file]").set_input_files(str(fake))
+    assert "The previous photo is kept" in status(page, "generate-status", "holiday.jpg is not an image")
+    page.wait_for_function("() => [...document.querySelectorAll('#photo img')].some(i => i.src.includes('grey'))")
     page.locator("#generator label", has_text="SynthPed oracle").click()
-    page.locator("#generate-button").click()
-    assert "not an image" in status(page, "generate-status", "Error")
+    page.locator("#generate-button").click()  # with the grey photo, which the oracle does not draw
+    assert "SynthPed identities" in status(page, "generate-status", "SynthPed identities")
 
     huge = _png_header_only(tmp_path / "huge.png", 20000, 20000)
     page.get_by_role("button", name="Remove Image").click()
+    status(page, "generate-status", "No reference photo")
     upload(page, "#photo button.upload-container", huge)
-    page.locator("#generate-button").click()
     assert "megapixels" in status(page, "generate-status", "megapixels")
-
-    grey = tmp_path / "grey.png"
-    Image.new("LA", (64, 128), (128, 255)).save(grey)
-    page.get_by_role("button", name="Remove Image").click()
-    upload(page, "#photo button.upload-container", grey)
     page.locator("#generate-button").click()
-    assert "SynthPed identities" in status(page, "generate-status", "SynthPed identities")
+    assert "reference photo" in status(page, "generate-status", "Error").lower()
     assert editor_pose(page) == made
     screenshot(page, "bad_inputs_generate_laptop")
 
