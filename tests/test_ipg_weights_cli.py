@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import struct
 import zlib
 
@@ -327,3 +328,109 @@ def test_generate_checks_the_seed_with_the_other_inputs(tmp_path, monkeypatch, c
         assert main_cli.main(base + ["--seed", seed]) == 1
         err = capsys.readouterr().err
         assert "--seed" not in err and "error: 7 weight file(s) missing" in err
+
+
+# ---------------------------------------------------------------------------- weight folders that do not exist
+POSE2ID_NAMES = "denoising_unet.pth, reference_unet.pth, pose_guider.pth, IFR.pth and transformer_20.pth"
+VAE_NAMES = "config.json and diffusion_pytorch_model.safetensors"
+
+
+@pytest.mark.parametrize("ckpt_dir", ["missing", "weights"])
+def test_from_official_with_a_missing_ckpt_dir_says_so(tmp_path, monkeypatch, ckpt_dir):
+    """A ckpt_dir that is no folder is never taken for a Hub id, a bare word ('weights') included."""
+    import huggingface_hub
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("looked up on the Hub"))
+    with pytest.warns(UserWarning, match="CPU"), pytest.raises(MissingWeightsError) as info:
+        IPGPipeline.from_official(ckpt_dir=ckpt_dir, device="cpu", allow_cpu=True)
+    assert str(info.value) == (f"Pose2ID weights folder {tmp_path / ckpt_dir} does not exist (it should hold "
+                               f"{POSE2ID_NAMES})")
+    assert isinstance(info.value, weights.NoSuchFolderError) and isinstance(info.value, FileNotFoundError)
+    assert [name for name, _ in info.value.missing] == list(weights.POSE2ID_FILES.values())
+
+
+def test_from_official_expands_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.warns(UserWarning, match="CPU"), pytest.raises(weights.NoSuchFolderError) as info:
+        IPGPipeline.from_official(ckpt_dir="~/nope", device="cpu", allow_cpu=True)
+    assert str(info.value).startswith(f"Pose2ID weights folder {tmp_path / 'nope'} does not exist")
+    with pytest.warns(UserWarning, match="CPU"), pytest.raises(weights.NoSuchFolderError) as info:
+        IPGPipeline.from_official(ckpt_dir=tmp_path, vae="~/vae", device="cpu", allow_cpu=True)
+    assert str(info.value) == (f"VAE folder {tmp_path / 'vae'} does not exist (it should hold {VAE_NAMES}, or be a "
+                               "Hugging Face Hub id such as stabilityai/sd-vae-ft-mse)")
+
+
+@pytest.mark.parametrize("vae", ["/nonexistent/vae", "./vae", "local/vae/", "a/b/c", "my vae"])
+def test_from_official_with_a_path_like_vae_that_is_no_folder(tmp_path, monkeypatch, vae):
+    import huggingface_hub
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("looked up on the Hub"))
+    (tmp_path / "ckpt").mkdir()
+    with pytest.warns(UserWarning, match="CPU"), pytest.raises(weights.NoSuchFolderError) as info:
+        IPGPipeline.from_official(ckpt_dir=tmp_path / "ckpt", vae=vae, device="cpu", allow_cpu=True)
+    assert str(info.value).startswith(f"VAE folder {os.path.abspath(vae)} does not exist (it should hold {VAE_NAMES}")
+
+
+def test_a_hub_id_vae_still_goes_to_the_hub(tmp_path, monkeypatch):
+    _offline_without_weights(monkeypatch, tmp_path)
+    (tmp_path / "ckpt").mkdir()
+    with pytest.warns(UserWarning, match="CPU"), pytest.raises(MissingWeightsError) as info:
+        IPGPipeline.from_official(ckpt_dir=tmp_path / "ckpt", vae="someone/my-vae", device="cpu", allow_cpu=True)
+    assert not isinstance(info.value, weights.NoSuchFolderError)
+    assert "(looked in Hugging Face Hub 'someone/my-vae'" in str(info.value) and "7 weight file(s) missing" in str(info.value)
+
+
+def test_a_path_like_base_model_that_is_no_folder(tmp_path):
+    with pytest.raises(weights.NoSuchFolderError, match=r"^Stable Diffusion base model folder .*base does not exist "
+                                                        r"\(it should hold unet/config.json, or be a Hugging Face Hub "
+                                                        r"id such as stable-diffusion-v1-5/stable-diffusion-v1-5\)$"):
+        weights.unet_config(str(tmp_path / "base"))
+
+
+def test_generate_with_missing_weight_folders_says_so_with_the_inputs(tmp_path, monkeypatch, capsys):
+    from pose2id import cli as main_cli
+
+    _offline_without_weights(monkeypatch, tmp_path)
+    Image.new("RGB", (64, 128)).save(tmp_path / "ref.png")
+    base = ["generate", "--ref", str(tmp_path / "ref.png"), "--out", str(tmp_path / "o"), "--cpu"]
+    assert main_cli.main(base + ["--ckpt-dir", "/nonexistent"]) == 1
+    assert capsys.readouterr().err == f"error: --ckpt-dir /nonexistent: no such folder (it should hold {POSE2ID_NAMES})\n"
+    assert main_cli.main(base + ["--ckpt-dir", "~/nope"]) == 1  # as typed, quoted so the shell leaves ~ alone
+    assert capsys.readouterr().err.startswith("error: --ckpt-dir ~/nope: no such folder (it should hold")
+    assert main_cli.main(base + ["--vae", "/nonexistent", "--steps", "0"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: 2 problems with the inputs:",
+        "  - --steps must be a positive integer, got 0",
+        (f"  - --vae /nonexistent: no such folder (it should hold {VAE_NAMES}, or be a Hugging Face Hub id such as "
+         "stabilityai/sd-vae-ft-mse)")]
+    (tmp_path / "file").write_text("not a folder")
+    assert main_cli.main(base + ["--ckpt-dir", str(tmp_path / "file")]) == 1
+    assert f"--ckpt-dir {tmp_path / 'file'}: not a folder (it should hold" in capsys.readouterr().err
+    # a Hub id for --vae goes to the Hub: offline, the missing files are listed
+    assert main_cli.main(base + ["--vae", "someone/my-vae"]) == 1
+    err = capsys.readouterr().err
+    assert "error: 7 weight file(s) missing" in err and "Hugging Face Hub 'someone/my-vae'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_download_takes_hub_ids_not_folders(capsys):
+    from pose2id import cli as main_cli
+
+    assert main_cli.main(["download", "--vae", "/nonexistent"]) == 1
+    assert capsys.readouterr().err == (
+        "error: --vae /nonexistent: not a Hugging Face Hub id (such as stabilityai/sd-vae-ft-mse); download fetches "
+        "from the Hub, and generate reads weights from a folder with --ckpt-dir and --vae\n")
+
+
+def test_app_with_a_missing_weights_folder_says_so(monkeypatch):
+    """`app.py --cpu --ckpt-dir /nonexistent/weights`: the Generate tab's message names the folder."""
+    from pose2id.demo.generate import GenerateConfig, IPGUnavailable, load_pipeline
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="CPU"), pytest.raises(IPGUnavailable) as info:
+        load_pipeline(GenerateConfig(ckpt_dir="/nonexistent/weights", allow_cpu=True))
+    assert str(info.value) == ("IPG weights are missing. Pose2ID weights folder /nonexistent/weights does not exist "
+                               f"(it should hold {POSE2ID_NAMES})")

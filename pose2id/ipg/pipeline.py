@@ -93,15 +93,19 @@ class IPGPipeline:
         Parameters
         ----------
         ckpt_dir : folder holding denoising_unet.pth, reference_unet.pth, pose_guider.pth, IFR.pth,
-            transformer_20.pth (.safetensors accepted), or a Hub id; None = ``yuanc3/Pose2ID``.
-        base_model : source of the UNet config; the SD-1.5 default is shipped with the package,
-            so none of its (4 GB) weights are downloaded.
-        vae : folder or Hub id of ``stabilityai/sd-vae-ft-mse``.
+            transformer_20.pth (.safetensors accepted); None = the Hub's ``yuanc3/Pose2ID`` (its
+            cache, or downloaded).
+        base_model : source of the UNet config (a folder with ``unet/config.json``, or a Hub id);
+            the SD-1.5 default is shipped with the package, so none of its (4 GB) weights are downloaded.
+        vae : folder or Hub id of ``stabilityai/sd-vae-ft-mse``. A source that looks like a path
+            (absolute, starting with "." or "~", ...) is a folder, anything else a Hub id.
         device : None = "cuda" when available. Generation on the CPU takes many minutes per
             image, so it needs ``allow_cpu=True``.
         dtype : None = float16 on CUDA, float32 on the CPU.
 
-        Raises MissingWeightsError (listing every missing file) when weights are absent offline.
+        Raises MissingWeightsError (listing every missing file) when weights are absent offline;
+        its subclass ``weights.NoSuchFolderError`` when ``ckpt_dir`` (or a path-like ``vae`` /
+        ``base_model``) is not an existing folder.
         """
         import warnings
 

@@ -1,9 +1,9 @@
 """Where the official weights live and how they are fetched and loaded.
 
-Sources are local folders or Hugging Face Hub ids (``ckpt_dir`` is always a folder; ``vae`` and
-``base_model`` are folders when they look like a path). A folder that does not exist is reported
-at once in a :class:`NoSuchFolderError`, never looked up on the Hub. Hub files go to the ordinary Hub cache
-(``huggingface_hub.hf_hub_download``, with its progress bar); ``python -m pose2id download``
+Sources are local folders or Hugging Face Hub ids: ``ckpt_dir`` is always a folder, ``vae`` and
+``base_model`` are folders when they look like a path (:func:`looks_like_path`). A folder that
+does not exist raises :class:`NoSuchFolderError` and is never looked up on the Hub. Hub files go
+to the ordinary Hub cache (``huggingface_hub.hf_hub_download``, with its progress bar); ``python -m pose2id download``
 fills it ahead of time. Offline (``HF_HUB_OFFLINE=1`` or no network), only cached files are used
 and anything absent is reported at once in a :class:`MissingWeightsError`.
 """
@@ -56,20 +56,21 @@ class NoSuchFolderError(MissingWeightsError):
     """A weight source given as a folder that does not exist (or is a file): ``ckpt_dir``, or a
     ``vae`` / ``base_model`` that looks like a path rather than a Hugging Face Hub id.
 
-    Attributes: ``path`` (``~`` expanded), ``detail`` ("no such folder (it should hold ...)"),
+    Attributes: ``path`` (absolute, ``~`` expanded), ``detail`` ("no such folder (it should hold ...)"),
     for a message that names the source as its caller knows it (the CLI: ``--ckpt-dir PATH: detail``).
     """
 
     def __init__(self, kind, path):
         what, files, hub_id = FOLDERS[kind]
-        self.kind, self.path = kind, Path(path)
+        self.kind, self.path = kind, Path(os.path.abspath(path))
         self.missing = [(name, str(self.path)) for name in files]
         should = f"it should hold {_listed(files)}"
         if hub_id is not None:
             should += f", or be a Hugging Face Hub id such as {hub_id}"
-        problem = "is not a folder" if self.path.exists() else "does not exist"
-        self.detail = f"{'not a folder' if self.path.exists() else 'no such folder'} ({should})"
-        FileNotFoundError.__init__(self, f"{what} {self.path} {problem} ({should})")
+        exists = self.path.exists()  # a file
+        self.detail = f"{'not a folder' if exists else 'no such folder'} ({should})"
+        FileNotFoundError.__init__(self, f"{what} {self.path} {'is not a folder' if exists else 'does not exist'} "
+                                         f"({should})")
 
 
 def looks_like_path(source):
