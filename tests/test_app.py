@@ -381,34 +381,69 @@ def test_ipg_without_gpu_says_why_and_offers_the_oracle(tmp_path, monkeypatch):
 
 
 def test_cpu_flag_runs_ipg_without_a_gpu_and_says_it_is_slow(tmp_path, monkeypatch):
-    """`app.py --cpu` on a machine without CUDA: IPG is tried (here: the weights are missing, and
-    the message lists them), every status says it will be slow, and nothing pushes the oracle."""
+    """`app.py --cpu` on a machine without CUDA, weights present: IPG is offered and every status
+    says it will be slow; nothing pushes the oracle."""
     import torch
 
     import app
+    import pose2id.demo.generate as generate_module
+    import pose2id.ipg.weights as weights
+    from pose2id.demo.generate import IPGUnavailable
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(weights, "resolve_files", lambda *a, **k: {})  # the weights are there
+
+    def no_load(config):
+        raise IPGUnavailable("stopped here by the test")
+
+    monkeypatch.setattr(generate_module, "load_pipeline", no_load)
     assert app.parse_args(["--cpu"]).cpu and not app.parse_args([]).cpu
     photo = tmp_path / "p.png"
     Image.new("RGB", (64, 128)).save(photo)
-    empty = tmp_path / "weights"
-    empty.mkdir()
-    gen = Generate(GenerateConfig(ckpt_dir=str(empty), allow_cpu=True))
-    assert gen.start_state() == (None, None, "")  # no SynthPed identity chosen for the user
+    gen = Generate(GenerateConfig(allow_cpu=True))
+    assert gen.ipg_note() == "" and gen.start_state() == (None, None, "")  # no SynthPed identity chosen
     *_, message = gen.photo_changed(str(photo))
     assert "on the CPU (slow: many minutes per image)" in message and "needs a CUDA GPU" not in message
     starting, (_, gallery, _, message, _, _) = _run(gen, photo=str(photo), generator=IPG)
     assert "IPG (Pose2ID model) on the CPU (slow: many minutes per image): starting" in starting[3]
-    assert gallery == KEEP and "missing" in message and "denoising_unet" in message and "GPU" not in message
+    assert gallery == KEEP and "stopped here by the test" in message
     # without the flag the same machine says IPG needs a GPU, and how to run it anyway
-    *_, message = Generate(GenerateConfig(ckpt_dir=str(empty))).photo_changed(str(photo))
-    assert "needs a CUDA GPU" in message
-    (*_, message, _, _), = _run(Generate(GenerateConfig(ckpt_dir=str(empty))), photo=str(photo), generator=IPG)
+    *_, message = Generate(GenerateConfig()).photo_changed(str(photo))
+    assert "needs a CUDA GPU" in message and "`--cpu`" in message
+    (*_, message, _, _), = _run(Generate(GenerateConfig()), photo=str(photo), generator=IPG)
     assert "`--cpu`" in message
 
 
+@pytest.mark.parametrize("cuda, allow_cpu", [(True, False), (False, True)])
+def test_ipg_without_its_weights_says_so_before_generate(tmp_path, monkeypatch, cuda, allow_cpu):
+    """Where IPG could run (a GPU, or --cpu) but its weights are missing and cannot be fetched
+    (offline, or a --ckpt-dir without them), the tab says so from the start and offers the oracle."""
+    import torch
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 128)).save(photo)
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    gen = Generate(GenerateConfig(ckpt_dir=str(empty), allow_cpu=allow_cpu))
+    note = gen.ipg_note()
+    assert "weights are missing" in note and "denoising_unet.pth" in note and "python -m pose2id download" in note
+    assert gen.start_state()[1] == SYNTHPED_EXAMPLES[0]  # Generate works at once, with the oracle
+    *_, message = gen.photo_changed(str(photo))
+    assert "needs its weights, which are not on this machine" in message and "GPU" not in message
+    (_, gallery, _, message, _, _), = _run(gen, photo=str(photo), generator=IPG)
+    assert gallery == KEEP and "missing" in message and "denoising_unet" in message
+    # online, with no --ckpt-dir, the first Generate downloads them: not a reason to refuse
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    assert Generate(GenerateConfig(allow_cpu=allow_cpu)).ipg_note() == ""
+
+
 def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
+    """Past the cheap check (the weights looked present), loading them fails: the files are listed."""
     import torch
 
     monkeypatch.delenv("SPACE_ID", raising=False)
@@ -417,8 +452,9 @@ def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
     Image.new("RGB", (64, 128)).save(photo)
     empty = tmp_path / "weights"
     empty.mkdir()
-    starting, (_, gallery, _, message, _, _) = _run(Generate(GenerateConfig(ckpt_dir=str(empty))), photo=str(photo),
-                                                   generator=IPG)
+    gen = Generate(GenerateConfig(ckpt_dir=str(empty)))
+    monkeypatch.setattr(gen, "_blocker", lambda: None)  # as if the files had gone after the check
+    starting, (_, gallery, _, message, _, _) = _run(gen, photo=str(photo), generator=IPG)
     assert "starting" in starting[3]  # shown while the weights are looked for
     assert gallery == KEEP and "missing" in message and "denoising_unet" in message
     assert "python -m pose2id download" in message

@@ -307,17 +307,34 @@ class Generate:
 
     def ipg_note(self):
         """Why IPG cannot run here ("" when it can), without loading anything heavy."""
-        if self.config.test_pipeline or on_spaces() or self.config.allow_cpu:
-            return ""
+        blocker = self._blocker()
+        return blocker[1] if blocker else ""
+
+    def _blocker(self):
+        """(short reason, full note) why IPG cannot run here, or None: no CUDA GPU (without
+        ``--cpu``), or weights that are missing and cannot be downloaded (offline, or a
+        ``--ckpt-dir`` folder without them). Weights missing from the cache of a machine online
+        are not a blocker: the first Generate downloads them."""
+        if self.config.test_pipeline or on_spaces():
+            return None
         import torch
 
-        if not torch.cuda.is_available():
-            return (
-                "IPG needs a CUDA GPU and this machine has none. The SynthPed oracle works here: pick a SynthPed "
-                "example or a 'SynthPed identity' above (synthetic people), or run the app on a GPU machine after "
-                "`python -m pose2id download` (or start it with `--cpu`: many minutes per image)."
-            )
-        return ""
+        if not torch.cuda.is_available() and not self.config.allow_cpu:
+            return ("needs a CUDA GPU (this machine has none; the app's `--cpu` runs it here, many minutes per image)",
+                    "IPG needs a CUDA GPU and this machine has none. The SynthPed oracle works here: pick a SynthPed "
+                    "example or a 'SynthPed identity' above (synthetic people), or run the app on a GPU machine after "
+                    "`python -m pose2id download` (or start it with `--cpu`: many minutes per image).")
+        from huggingface_hub import constants
+
+        from pose2id.ipg.weights import MissingWeightsError, resolve_files
+
+        try:
+            resolve_files(self.config.ckpt_dir, local_files_only=True)
+        except MissingWeightsError as error:
+            if constants.HF_HUB_OFFLINE or self.config.ckpt_dir:
+                return ("needs its weights, which are not on this machine (`python -m pose2id download`)",
+                        f"IPG cannot run here: its weights are missing, so the SynthPed oracle is chosen. {error}")
+        return None
 
     def _on_cpu(self):
         """IPG runs on the CPU here (``--cpu`` on a machine without CUDA)."""
@@ -401,10 +418,10 @@ class Generate:
         except InputError as error:
             return None, None, warn(f"Reference photo: {error}")
         name = f"{Path(photo).name} ({image.width}x{image.height})"
-        if self.ipg_note():
+        blocker = self._blocker()
+        if blocker:
             return None, None, status(
-                f"Reference photo {name}: a real photo needs IPG, which needs a CUDA GPU (this machine has none; the "
-                "app's `--cpu` runs it here, many minutes per image), "
+                f"Reference photo {name}: a real photo needs IPG, which {blocker[0]}, "
                 "and the SynthPed oracle only draws SynthPed identities. 'Search the gallery with this person' works "
                 "here; to generate on this machine pick a SynthPed example (labelled synthetic).", "warning")
         return None, None, status(f"Reference photo {name}: press Generate to draw this person in the ticked poses "
@@ -449,10 +466,11 @@ class Generate:
             photo, pid, message = self.pick_identity(SYNTHPED_EXAMPLES[index - len(photos)])
             return photo, pid, pid, message
         name = Path(photos[index]).name
-        if self.ipg_note():
+        blocker = self._blocker()
+        if blocker:
             return photos[index], None, None, status(
                 f"Example photo {name}: a real person. The SynthPed oracle only draws SynthPed identities and IPG "
-                "needs a CUDA GPU, so on this machine pick a SynthPed example (labelled synthetic).", "warning")
+                f"{blocker[0]}, so on this machine pick a SynthPed example (labelled synthetic).", "warning")
         return photos[index], None, None, status(f"Example photo {name}: generate it in new poses with IPG.", "info")
 
     # ----------------------------------------------------------------- the main action

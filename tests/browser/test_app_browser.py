@@ -162,7 +162,7 @@ def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp
     upload(page, "#photo button.upload-container", huge)
     assert "megapixels" in status(page, "generate-status", "megapixels")
     page.locator("#generate-button").click()
-    assert "reference photo" in status(page, "generate-status", "Error").lower()
+    status(page, "generate-status", "No photo given")  # the refused file is not used
     assert editor_pose(page) == made
     screenshot(page, "bad_inputs_generate_laptop")
 
