@@ -173,6 +173,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         gr.on([photo.upload, photo.clear], generate.photo_uploaded, [photo, good_photo],
               [photo, good_photo, synth_pid, identity, generate_status], **PRIVATE)
         identity.input(pick_identity, identity, [photo, good_photo, synth_pid, generate_status], **PRIVATE)
+        generator.input(generate.generator_changed, [generator, photo, synth_pid], generate_status, **PRIVATE)
         reset_button.click(editor.reset, reset_name, [pose_editor, editor_status], **PRIVATE)
         mirror_button.click(editor.mirror, pose_editor, [pose_editor, editor_status], **PRIVATE)
         photo_pose_button.click(editor.from_photo, photo, [pose_editor, editor_status], **PRIVATE)

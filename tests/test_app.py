@@ -166,6 +166,7 @@ def test_oracle_generates_one_pair_per_pose_and_a_zip():
     preview, gallery, archive, message, seed, _ = outputs[-1]
     assert len(gallery) == 3 and seed == 7
     assert "SynthPed oracle (not a model)" in message
+    assert "seed 7 (for the oracle it changes only the background and the camera noise)" in message
     names = zipfile.ZipFile(archive).namelist()
     assert sum(n.endswith("_generated.png") for n in names) == 3 and "settings.json" in names
     assert json.loads(zipfile.ZipFile(archive).read("settings.json"))["seed"] == 7
@@ -331,6 +332,23 @@ def test_generate_status_follows_the_reference_photo(monkeypatch, tmp_path):
     assert f"huge.png is {side}x{side}" in message and "megapixels" in message
 
 
+def test_the_status_follows_the_generator_chosen(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    gen = Generate(GenerateConfig())
+    photo, pid, _ = gen.start_state()
+    # the CPU machine opens on SynthPed #41 with the oracle; IPG chosen instead: why it cannot run
+    message = gen.generator_changed(IPG, photo, pid)
+    assert "p2-warning" in message and "IPG needs a CUDA GPU" in message and "oracle" not in message.split(".")[0]
+    assert f"draw SynthPed identity #{pid}" in gen.generator_changed(ORACLE, photo, pid)
+    assert "only draws SynthPed identities" in gen.generator_changed(ORACLE, "photo.jpg", None)
+    able = Generate(GenerateConfig(test_pipeline=True))
+    assert "Press Generate to draw this person" in able.generator_changed(IPG, "photo.jpg", None)
+    assert "upload a reference photo" in able.generator_changed(IPG, None, None)
+
+
 def test_a_file_that_cannot_be_used_gives_way_to_the_previous_photo(tmp_path):
     gen = Generate(GenerateConfig(test_pipeline=True))
     good, text = tmp_path / "rgb.png", tmp_path / "notimage.jpg"
@@ -469,7 +487,8 @@ def test_generate_with_bad_inputs_gives_specific_messages(tmp_path):
     assert "megapixels" in _run(gen, photo=str(huge))[-1][3]
     photo = tmp_path / "ok.png"
     Image.new("L", (64, 128)).save(photo)
-    assert "no pose selected" in _run(gen, photo=str(photo), pose_names=[])[-1][3]
+    message = _run(gen, photo=str(photo), pose_names=[])[-1][3]
+    assert "no pose selected" in message and message.endswith("Include the editor pose&#x27;.</div>")  # a sentence
     assert "steps must be" in _run(gen, photo=str(photo), steps=0)[-1][3]
     (_, gallery, _, message, _, _), = _run(gen, photo=str(photo), use_editor=True, editor_value="{bad")
     assert gallery == KEEP and message.startswith('<div class="p2-status p2-error"') and "JSON" in message
@@ -664,6 +683,12 @@ def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_pa
         assert "CUDA GPU" in text and "Search the gallery with this person" in text
     # the photo is itself a query image, so its identity's gallery images come first
     assert _ranked_names(html, "Base")[0].startswith("0003_")
+    assert "Re-ranking" not in html + message
+    # re-ranking ticked while the photo is shown: the same lists, and both notes say it is not applied
+    (reranked, _, reranked_status), *_ = retrieve.refresh(key, 0, str(photo), True, Generations(), 2, 2, 2.0, True, 5)
+    assert _ranked_names(reranked, "Base") == _ranked_names(html, "Base")
+    for text in (reranked, reranked_status):
+        assert "Re-ranking is not applied to your photo" in text
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
     update, message, shown, picker = retrieve.upload_query(key, str(bad), Generations(), 2, 2, 2.0, 5)

@@ -152,11 +152,11 @@ def selected_poses(pose_names, use_editor, editor_value):
             pose = editor.from_value(editor_value).check_body()
         except PoseError as error:
             raise PoseError(f"the editor pose cannot be generated: {str(error).removeprefix('JSON text: ')}. Fix it "
-                            "in the skeleton editor (Reset gives a standard pose) or untick 'Include the editor pose'"
+                            "in the skeleton editor (Reset gives a standard pose) or untick 'Include the editor pose'."
                             ) from None
         poses.append(("editor pose", pose))
     if not poses:
-        raise PoseError("no pose selected: tick at least one standard pose or 'Include the editor pose'")
+        raise PoseError("no pose selected: tick at least one standard pose or 'Include the editor pose'.")
     return poses
 
 
@@ -427,6 +427,23 @@ class Generate:
         return None, None, status(f"Reference photo {name}: press Generate to draw this person in the ticked poses "
                                   f"with {self.generator_label()}, or search the gallery with it.", "info")
 
+    def generator_changed(self, generator, photo, pid):
+        """The status once the user picks another generator: what pressing Generate will now do
+        with the photo shown, or why it cannot."""
+        if generator == ORACLE:
+            if pid is not None:
+                return status(f"SynthPed oracle: press Generate to draw SynthPed identity #{pid} in the ticked poses.",
+                              "info")
+            return status("The SynthPed oracle only draws SynthPed identities: pick a SynthPed example (labelled "
+                          "synthetic) or a 'SynthPed identity'.", "info")
+        note = self.ipg_note()
+        if note:
+            return status(note, "warning")
+        if photo in (None, ""):
+            return status(f"{self.generator_label()}: upload a reference photo or pick an example, then press "
+                          "Generate.", "info")
+        return status(f"Press Generate to draw this person in the ticked poses with {self.generator_label()}.", "info")
+
     def photo_uploaded(self, photo, previous=None):
         """(reference photo, last good photo, pid state, identity dropdown, status) once a photo is
         uploaded or removed: as :meth:`photo_changed`, except that a file that cannot be used
@@ -542,6 +559,7 @@ class Generate:
             images = oracle.generate(oracle_pid, poses, seed=[oracle_pid, seed])
             settings["synthped_pid"] = oracle_pid
             label = f"SynthPed oracle (not a model), identity #{oracle_pid}"
+            used += " (for the oracle it changes only the background and the camera noise)"
         else:
             unavailable = self.ipg_note()
             running = replace(generations, running=digest)

@@ -357,7 +357,7 @@ def uploaded_query_features(bench, feature, gen_feats, k1, k2, eta):
     return {method: own[method] for method in METHODS if method in own}
 
 
-def uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note=""):
+def uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note="", rerank=False):
     """Ranked lists for an uploaded photo (identity unknown, so no green/red), one per method of
     ``features`` (see :func:`uploaded_query_features`), each against the gallery features the
     benchmark's own column of that method uses.
@@ -367,6 +367,7 @@ def uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note="")
     features : dict method -> (D,) feature of the photo after the method.
     thumbnail : data URI of the photo.
     note : what to say about +IPG under the lists.
+    rerank : whether re-ranking is ticked (it is not applied to an uploaded photo; the note says so).
     """
     columns = []
     for method, q in features.items():
@@ -386,8 +387,12 @@ def uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note="")
         f'<img src="{thumbnail}" alt="uploaded query"><figcaption>identity unknown</figcaption></figure></div>'
         f'<div class="p2-rank-cols">{"".join(columns)}</div></div>'
         f'<p class="p2-note">Your photo\'s identity is unknown, so matches are not marked right or wrong. '
-        f'{html.escape(note)} Re-ranking applies to the query set only.</p>'
+        f'{html.escape(note)}{RERANK_NOT_FOR_PHOTOS if rerank else ""}</p>'
     )
+
+
+RERANK_NOT_FOR_PHOTOS = (" Re-ranking is not applied to your photo: it re-ranks the whole query set together, "
+                         "which your photo is not part of.")
 
 
 class Retrieve:
@@ -514,7 +519,7 @@ class Retrieve:
         elapsed = time.perf_counter() - start
         return html_text, f"{self.label(bench, key)} Query #{query_index}; ranked in {elapsed:.2f} s."
 
-    def _photo_view(self, key, photo, generations, k1, k2, eta, top_k):
+    def _photo_view(self, key, photo, generations, k1, k2, eta, top_k, rerank=False):
         """(rankings html, status text) of an uploaded photo; see :meth:`upload_query`. Raises
         :class:`~pose2id.demo.inputs.InputError` or ValueError on bad input."""
         from pose2id.demo.inputs import open_photo, photo_digest
@@ -540,12 +545,14 @@ class Retrieve:
         buffer = io.BytesIO()
         image.resize((max(1, round(image.width * 128 / image.height)), 128)).save(buffer, format="JPEG")
         thumbnail = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-        html_text = uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note)
+        html_text = uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note, rerank)
         if gen_feats is not None:
             text = (f"Ranked your photo with Base, +NFC, +IPG and +NFC+IPG: +IPG from {count} of your photo "
                     f"({generated.generator}; {', '.join(generated.poses)}), eta {eta:g}.")
         else:
             text = f"Ranked your photo with Base and +NFC. {note}"
+        if rerank:
+            text += RERANK_NOT_FOR_PHOTOS
         return html_text, f"{self.label(bench, key)} {text}"
 
     def upload_query(self, key, photo, generations, k1, k2, eta, top_k, label="Query photo"):
@@ -604,7 +611,7 @@ class Retrieve:
             return
         try:
             if shown and photo is not None:
-                html_text, text = self._photo_view(key, photo, generations, k1, k2, eta, top_k)
+                html_text, text = self._photo_view(key, photo, generations, k1, k2, eta, top_k, rerank)
             else:
                 html_text, text = self._query_view(key, query_index, k1, k2, eta, rerank, top_k)
         except (InputError, ValueError, OSError) as error:
