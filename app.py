@@ -242,7 +242,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         for tab in (generate_tab, retrieve_tab, about_tab):
             tab.select(lambda: False, None, space_open, **PRIVATE)
         gallery_key.change(space.view_if_open, [space_open, *space_inputs, after_wanted], [after, *space_outputs],
-                           trigger_mode="always_last", **PRIVATE)
+                           trigger_mode="always_last", show_progress="hidden", **PRIVATE)
         space_api.click(space.plots, [gallery_choice, *space_inputs[1:]], space_outputs, api_name="feature_space")
     return demo
 

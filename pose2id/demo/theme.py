@@ -17,7 +17,9 @@ def theme():
 
 
 CSS = """
-.gradio-container { max-width: 1800px !important; margin-left: auto !important; margin-right: auto !important; }
+/* centred on screens wider than 1800 px; the width keeps auto margins from shrinking it to its content */
+.gradio-container { max-width: 1800px !important; width: 100% !important; margin-left: auto !important;
+                    margin-right: auto !important; }
 /* the photo boxes' label badge sits over the image's top edge: start the image below it */
 #photo .image-frame, #query-photo .image-frame { padding-top: 2.1rem; box-sizing: border-box; }
 .p2-header h1 { margin: 0 0 2px 0; font-size: 1.7em; }

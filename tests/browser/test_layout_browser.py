@@ -90,3 +90,10 @@ def test_small_text_is_readable(open_app, viewports, screen):
     page.locator("#tsne-plot .p2-tsne-note").wait_for()
     assert _font_px(page, "#tsne-plot .p2-tsne-note") >= 14
     assert _contrast(*page.evaluate(_COLOURS, "#tsne-plot .p2-tsne-note")) >= 4.5
+
+
+def test_a_wide_screen_shows_the_app_centred(open_app):
+    """On a 2560 px screen the 1800 px wide app sits in the middle, not against the left edge."""
+    page = open_app({"width": 2560, "height": 1440})
+    left, _, right, _ = page.evaluate(_BOX, ".gradio-container")
+    assert right - left == 1800 and abs(left - (2560 - right)) <= 20
