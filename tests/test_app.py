@@ -65,8 +65,17 @@ def test_open_photo_converts_modes_to_rgb(tmp_path, mode):
 
 def test_open_photo_composites_transparency_on_white(tmp_path):
     path = tmp_path / "transparent.png"
-    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(path)
+    Image.new("RGBA", (16, 16), (255, 0, 0, 0)).save(path)
     assert open_photo(path).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_open_photo_refuses_a_picture_too_small_to_show_a_person(tmp_path):
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (3, 3)).save(tiny)
+    with pytest.raises(InputError, match=r"tiny.png is only 3x3 pixels, too small to show a person"):
+        open_photo(tiny)
+    Image.new("RGB", (16, 40)).save(tiny)  # the smallest accepted
+    assert open_photo(tiny).size == (16, 40)
 
 
 def test_open_photo_without_a_file_says_what_to_do():

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # A photo of a pedestrian needs far less; the limit protects the server's memory.
 MAX_PIXELS = 40_000_000
 MAX_FILE_BYTES = 50 * 1024 * 1024
+MIN_SIDE = 16  # pixels: a person needs at least this much of a picture on each side
 
 
 class InputError(ValueError):
@@ -58,6 +59,11 @@ def open_photo(path, max_pixels=MAX_PIXELS):
             raise InputError(
                 f"{path.name} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
                 f"{max_pixels / 1e6:.0f} megapixels. Resize or crop it to the person (a few hundred pixels is enough)."
+            )
+        if min(width, height) < MIN_SIDE:
+            raise InputError(
+                f"{path.name} is only {width}x{height} pixels, too small to show a person; use a photo at least "
+                f"{MIN_SIDE} pixels on each side (pedestrian crops are usually 64x128 or larger)."
             )
         try:
             image = ImageOps.exif_transpose(image)
