@@ -1161,7 +1161,11 @@ def test_feature_space_plots_before_and_after(market):
     bars, tsne, message = FeatureSpace(Galleries(data=str(market))).plots(f"data:{market}", "+NFC+IPG", 2, 2, 2.0, 30)
     assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC+IPG"]
     assert len(bars.data[0].x) == 6
-    assert "global ID²" in message
+    assert "global ID²" in message and "(+NFC+IPG; k1 2, k2 2, eta 2)" in message  # the parameters in use
+    # eta 0: +IPG moves nothing, and the status says why rather than looking broken
+    _, _, message = FeatureSpace(Galleries(data=str(market))).plots(f"data:{market}", "+IPG", 2, 2, 0, 30)
+    before, after = re.search(r"global ID² ([\d.]+) \(Base\) → ([\d.]+)", message).groups()
+    assert before == after and "(+IPG; eta 0)" in message and "eta 0 gives the generated images no weight" in message
     # one map whose points move from Base to +NFC+IPG, one thumbnail per point for the hover view
     assert tsne.count("<svg") == 1 and "+NFC+IPG" in tsne and 'type="range"' in tsne
     points = tsne.count("<circle")

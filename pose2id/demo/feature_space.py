@@ -322,9 +322,13 @@ class FeatureSpace:
         pids = pids[pids > 0]
         sample = pids[sample_indices(pids, sample_size)]  # the points tsne_html draws
         synthetic = " (synthetic data)" if bench.is_synthetic and "synthetic" not in bench.dataset_name.lower() else ""
+        used = ", ".join(([f"k1 {k1}", f"k2 {k2}"] if "NFC" in after else []) + ([f"eta {eta:g}"] if "IPG" in after else []))
+        idle = (" eta 0 gives the generated images no weight, so +IPG leaves every feature where it was."
+                if "IPG" in after and eta == 0 else "")
         return bars, tsne, (
-            f"{bench.dataset_name}{synthetic}: global ID² {before:.4f} (Base) → {later:.4f} ({after}). t-SNE of "
-            f"{len(sample)} points: {len(np.unique(sample))} whole identities, for about {sample_size} asked.")
+            f"{bench.dataset_name}{synthetic}: global ID² {before:.4f} (Base) → {later:.4f} ({after}; {used}).{idle} "
+            f"t-SNE of {len(sample)} points: {len(np.unique(sample))} whole identities, for about {sample_size} "
+            "asked.")
 
     def plots(self, key, after, k1, k2, eta, sample_size):
         """(ID² figure, t-SNE HTML, status) for gallery ``key``: the /feature_space API endpoint.
