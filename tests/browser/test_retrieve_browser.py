@@ -99,7 +99,7 @@ def test_an_uploaded_zip_is_a_gallery_choice_and_synthped_comes_back(open_app, t
     assert _table(page) == synthped
     # the Feature space shows the user's own After again (the default +NFC+IPG), not the zip's +NFC
     page.get_by_role("tab", name="Feature space").click()
-    status(page, "space-status", "SynthPed", "(+NFC+IPG). t-SNE")
+    status(page, "space-status", "SynthPed", "(+NFC+IPG; k1 2, k2 2, eta 2). t-SNE")
     assert page.locator("#after input").input_value() == "+NFC+IPG"
     page.get_by_role("tab", name="Retrieve").click()
     choice.click()
