@@ -442,10 +442,8 @@ def test_cpu_flag_runs_ipg_without_a_gpu_and_says_it_is_slow(tmp_path, monkeypat
     assert "`--cpu`" in message
 
 
-@pytest.mark.parametrize("cuda, allow_cpu", [(True, False), (False, True)])
-def test_ipg_without_its_weights_says_so_before_generate(tmp_path, monkeypatch, cuda, allow_cpu):
-    """Where IPG could run (a GPU, or --cpu) but its weights are missing and cannot be fetched
-    (offline, or a --ckpt-dir without them), the tab says so from the start and offers the oracle."""
+def _photo_and_empty_weights(tmp_path, monkeypatch, cuda):
+    """(a photo, an empty weights folder) on a machine with CUDA or without, off Spaces."""
     import torch
 
     monkeypatch.delenv("SPACE_ID", raising=False)
@@ -454,6 +452,14 @@ def test_ipg_without_its_weights_says_so_before_generate(tmp_path, monkeypatch, 
     Image.new("RGB", (64, 128)).save(photo)
     empty = tmp_path / "weights"
     empty.mkdir()
+    return photo, empty
+
+
+@pytest.mark.parametrize("cuda, allow_cpu", [(True, False), (False, True)])
+def test_ipg_without_its_weights_says_so_before_generate(tmp_path, monkeypatch, cuda, allow_cpu):
+    """Where IPG could run (a GPU, or --cpu) but its weights are missing and cannot be fetched
+    (offline, or a --ckpt-dir without them), the tab says so from the start and offers the oracle."""
+    photo, empty = _photo_and_empty_weights(tmp_path, monkeypatch, cuda)
     gen = Generate(GenerateConfig(ckpt_dir=str(empty), allow_cpu=allow_cpu))
     note = gen.ipg_note()
     assert "weights are missing" in note and "denoising_unet.pth" in note and "python -m pose2id download" in note
@@ -471,14 +477,7 @@ def test_ipg_without_its_weights_says_so_before_generate(tmp_path, monkeypatch, 
 
 def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
     """Past the cheap check (the weights looked present), loading them fails: the files are listed."""
-    import torch
-
-    monkeypatch.delenv("SPACE_ID", raising=False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    photo = tmp_path / "p.png"
-    Image.new("RGB", (64, 128)).save(photo)
-    empty = tmp_path / "weights"
-    empty.mkdir()
+    photo, empty = _photo_and_empty_weights(tmp_path, monkeypatch, cuda=True)
     gen = Generate(GenerateConfig(ckpt_dir=str(empty)))
     monkeypatch.setattr(gen, "_blocker", lambda: None)  # as if the files had gone after the check
     starting, (_, gallery, _, message, _, _) = _run(gen, photo=str(photo), generator=IPG)
