@@ -300,6 +300,23 @@ def _stderr_progress(label):
     return report
 
 
+def _check_neighbourhoods(args, dataset):
+    """--k1 / --k2 that the dataset is too small for, refused before its features are computed
+    (NFC looks for a feature's neighbours among the other features of its own set). A sweep of a
+    method without NFC does not use them."""
+    if "NFC" not in getattr(args, "method", "NFC"):
+        return
+    rows = min(len(dataset.query), len(dataset.gallery))
+    for name in ("k1", "k2"):
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if value is not None and value > rows - 1:
+                raise ValueError(
+                    f"--{name} {value} is too large for {dataset.name}: at most {rows - 1} (it has {len(dataset.query)} "
+                    f"queries and {len(dataset.gallery)} gallery images, and NFC looks for a feature's neighbours "
+                    "among the other features of its own set)")
+
+
 def _prepare_from_args(args):
     from pose2id.data import open_dataset
     from pose2id.features import get_extractor
@@ -317,6 +334,7 @@ def _prepare_from_args(args):
         extractor = get_extractor(args.features, device=args.device)
     except ValueError as error:
         raise ValueError(in_option_terms(error, "--features", ("spec",))) from None
+    _check_neighbourhoods(args, dataset)
     bench = prepare_benchmark(dataset, extractor, progress=_stderr_progress("features"))
     bench.timings["total_prepare_s"] = time.perf_counter() - start
     if bench.ipg_note:

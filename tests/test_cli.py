@@ -134,3 +134,17 @@ def test_module_entry_point_starts_without_importing_diffusers():
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("argv", [["eval", "--k1", "1000"], ["sweep", "--k2", "2", "999"]])
+def test_k_too_large_for_the_dataset_is_refused_before_its_features(argv, tmp_path, capsys, monkeypatch):
+    from tiny_market import market_folder
+
+    import pose2id.experiments as experiments
+
+    monkeypatch.setattr(experiments, "prepare_benchmark", lambda *a, **k: pytest.fail("features were computed"))
+    market = market_folder(tmp_path / "market")
+    err = _error([*argv, "--dataset", str(market)], capsys)
+    value = argv[-1]
+    assert err.startswith(f"error: --k{argv[1][-1]} {value} is too large for ") and "at most" in err
+    assert "queries and" in err and "gallery images" in err
