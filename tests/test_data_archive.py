@@ -180,7 +180,8 @@ def test_zip_without_query_names_the_zip_and_the_missing_folder(tmp_path):
 
 
 def test_zip_messages_name_the_zip_not_the_extraction_folder(tmp_path):
-    archive = _zip_files(tmp_path / "one.zip", {f"cams/0001_c1s1_00000{i}_00.jpg": _jpeg_bytes() for i in range(2)})
+    archive = _zip_files(tmp_path / "one.zip", {f"{day}/0001_c1s1_00000{i}_00.jpg": _jpeg_bytes()
+                                                for i in range(2) for day in ("day1", "day2")})
     archive_flat = _zip_files(tmp_path / "flat.zip", {f"0001_c1s1_00000{i}_00.jpg": _jpeg_bytes() for i in range(2)})
     junk = _zip_files(tmp_path / "junk.zip", {"-1_c1s1_000001_00.jpg": _jpeg_bytes()})
     messages = []
@@ -188,8 +189,8 @@ def test_zip_messages_name_the_zip_not_the_extraction_folder(tmp_path):
         with pytest.raises(DatasetError) as info:
             open_dataset(str(zip_path), cache_dir=tmp_path / zip_path.stem)
         messages.append(str(info.value))
-    assert messages[0].startswith("there are no Market-1501 style images directly in one.zip: its 2 file(s) with such "
-                                  "names are in other folders (for example cams/0001_c1s1_000000_00.jpg)")
+    assert messages[0].startswith("there are no Market-1501 style images directly in one.zip: its 4 file(s) with such "
+                                  "names are in other folders (for example day1/0001_c1s1_000000_00.jpg)")
     assert messages[1].startswith("no identity in flat.zip is seen by at least two cameras")
     assert messages[2].startswith("no usable query/gallery images in junk.zip: all 1 file(s) with Market-1501 style "
                                   "names are junk (pid -1")
@@ -200,3 +201,16 @@ def test_zip_opened_is_named_after_the_zip(tmp_path):
     names = ["0001_c1s1_000001_00.jpg", "0001_c2s1_000001_00.jpg", "0002_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"]
     flat = _zip_files(tmp_path / "flat.zip", {name: _jpeg_bytes() for name in names})
     assert open_dataset(str(flat), cache_dir=tmp_path / "cache").name == "flat.zip"
+
+
+def test_a_zip_of_one_folder_of_images_opens_like_a_flat_zip(tmp_path):
+    """`zip -r cams.zip cams/` puts every image under cams/: read as if they were at the top."""
+    names = ["0001_c1s1_000001_00.jpg", "0001_c2s1_000001_00.jpg", "0002_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"]
+    wrapped = _zip_files(tmp_path / "cams.zip", {f"cams/{name}": _jpeg_bytes() for name in names}
+                         | {"__MACOSX/cams/._0001_c1s1_000001_00.jpg": b"resource fork"})
+    dataset = open_dataset(str(wrapped), cache_dir=tmp_path / "cache")
+    flat = open_dataset(str(_zip_files(tmp_path / "flat.zip", {name: _jpeg_bytes() for name in names})),
+                        cache_dir=tmp_path / "cache2")
+    assert dataset.name == "cams.zip"
+    assert [im.name for im in dataset.query] == [im.name for im in flat.query] and len(dataset.query) == 4
+    assert [im.name for im in dataset.gallery] == [im.name for im in flat.gallery]

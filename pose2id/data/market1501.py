@@ -177,6 +177,25 @@ def find_dataset_root(folder):
     return folder
 
 
+def _has_market_images(folder):
+    return any(path.is_file() and parse_name(path.name) is not None for path in folder.iterdir())
+
+
+def _wrapped_images(folder):
+    """The one subfolder that holds ``folder``'s Market-style images when ``folder`` itself holds
+    none and nothing else but that subfolder (hidden and ``__MACOSX`` folders aside), else None.
+    A split folder of the Market layout (``query/``, ``bounding_box_test/``, ...) is not such a
+    wrapper: alone it is half a dataset, which :meth:`Market1501._layout_problem` explains."""
+    if _has_market_images(folder):
+        return None
+    entries = [p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    split_names = {name.lower() for name in (*QUERY_DIRS, *GALLERY_DIRS, *TRAIN_DIRS)}
+    if (len(entries) == 1 and entries[0].is_dir() and _has_market_images(entries[0])
+            and entries[0].name.lower() not in split_names and not entries[0].name.lower().endswith("_gen")):
+        return entries[0]
+    return None
+
+
 class Market1501:
     """A Market-1501 style dataset read from a folder.
 
@@ -219,11 +238,14 @@ class Market1501:
                 self._raise_empty(f"{query_dir.name}/ has {len(self.query)} usable image(s) and {gallery_dir.name}/ "
                                   f"has {len(self.gallery)}; both need at least one")
         else:
+            wrapped = _wrapped_images(self.root)
+            if wrapped is not None:  # a zip of one folder of images (zip -r cams.zip cams/)
+                self.root = wrapped
             pool = read_images(self.root, verify, self.skipped)
             self.query, self.gallery = split_market_protocol(pool)
             self.train = []
             self._split_dirs = {"query": self.root, "gallery": self.root}
-            default_name = self._shown_as if self._shown_as and self.root == root else self.root.name
+            default_name = (self._shown_as if self._shown_as and self.root in (root, wrapped) else self.root.name)
             if pool and not self.query:
                 identities = len({im.pid for im in pool if im.pid > 0})
                 self._raise_empty(
