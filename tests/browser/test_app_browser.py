@@ -154,7 +154,7 @@ def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp
     page.wait_for_function("() => [...document.querySelectorAll('#photo img')].some(i => i.src.includes('grey'))")
     page.locator("#generator label", has_text="SynthPed oracle").click()
     page.locator("#generate-button").click()  # with the grey photo, which the oracle does not draw
-    assert "SynthPed identities" in status(page, "generate-status", "SynthPed identities")
+    status(page, "generate-status", "only re-renders SynthPed identities")  # Generate's answer, not the radio's
 
     huge = _png_header_only(tmp_path / "huge.png", 20000, 20000)
     page.get_by_role("button", name="Remove Image").click()
