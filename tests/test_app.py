@@ -518,6 +518,7 @@ def test_tiny_pipeline_streams_previews_then_results(tmp_path):
     assert outputs[0][:3] == (KEEP,) * 3 and "starting" in outputs[0][3]
     assert outputs[1][1] == [] and "step 1 of 2" in outputs[1][3]
     assert len(outputs[-1][1]) == 1 and "tiny random-weight" in outputs[-1][3]
+    assert ", of p.png." in outputs[-1][3]  # the photo the images are of, should another be shown by then
 
 
 @pytest.mark.slow

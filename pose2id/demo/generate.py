@@ -592,6 +592,8 @@ class Generate:
                 return
             label = self.generator_label()
             used = f"{steps} steps, guidance {guidance:g}, {used}"
+            # named: a photo changed while it ran must not seem to be the one these images are of
+            used += f", of {Path(photo).name}" if photo else ""
         gallery = [(pair_image(pose, im), f"{name} | generated") for (name, pose), im in zip(labelled, images)]
         archive = write_zip(image, labelled, images, settings)
         text = f"{label}: {len(images)} image(s), {used}. " + fusion_summary(image, images, eta)
