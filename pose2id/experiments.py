@@ -155,12 +155,14 @@ class Benchmark:
         return float(np.mean(p2.id2(feats[keep], pids[keep])))
 
     def row(self, method, k1=2, k2=2, eta=2.0, rerank=False):
-        """One table row: {"method", "mAP", "rank1", "rank5", "rank10", "mINP", "id2"} (fractions)."""
+        """One table row: {"method", "mAP", "mAP_tie_range", "rank1", "rank5", "rank10", "mINP",
+        "id2"} (fractions; ``mAP_tie_range`` is [worst, best] over orders of equal distances)."""
         result = self.evaluate(method, k1, k2, eta, rerank)
         cmc = np.asarray(result.cmc)
         return {
             "method": method,
             "mAP": float(result.mAP),
+            "mAP_tie_range": [float(v) for v in result.mAP_tie_range],
             "rank1": float(cmc[0]),
             "rank5": float(cmc[min(4, len(cmc) - 1)]),
             "rank10": float(cmc[min(9, len(cmc) - 1)]),
@@ -264,14 +266,26 @@ def prepare_benchmark(dataset, extractor, progress=None, cache_dir=None):
 
 
 def format_table(rows, title=""):
-    """Markdown table of :meth:`Benchmark.table` rows (percentages, ID² to 4 decimals)."""
+    """Markdown table of :meth:`Benchmark.table` rows (percentages, ID² to 4 decimals).
+
+    A row whose mAP depends, at the shown precision, on the order of exactly equal distances
+    (common after NFC) is starred, with its range under the table.
+    """
     lines = [title, ""] if title else []
     lines += ["| Method | mAP | Rank-1 | Rank-5 | Rank-10 | ID² |", "|---|---:|---:|---:|---:|---:|"]
+    notes = []
     for r in rows:
+        lo, hi = (100 * v for v in r.get("mAP_tie_range", (r["mAP"], r["mAP"])))
+        star = f"{lo:.2f}" != f"{hi:.2f}"
+        if star:
+            notes.append(f"{r['method']} {lo:.2f}–{hi:.2f}")
         lines.append(
-            f"| {r['method']} | {100 * r['mAP']:.2f} | {100 * r['rank1']:.2f} | {100 * r['rank5']:.2f} | "
-            f"{100 * r['rank10']:.2f} | {r['id2']:.4f} |"
+            f"| {r['method']} | {100 * r['mAP']:.2f}{'*' if star else ''} | {100 * r['rank1']:.2f} | "
+            f"{100 * r['rank5']:.2f} | {100 * r['rank10']:.2f} | {r['id2']:.4f} |"
         )
+    if notes:
+        lines += ["", "\\* equal distances, ordered by gallery index here; in any other order the mAP "
+                  "lies in: " + ", ".join(notes)]
     return "\n".join(lines)
 
 

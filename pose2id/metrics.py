@@ -112,6 +112,12 @@ class EvalResult:
     mINP : float, mean inverse negative penalty (fast-reid): matches / rank of the last match.
     all_AP : (n_valid,) float array, the AP of every query that has a true match, in query order.
     valid : (nq,) bool array, which queries have a true match (the others are skipped).
+    mAP_tie_range : (worst, best) floats, the mAP if every true match came after / before the
+        other images at exactly the same distance. Identical distances are common after NFC
+        (mutual neighbours can get identical features), and the order of tied entries is a
+        convention: ``mAP`` breaks ties by gallery index, while another implementation's order
+        follows its sort and its floating-point rounding. Any such result lies in this range.
+    cmc_tie_range : (worst, best) pair of (max_rank,) float arrays, the same for the CMC curve.
     """
 
     cmc: np.ndarray
@@ -119,6 +125,8 @@ class EvalResult:
     mINP: float
     all_AP: np.ndarray
     valid: np.ndarray
+    mAP_tie_range: tuple = (float("nan"), float("nan"))
+    cmc_tie_range: tuple = (None, None)
 
     @property
     def rank1(self):
@@ -128,10 +136,11 @@ class EvalResult:
 def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
     """Market-1501 evaluation: CMC, mAP and mINP.
 
-    For every query the gallery is sorted by ascending distance (identical distances in numpy's
-    default ``argsort`` order, as in the reference implementation); gallery images of the
-    query's identity seen by the query's camera are dropped; a
-    query with no remaining true match is skipped.
+    For every query the gallery is sorted by ascending distance, identical distances in gallery
+    order (a stable sort, so the result is the same on every machine); gallery images of the
+    query's identity seen by the query's camera are dropped; a query with no remaining true
+    match is skipped. ``mAP_tie_range`` and ``cmc_tie_range`` bound what any other order of
+    identical distances gives (the reference code's unstable sort among them).
 
     Parameters
     ----------
@@ -166,10 +175,12 @@ def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
     pair_d = distmat[pair_q, pair_g]
     junk = g_camids[pair_g] == q_camids[pair_q]
 
-    # Position of every pair in its query's ranked list (0 = nearest).
-    pos = _positions(distmat, pair_q, pair_g, pair_d, counts)
+    # Position of every pair in its query's ranked list (0 = nearest), and how many entries of
+    # the row lie strictly below / at or below its distance.
+    pos, below, upto = _positions(distmat, pair_q, pair_g, pair_d, counts)
     order = np.lexsort((pos, pair_q))  # pairs of each query in ranked order
-    pos, junk = pos[order], junk[order]
+    pos, junk, below, upto = pos[order], junk[order], below[order], upto[order]
+    pair_d = pair_d[order]
     group_start = np.repeat(np.cumsum(counts) - counts, counts)
     junk_before = _cumcount(junk, group_start)
     good = ~junk
@@ -192,10 +203,31 @@ def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
     last = np.ones(match_q.size, dtype=bool)
     last[:-1] = match_q[:-1] != match_q[1:]
     inp = n_match[valid] / rank[last]
-    first_rank = rank[first]
-    cmc = (first_rank[None, :] <= np.arange(1, max_rank + 1)[:, None]).mean(1)
+    ranks = np.arange(1, max_rank + 1)[:, None]
+    cmc = (rank[first][None, :] <= ranks).mean(1)
+
+    # Tie bounds. Within a query, the pairs are in ascending distance, so the same-identity
+    # pairs at a distance form one run: the entries of the row below (at or below) a match's
+    # distance that are not of its identity are the other images ranked before it when true
+    # matches come last (first) among equal distances.
+    run_start = np.ones(pair_q.size, dtype=bool)
+    run_start[1:] = (pair_q[1:] != pair_q[:-1]) | (pair_d[1:] != pair_d[:-1])
+    run_id = np.cumsum(run_start) - 1
+    starts = np.flatnonzero(run_start)
+    ends = np.append(starts[1:], pair_q.size)
+    same_below = (starts - group_start[starts])[run_id]
+    same_upto = (ends - group_start[starts])[run_id]
+    j = good_index[good]
+    worst_rank = (upto - same_upto)[good] + j
+    best_rank = (below - same_below)[good] + j
+    map_range = tuple(
+        float((np.bincount(match_q, weights=j / r, minlength=nq)[valid] / n_match[valid]).mean())
+        for r in (worst_rank, best_rank)
+    )
+    cmc_range = tuple((r[first][None, :] <= ranks).mean(1) for r in (worst_rank, best_rank))
     return EvalResult(
-        cmc=cmc, mAP=float(ap.mean()), mINP=float(inp.mean()), all_AP=ap, valid=valid
+        cmc=cmc, mAP=float(ap.mean()), mINP=float(inp.mean()), all_AP=ap, valid=valid,
+        mAP_tie_range=map_range, cmc_tie_range=cmc_range,
     )
 
 
@@ -206,15 +238,18 @@ def _cumcount(flags, group_start):
 
 
 def _positions(distmat, pair_q, pair_g, pair_d, counts, chunk=512):
-    """Position of gallery entry ``pair_g`` in the ascending sort of row ``pair_q`` of distmat.
+    """Position of gallery entry ``pair_g`` in the stable ascending sort of row ``pair_q``.
 
-    A value that occurs once in its row sits after the entries smaller than it, found by binary
-    search in the sorted row. Identical distances are common (NFC can give mutual neighbours
-    identical features); in a row where a pair is tied, positions are read from numpy's default
-    ``argsort`` of that row, the order of the reference implementation, so the metrics match it.
-    Rows are sorted in chunks to bound memory.
+    Also returns, per pair, how many entries of its row are smaller than its distance and how
+    many are smaller or equal, found by binary search in the sorted row. A value that occurs once
+    in its row sits right after the smaller ones. Identical distances are common (NFC can give
+    mutual neighbours identical features); in a row where a pair is tied, positions are read
+    from the row's stable ``argsort`` (ties in gallery order). Rows are sorted in chunks to
+    bound memory.
     """
     pos = np.empty(pair_q.size, dtype=np.int64)
+    below = np.empty(pair_q.size, dtype=np.int64)
+    upto = np.empty(pair_q.size, dtype=np.int64)
     pair_start = np.cumsum(counts) - counts
     for s in range(0, distmat.shape[0], chunk):
         rows = np.sort(distmat[s : s + chunk], axis=1)
@@ -222,10 +257,11 @@ def _positions(distmat, pair_q, pair_g, pair_d, counts, chunk=512):
             p = slice(pair_start[q], pair_start[q] + counts[q])
             lower = np.searchsorted(rows[q - s], pair_d[p], "left")
             upper = np.searchsorted(rows[q - s], pair_d[p], "right")
+            below[p], upto[p] = lower, upper
             if np.any(upper - lower > 1):
                 rank_of = np.empty(distmat.shape[1], dtype=np.int64)
-                rank_of[np.argsort(distmat[q])] = np.arange(distmat.shape[1])
+                rank_of[np.argsort(distmat[q], kind="stable")] = np.arange(distmat.shape[1])
                 pos[p] = rank_of[pair_g[p]]
             else:
                 pos[p] = lower
-    return pos
+    return pos, below, upto

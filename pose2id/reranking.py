@@ -22,10 +22,11 @@ V is sparse. What remains is the (nq, ng) output plus a float16 (nq, ng) Jaccard
 about 6 GB for MSMT17 (11,659 queries, 82,161 gallery images) against 35 GB for its distance
 matrix alone.
 
-Neighbour order: exactly the first entries of ``np.argsort`` of each row (numpy's default
-sort, as the public code uses), including how it orders equal distances, which are common after
-NFC gives mutual neighbours identical features. Rows without ties among their nearest
-neighbours get them from a partial sort, about ten times faster than sorting the whole row.
+Neighbour order: the first entries of each row's stable ``argsort``, equal distances in index
+order. Equal distances are common after NFC gives mutual neighbours identical features; the
+public code's ``np.argsort`` (an unstable sort) orders them differently from one CPU to
+another, a stable order gives the same result on every machine. Each row's nearest neighbours
+come from a partial sort, about ten times faster than sorting the whole row.
 """
 
 import numpy as np
@@ -127,7 +128,8 @@ def _neighbours(feats, nq, k, lambda_value):
 
 
 def _smallest(dist, k):
-    """(rows, k) column indices of each row's k smallest entries: ``np.argsort(dist)[:, :k]``."""
+    """(rows, k) column indices of each row's k smallest entries, equal values in index order:
+    ``np.argsort(dist, kind="stable")[:, :k]``."""
     rows = dist.shape[0]
     kth = np.partition(dist, k - 1, axis=1)[:, k - 1 : k]
     r, c = np.nonzero(dist <= kth)  # at least k per row; more where values tie with the kth
@@ -135,13 +137,7 @@ def _smallest(dist, k):
     r, c = r[order], c[order]
     count = np.bincount(r, minlength=rows)
     position = np.arange(r.size) - np.repeat(np.cumsum(count) - count, count)
-    nearest = c[position < k].reshape(rows, k)
-    # Where equal values meet among the k (or at the cut), numpy's own order decides.
-    values = np.take_along_axis(dist, nearest, axis=1)
-    tied = (count > k) | (values[:, 1:] == values[:, :-1]).any(axis=1)
-    if tied.any():
-        nearest[tied] = np.argsort(dist[tied], axis=1)[:, :k]
-    return nearest
+    return c[position < k].reshape(rows, k)
 
 
 def _pair_distances(feats, scale, rows, cols):

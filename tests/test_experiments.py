@@ -75,6 +75,8 @@ def test_table_rows(bench):
     for r in rows:
         assert set(r) >= {"method", "mAP", "rank1", "rank5", "rank10", "id2"}
         assert 0 <= r["mAP"] <= 1 and 0 <= r["rank1"] <= r["rank5"] <= r["rank10"] <= 1
+        lo, hi = r["mAP_tie_range"]
+        assert lo - 1e-12 <= r["mAP"] <= hi + 1e-12
     base = bench.evaluate("Base")
     d = p2.pairwise_sqeuclidean(*bench.features("Base"))
     expected = p2.evaluate(d, bench.q_pids, bench.g_pids, bench.q_camids, bench.g_camids)
@@ -87,6 +89,16 @@ def test_table_rows(bench):
     assert rows[2]["id2"] < rows[0]["id2"]
     table = format_table(rows, "toy")
     assert "| +NFC+IPG |" in table and f"{100 * rows[0]['mAP']:.2f}" in table
+
+
+def test_table_stars_a_map_that_depends_on_the_order_of_equal_distances():
+    row = {"method": "+NFC", "mAP": 0.7697, "mAP_tie_range": [0.76872, 0.7699], "rank1": 0.9,
+           "rank5": 0.95, "rank10": 0.97, "id2": 0.1}
+    steady = dict(row, method="Base", mAP=0.5, mAP_tie_range=[0.5, 0.5])
+    table = format_table([steady, row])
+    assert "| +NFC | 76.97* |" in table and "| Base | 50.00 |" in table
+    assert "76.87–76.99" in table
+    assert "*" not in format_table([steady])
 
 
 def test_bad_requests(bench):

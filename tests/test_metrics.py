@@ -14,12 +14,16 @@ def l2n(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def loop_evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
-    """The per-query protocol, written out (as torchreid's eval_market1501)."""
-    indices = np.argsort(distmat, axis=1)
+def loop_evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, ties="index"):
+    """The per-query protocol, written out (as torchreid's eval_market1501).
+
+    ties: order of equal distances, "index" (gallery order), "matches_last" or "matches_first".
+    """
     cmcs, aps, inps = [], [], []
     for q in range(distmat.shape[0]):
-        order = indices[q]
+        is_match = g_pids == q_pids[q]
+        tiebreak = {"index": 0 * is_match, "matches_last": is_match, "matches_first": ~is_match}[ties]
+        order = np.lexsort((np.arange(g_pids.size), tiebreak, distmat[q]))
         keep = ~((g_pids[order] == q_pids[q]) & (g_camids[order] == q_camids[q]))
         hits = (g_pids[order][keep] == q_pids[q]).astype(np.float64)
         if not hits.any():
@@ -61,8 +65,32 @@ def test_evaluation_pipeline_matches_reference(ref, ipg, use_nfc):
         ref["ev_q_pids"], ref["ev_g_pids"], ref["ev_q_camids"], ref["ev_g_camids"],
     )
     assert result.cmc.shape == (50,)
-    assert abs(result.mAP - float(ref[f"ev_ipg{ipg}_nfc{use_nfc}_map"])) < 1e-6
-    np.testing.assert_allclose(result.cmc, ref[f"ev_ipg{ipg}_nfc{use_nfc}_cmc"], atol=1e-6)
+    # After NFC many distances are exactly equal, and the reference's order among them is its
+    # machine's: it lies within the range of tie orders of the same distances.
+    expected_map = float(ref[f"ev_ipg{ipg}_nfc{use_nfc}_map"])
+    worst, best = result.mAP_tie_range
+    assert worst - 1e-6 <= expected_map <= best + 1e-6
+    assert worst - 1e-12 <= result.mAP <= best + 1e-12
+    cmc_worst, cmc_best = result.cmc_tie_range
+    expected_cmc = ref[f"ev_ipg{ipg}_nfc{use_nfc}_cmc"]
+    assert np.all(cmc_worst - 1e-6 <= expected_cmc) and np.all(expected_cmc <= cmc_best + 1e-6)
+    if not use_nfc:  # no exactly equal distances: one well-defined answer
+        assert best - worst < 1e-12
+        assert abs(result.mAP - expected_map) < 1e-6
+        np.testing.assert_allclose(result.cmc, expected_cmc, atol=1e-6)
+
+
+def test_evaluation_after_nfc_is_the_same_on_every_run(ref):
+    def run():
+        qf, gf = p2.nfc(ref["ev_qf"]), p2.nfc(ref["ev_gf"])
+        d = p2.pairwise_sqeuclidean(qf, gf)
+        return p2.evaluate(d, ref["ev_q_pids"], ref["ev_g_pids"], ref["ev_q_camids"], ref["ev_g_camids"])
+
+    first, second = run(), run()
+    assert first.mAP == second.mAP and first.mAP_tie_range == second.mAP_tie_range
+    np.testing.assert_array_equal(first.cmc, second.cmc)
+    # NFC does make exactly equal distances here: the range is not empty
+    assert first.mAP_tie_range[0] < first.mAP_tie_range[1]
 
 
 def test_reranked_distances_evaluate_like_reference(ref):
@@ -70,8 +98,10 @@ def test_reranked_distances_evaluate_like_reference(ref):
         ref["ev_rerank_k20_6_03_dist"],
         ref["ev_q_pids"], ref["ev_g_pids"], ref["ev_q_camids"], ref["ev_g_camids"],
     )
-    assert abs(result.mAP - float(ref["ev_rerank_map"])) < 1e-6
-    np.testing.assert_allclose(result.cmc, ref["ev_rerank_cmc"], atol=1e-6)
+    worst, best = result.mAP_tie_range
+    assert worst - 1e-6 <= float(ref["ev_rerank_map"]) <= best + 1e-6
+    assert np.all(result.cmc_tie_range[0] - 1e-6 <= ref["ev_rerank_cmc"])
+    assert np.all(ref["ev_rerank_cmc"] <= result.cmc_tie_range[1] + 1e-6)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -86,6 +116,30 @@ def test_evaluate_equals_per_query_loop(seed, integer):
     np.testing.assert_allclose(result.all_AP, aps, atol=1e-12)
     assert result.valid.shape == (case[0].shape[0],)
     assert result.valid.sum() == aps.size
+    # the tie range: the same protocol with true matches last / first among equal distances
+    for bound, ties in zip((0, 1), ("matches_last", "matches_first")):
+        cmc_t, mAP_t, _, _ = loop_evaluate(*case, max_rank=20, ties=ties)
+        assert result.mAP_tie_range[bound] == pytest.approx(mAP_t, abs=1e-12)
+        np.testing.assert_allclose(result.cmc_tie_range[bound], cmc_t, atol=1e-12)
+    if not integer:
+        assert result.mAP_tie_range == pytest.approx((mAP, mAP), abs=1e-12)
+
+
+def test_any_order_of_equal_distances_lies_in_the_tie_range():
+    distmat, q_pids, g_pids, q_camids, g_camids = random_eval_case(5, integer=True)
+    result = p2.evaluate(distmat, q_pids, g_pids, q_camids, g_camids)
+    worst, best = result.mAP_tie_range
+    assert worst < best  # integer distances: many ties
+    maps = []
+    for seed in range(5):  # the same gallery in another order: other ties come first
+        perm = np.random.default_rng(seed).permutation(g_pids.size)
+        shuffled = p2.evaluate(distmat[:, perm], q_pids, g_pids[perm], q_camids, g_camids[perm])
+        assert shuffled.mAP_tie_range == pytest.approx((worst, best), abs=1e-12)
+        maps.append(shuffled.mAP)
+        assert worst - 1e-12 <= shuffled.mAP <= best + 1e-12
+        assert np.all(result.cmc_tie_range[0] <= shuffled.cmc + 1e-12)
+        assert np.all(shuffled.cmc <= result.cmc_tie_range[1] + 1e-12)
+    assert len(set(maps)) > 1  # the order did matter
 
 
 def test_evaluate_hand_example():
