@@ -4,7 +4,6 @@ import json
 import re
 import struct
 import threading
-import time
 import zipfile
 import zlib
 from types import SimpleNamespace
@@ -150,6 +149,8 @@ def test_export_of_a_broken_editor_value_is_a_message():
 
 
 # ---------------------------------------------------------------------------- generate
+# How long a test waits for another thread before it fails: only a hang gets near it.
+WAIT = 300
 KEEP = {"__type__": "update"}  # an output a refused request leaves as it was
 
 
@@ -954,28 +955,34 @@ def test_a_gallery_warmed_up_at_launch_is_prepared_once_and_a_visitor_sees_its_p
         calls.append(key)
         progress("drawing images", 3, 10)
         started.set()
-        release.wait(10)
+        assert release.wait(WAIT)
         progress("features", 10, 10)
         return f"benchmark of {key}"
 
     monkeypatch.setattr(galleries, "_prepare", prepare)
     thread = galleries.warm_up(SYNTHPED)
-    assert started.wait(10) and not galleries.is_ready(SYNTHPED)
-    seen = []
-    visitor = threading.Thread(target=lambda: seen.append(galleries.benchmark(SYNTHPED, progress=lambda *a: seen.append(a))))
+    assert started.wait(WAIT) and not galleries.is_ready(SYNTHPED)
+    seen, told = [], threading.Event()
+
+    def visitor_progress(*args):
+        seen.append(args)
+        told.set()
+
+    visitor = threading.Thread(target=lambda: seen.append(galleries.benchmark(SYNTHPED, progress=visitor_progress)))
     visitor.start()
-    time.sleep(0.6)  # the visitor waits, and is passed the warm-up's progress meanwhile
-    assert ("drawing images", 3, 10) in seen and visitor.is_alive()
+    # the visitor waits, and is passed the warm-up's progress meanwhile
+    assert told.wait(WAIT) and ("drawing images", 3, 10) in seen and visitor.is_alive()
     release.set()
-    visitor.join(10)
-    thread.join(10)
+    visitor.join(WAIT)
+    thread.join(WAIT)
+    assert not visitor.is_alive() and not thread.is_alive()
     assert seen[-1] == "benchmark of synthped" and calls == [SYNTHPED]  # built once
 
 
 def test_a_failed_warm_up_is_reported_when_a_visitor_opens_the_gallery(monkeypatch, caplog):
     galleries = Galleries()
     monkeypatch.setattr(galleries, "_prepare", lambda key, progress: (_ for _ in ()).throw(OSError("disk full")))
-    galleries.warm_up(SYNTHPED).join(10)
+    galleries.warm_up(SYNTHPED).join(WAIT)
     assert "disk full" in caplog.text
     *_, message = Retrieve(galleries).open_gallery(SYNTHPED, progress=lambda *a, **k: None)
     assert "Cannot open" in message and "disk full" in message
@@ -1035,7 +1042,7 @@ def test_a_zip_uploaded_while_synthped_is_built_stays_the_gallery_shown(tmp_path
     def slow_synthped(key, progress):
         if key == SYNTHPED:
             built.set()
-            release.wait(10)
+            assert release.wait(WAIT)
             return "SynthPed benchmark"
         return prepare(key, progress)
 
@@ -1046,7 +1053,7 @@ def test_a_zip_uploaded_while_synthped_is_built_stays_the_gallery_shown(tmp_path
     load = threading.Thread(target=lambda: results.setdefault(
         "load", retrieve.open_gallery(SYNTHPED, None, lambda *a, **k: None, request=page)))
     load.start()
-    assert built.wait(10)
+    assert built.wait(WAIT)
     zipped = retrieve.upload_zip(str(_zip_of(market, tmp_path / "my_cams.zip")), None, lambda *a, **k: None,
                                  request=page)
     assert zipped[0].startswith("zip:") and zipped[1]["value"] == zipped[0]
@@ -1055,8 +1062,9 @@ def test_a_zip_uploaded_while_synthped_is_built_stays_the_gallery_shown(tmp_path
         "other", retrieve.open_gallery(SYNTHPED, None, lambda *a, **k: None, request=other_page)))
     other.start()
     release.set()
-    load.join(10)
-    other.join(10)
+    load.join(WAIT)
+    other.join(WAIT)
+    assert not load.is_alive() and not other.is_alive()
     assert results["load"] == ({"__type__": "update"},) * 6  # nothing changed: the zip stays shown
     assert results["other"][0] == SYNTHPED
 

@@ -1,6 +1,5 @@
 import argparse
 import json
-import time
 
 import numpy as np
 import pytest
@@ -122,26 +121,21 @@ def test_bad_requests(bench):
         Benchmark(query=bench.query[:3], gallery=bench.gallery, qf=bench.qf, gf=bench.gf)
 
 
-def test_ranking_update_is_fast():
-    # the app recomputes distances on every slider move: default SynthPed size, 952-d features
+def test_a_ranking_update_reuses_what_it_computed():
+    # the app recomputes distances on every slider move; the same parameters come from the cache
+    # (its speed is measured by benchmarks/app_latency.py)
     rng = np.random.default_rng(0)
-    nq, ng, d = 320, 720, 952
+    nq, ng, d = 32, 72, 16
     bench = Benchmark(
-        query=_images(rng.integers(1, 80, nq), rng.integers(0, 6, nq), "q"),
-        gallery=_images(rng.integers(0, 80, ng), rng.integers(0, 6, ng), "g"),
+        query=_images(rng.integers(1, 8, nq), rng.integers(0, 6, nq), "q"),
+        gallery=_images(rng.integers(0, 8, ng), rng.integers(0, 6, ng), "g"),
         qf=rng.normal(size=(nq, d)).astype(np.float32), gf=rng.normal(size=(ng, d)).astype(np.float32),
         q_gen=rng.normal(size=(nq, 8, d)).astype(np.float32), g_gen=rng.normal(size=(ng, 8, d)).astype(np.float32),
     )
-    times = []
-    for _ in range(3):  # best of three: the machine is shared
-        bench._cache.clear()
-        start = time.perf_counter()
-        bench.distances("+NFC+IPG", k1=3, k2=2, eta=1.0)
-        times.append(time.perf_counter() - start)
-    assert min(times) < 0.5
-    start = time.perf_counter()
-    bench.distances("+NFC+IPG", k1=3, k2=2, eta=1.0)
-    assert time.perf_counter() - start < 0.01
+    first = bench.distances("+NFC+IPG", k1=3, k2=2, eta=1.0)
+    assert bench.distances("+NFC+IPG", k1=3, k2=2, eta=1.0) is first
+    bench._cache.clear()
+    np.testing.assert_array_equal(bench.distances("+NFC+IPG", k1=3, k2=2, eta=1.0), first)
 
 
 @pytest.fixture
@@ -227,9 +221,7 @@ def synthped_cache(tmp_path_factory):
 def test_synthped_reproduces_the_papers_claims(synthped_cache, tmp_path, capsys):
     """Default SynthPed + handcrafted features: NFC and IPG each raise mAP and lower ID² (paper, Table 2)."""
     out = tmp_path / "synthped.json"
-    start = time.perf_counter()
     assert run_cli(["eval", "--dataset", "synthped", "--features", "handcrafted", "--json", str(out)]) == 0
-    first_run = time.perf_counter() - start
     printed = capsys.readouterr().out
     assert "SynthPed (synthetic)" in printed
     result = json.loads(out.read_text())
@@ -242,9 +234,14 @@ def test_synthped_reproduces_the_papers_claims(synthped_cache, tmp_path, capsys)
         assert rows[method]["mAP"] > base["mAP"] + 0.02, method
         assert rows[method]["id2"] < base["id2"], method
     assert rows["+NFC+IPG"]["id2"] < min(rows["+NFC"]["id2"], rows["+IPG"]["id2"])
-    assert first_run < 90  # 60 s target on an idle 2-core machine; slack for a shared one
 
-    start = time.perf_counter()
-    assert run_cli(["eval", "--dataset", "synthped", "--json", str(out)]) == 0
-    assert time.perf_counter() - start < 10  # cached: < 5 s target
+    # a second run reads the dataset and its features from the cache: no person is drawn, no
+    # image decoded
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cached run did the work again")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("pose2id.data.synthped.render_person", refuse)
+        mp.setattr("pose2id.features.load_images", refuse)
+        assert run_cli(["eval", "--dataset", "synthped", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["rows"] == result["rows"]

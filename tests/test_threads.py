@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# How long a thread waits for another before the test fails: only a hang gets near it.
+WAIT = 300
+
 
 def _blas_threads():
     from threadpoolctl import threadpool_info
@@ -24,7 +27,8 @@ def _in_thread(fn):
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("value", fn()))
     thread.start()
-    thread.join(20)
+    thread.join(WAIT)
+    assert not thread.is_alive()
     return result.get("value")
 
 
@@ -53,15 +57,15 @@ def overlapping_callers():
     def a():
         with limited_threads(1, user_api="blas"):
             a_inside.set()
-            b_inside.wait(10)
+            assert b_inside.wait(WAIT)
             seen["a"] = _blas_threads()
         a_left.set()
 
     def b():
-        a_inside.wait(10)
+        assert a_inside.wait(WAIT)
         with limited_threads(1, user_api="blas"):
             b_inside.set()
-            a_left.wait(10)
+            assert a_left.wait(WAIT)
             seen["b after a left"] = _blas_threads()
 
     with _three_blas_threads():
@@ -69,7 +73,8 @@ def overlapping_callers():
         for t in threads:
             t.start()
         for t in threads:
-            t.join(20)
+            t.join(WAIT)
+        assert not any(t.is_alive() for t in threads)
         assert seen == {"a": [1], "b after a left": [1]}  # each inside its limit
         assert _blas_threads() == [3]  # and the limits from before once both left
 
@@ -94,5 +99,5 @@ def test_limited_threads_restore_the_limits_from_before(scenario):
     root, here = Path(__file__).resolve().parents[1], Path(__file__).resolve().parent
     code = f"import sys; sys.path[:0] = [{str(root)!r}, {str(here)!r}]; import test_threads; test_threads.{scenario}()"
     for _ in range(8):  # one after another: run side by side, the drop did not show in 30 runs
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stderr[-2000:]

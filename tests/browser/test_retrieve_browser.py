@@ -143,17 +143,28 @@ def test_zip_errors_say_what_is_wrong_in_the_users_terms(open_app, tmp_path):
 
 # ---------------------------------------------------------------------------- on an app of its own
 # An empty cache (the first visit builds SynthPed), and metrics for k1 = 1 that take 3 s longer:
-# an event that starts later (k1 = 2) finishes first, so a table arriving late would show k1 = 1.
+# an event that starts later (k1 = 2) could finish first, so a table arriving late would show
+# k1 = 1. Every metrics table the app computes is logged ("start K1" / "end K1") to the file named
+# by the second argument, so the tests wait for what the server did, never for a time.
 SLOW_APP = """
 import sys, time
 from pose2id.experiments import Benchmark
 
 table = Benchmark.table
+log_path = sys.argv[2]
+
+def log(line):
+    with open(log_path, "a") as log_file:
+        log_file.write(line + "\\n")
 
 def table_slow_for_k1_1(self, k1=2, k2=2, eta=2.0, rerank=False):
+    log(f"start {k1}")
     if k1 == 1:
         time.sleep(3)
-    return table(self, k1=k1, k2=k2, eta=eta, rerank=rerank)
+    try:
+        return table(self, k1=k1, k2=k2, eta=eta, rerank=rerank)
+    finally:
+        log(f"end {k1}")
 
 Benchmark.table = table_slow_for_k1_1
 sys.argv = ["app.py", "--port", sys.argv[1]]
@@ -164,12 +175,27 @@ app.main()
 
 @pytest.fixture(scope="module")
 def cold_app(tmp_path_factory, serve):
-    """The app on a free port with an empty POSE2ID_CACHE and slow k1 = 1 metrics; yields its URL."""
+    """The app on a free port with an empty POSE2ID_CACHE and slow k1 = 1 metrics; yields
+    {"url", "log"}, the log of its metrics tables."""
     folder = tmp_path_factory.mktemp("cold")
+    log = folder / "tables.log"
     env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", POSE2ID_TEST_PIPELINE="1",
                POSE2ID_CACHE=str(folder / "cache"))
-    for server in serve(folder / "app.log", env, ("-c", SLOW_APP, "{port}")):
-        yield server["url"]
+    for server in serve(folder / "app.log", env, ("-c", SLOW_APP, "{port}", str(log))):
+        yield {"url": server["url"], "log": log}
+
+
+def _wait_for_log(log, predicate, what, timeout=300):
+    """The table log's lines once ``predicate(lines)`` holds (fails after ``timeout`` s: the
+    server never did it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = log.read_text().split() if log.exists() else []
+        lines = [" ".join(pair) for pair in zip(lines[::2], lines[1::2])]
+        if predicate(lines):
+            return lines
+        assert time.monotonic() < deadline, f"the app never {what}: {lines}"
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -177,7 +203,7 @@ def cold_page(browser, cold_app):
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     page.set_default_timeout(180_000)  # building SynthPed takes 30-45 s on a busy 2-core machine
-    page.goto(cold_app)
+    page.goto(cold_app["url"])
     page.get_by_role("tab", name="Retrieve").wait_for()
     yield page
     context.close()
@@ -205,33 +231,42 @@ def test_the_first_visit_says_that_synthped_is_being_built(cold_page, browser, s
     other.context.close()
 
     status(page, "retrieve-status", "Metrics over all")
+    # a later visit opens the built benchmark: the building notice never shows
     page.reload()
+    page.get_by_role("tab", name="Retrieve").wait_for()
+    page.evaluate("""(text) => {
+        window.p2SawBuilding = document.body.innerText.includes(text);
+        new MutationObserver(() => {
+            if (document.body.innerText.includes(text)) window.p2SawBuilding = true;
+        }).observe(document.body, {childList: true, subtree: true, characterData: true});
+    }""", BUILDING)
     page.get_by_role("tab", name="Retrieve").click()
-    start = time.monotonic()
     status(page, "retrieve-status", "Metrics over all")
-    assert time.monotonic() - start < 15 and page.get_by_text(BUILDING).count() == 0
+    assert page.evaluate("window.p2SawBuilding") is False
 
 
 @pytest.mark.slow
 def test_the_metrics_always_match_the_sliders(cold_page, cold_app, screenshot):
     from gradio_client import Client
 
-    _, expected, _ = Client(cold_app, verbose=False).predict("synthped", 0, 2, 2, 2.0, False, 8, api_name="/retrieve")
+    _, expected, _ = Client(cold_app["url"], verbose=False).predict(
+        "synthped", 0, 2, 2, 2.0, False, 8, api_name="/retrieve")
     # the CLI's decimals: 2 for percentages, 4 for ID² (0.1030, not 0.103)
     expected = {method: [f"{v:.2f}" for v in values[:4]] + [f"{values[4]:.4f}"] for method, *values in expected["data"]}
     page = cold_page
     _open_retrieve(page)
-    start = time.monotonic()
+    done_before = len(_wait_for_log(cold_app["log"], lambda lines: True, ""))
     set_slider(page, "k1", 1)
-    time.sleep(0.5)  # k1 = 1 ranked; its metrics take 3 s more
+    # k1 = 1's (slow) metrics have started; k1 = 2 is asked for while they are computed
+    _wait_for_log(cold_app["log"], lambda lines: "start 1" in lines[done_before:], "started k1 = 1's metrics")
     set_slider(page, "k1", 2)
-    deadline = start + 60
-    while _table(page) != expected:
-        assert time.monotonic() < deadline, f"the table never showed k1 = 2's metrics: {_table(page)}"
-        time.sleep(0.2)
-    time.sleep(max(0.0, start + 5 - time.monotonic()))  # past the end of the slow k1 = 1 metrics
-    assert _table(page) == expected  # not k1 = 1's, arriving late
-    assert page.locator("#metrics", has_text="Metrics over the whole query set (k1 2, k2 2, eta 2, no re-ranking)").count() == 1
+    # the server computes k1 = 2's table after k1 = 1's ...
+    lines = _wait_for_log(cold_app["log"], lambda lines: "end 1" in lines[done_before:]
+                          and "end 2" in lines[lines.index("end 1", done_before):], "computed k1 = 2's metrics")
+    # ... and the page ends on it, with the label of the same table, never on k1 = 1's
+    page.locator("#metrics", has_text="Metrics over the whole query set (k1 2, k2 2, eta 2, no re-ranking)").wait_for()
+    status(page, "retrieve-status", "Metrics over all")
+    assert _table(page) == expected, lines
     assert page.locator("#k1 input[type=number]").input_value() == "2"
     assert "Query #0" in status(page, "retrieve-status", "Metrics over all")
     screenshot(page, "retrieve_metrics_after_k1_race_laptop")
