@@ -3,8 +3,10 @@
 A 3,368 x 15,913 float32 distance matrix with Market-1501-like labels (751 identities, 6 cameras,
 one query per identity and camera where it has images, 2,798 distractors with pid 0) is
 evaluated by the classic per-query loop (torchreid's ``eval_market1501``: one argsort of the
-whole matrix, then a Python loop over the queries) and by ``pose2id.evaluate``; the numbers
-must be identical.
+whole matrix, then a Python loop over the queries) and by ``pose2id.evaluate``. float32
+distances in a 15,913-wide row tie now and then, and the loop's unstable sort orders tied entries
+its own way where ``evaluate`` keeps gallery order: the loop's mAP must lie within
+``evaluate``'s tie range, its CMC equal.
 
     python benchmarks/evaluate_speed.py
 """
@@ -78,9 +80,11 @@ def main():
     print(f"  pose2id.evaluate  {ours_s:6.2f} s")
     print(f"  loop / ours       {loop_s / ours_s:6.2f}   (target >= 3)")
     diffs = (abs(result.mAP - mAP), abs(result.mINP - mINP), np.abs(result.cmc - cmc).max())
+    worst, best = result.mAP_tie_range
     print(f"  mAP {result.mAP:.6f}  rank-1 {result.cmc[0]:.6f}  mINP {result.mINP:.6f}")
-    print(f"  identical numbers: {max(diffs) < 1e-12} (max |diff| mAP {diffs[0]:.1e}, "
-          f"mINP {diffs[1]:.1e}, CMC {diffs[2]:.1e})")
+    print(f"  same numbers: {worst - 1e-12 <= mAP <= best + 1e-12 and diffs[2] == 0} (loop's mAP within the "
+          f"tie range {worst:.12f}-{best:.12f}; max |diff| mAP {diffs[0]:.1e}, mINP {diffs[1]:.1e}, "
+          f"CMC {diffs[2]:.1e})")
 
 
 if __name__ == "__main__":
