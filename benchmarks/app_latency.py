@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 MINIMAL_APP = """
-import os, sys
+import sys
 import gradio as gr
 with gr.Blocks() as demo:
     gr.Button("Go")

@@ -1,7 +1,20 @@
 """What the browser tests do on a page of the app: upload a file, type into a slider, read the
-editor's pose and a tab's status box."""
+editor's pose and a tab's status box, wait for a state that Playwright cannot see."""
 
 import json
+import time
+
+
+def wait_until(read, check, what, timeout=300):
+    """``read()`` once ``check`` holds for it; fails, showing the last value, if it never does
+    (the timeout only ends a wait for a state that never comes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if check(value):
+            return value
+        assert time.monotonic() < deadline, f"never {what}: {value}"
+        time.sleep(0.1)
 
 
 def upload(page, selector, path):

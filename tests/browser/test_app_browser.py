@@ -2,7 +2,6 @@
 
 import json
 import struct
-import time
 import urllib.request
 import zipfile
 import zlib
@@ -10,21 +9,14 @@ import zlib
 import pytest
 from PIL import Image
 
-from pagetools import editor_pose, set_slider, status, upload
+from pagetools import editor_pose, set_slider, status, upload, wait_until
 
 pytestmark = pytest.mark.browser
 
 
-def _wait_editor(page, check, timeout=120.0):
-    """The editor pose once ``check(pose)`` holds (the canvas redraws asynchronously); fails if
-    it never does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pose = editor_pose(page)
-        if check(pose):
-            return pose
-        assert time.monotonic() < deadline, f"the editor never showed the expected pose: {pose}"
-        time.sleep(0.1)
+def _wait_editor(page, check):
+    """The editor pose once ``check(pose)`` holds (the canvas redraws asynchronously)."""
+    return wait_until(lambda: editor_pose(page), check, "the expected editor pose")
 
 
 def test_the_app_serves_its_page_and_api(app_url):

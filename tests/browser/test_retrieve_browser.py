@@ -5,12 +5,11 @@ explained, and the Feature space plots that follow their controls."""
 
 import os
 import re
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from pagetools import set_slider, status, upload
+from pagetools import set_slider, status, upload, wait_until
 from tiny_market import market_zip
 
 pytestmark = pytest.mark.browser
@@ -185,17 +184,10 @@ def cold_app(tmp_path_factory, serve):
         yield {"url": server["url"], "log": log}
 
 
-def _wait_for_log(log, predicate, what, timeout=300):
-    """The table log's lines once ``predicate(lines)`` holds (fails after ``timeout`` s: the
-    server never did it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = log.read_text().split() if log.exists() else []
-        lines = [" ".join(pair) for pair in zip(lines[::2], lines[1::2])]
-        if predicate(lines):
-            return lines
-        assert time.monotonic() < deadline, f"the app never {what}: {lines}"
-        time.sleep(0.1)
+def _table_log(log):
+    """The app's table log as lines such as "start 1", "end 1"."""
+    words = log.read_text().split() if log.exists() else []
+    return [" ".join(pair) for pair in zip(words[::2], words[1::2])]
 
 
 @pytest.fixture
@@ -255,17 +247,20 @@ def test_the_metrics_always_match_the_sliders(cold_page, cold_app, screenshot):
     expected = {method: [f"{v:.2f}" for v in values[:4]] + [f"{values[4]:.4f}"] for method, *values in expected["data"]}
     page = cold_page
     _open_retrieve(page)
-    done_before = len(_wait_for_log(cold_app["log"], lambda lines: True, ""))
+    def read_log():
+        return _table_log(cold_app["log"])
+
+    done_before = len(read_log())
     set_slider(page, "k1", 1)
     # k1 = 1's (slow) metrics have started; k1 = 2 is asked for while they are computed
-    _wait_for_log(cold_app["log"], lambda lines: "start 1" in lines[done_before:], "started k1 = 1's metrics")
+    wait_until(read_log, lambda lines: "start 1" in lines[done_before:], "started k1 = 1's metrics")
     set_slider(page, "k1", 2)
     # every table asked for has been computed, k1 = 2's after k1 = 1's started ...
     def all_done(lines):
         since = lines[lines.index("start 1", done_before):]
         return "start 2" in since and sum(x.startswith("start") for x in since) == sum(x.startswith("end") for x in since)
 
-    lines = _wait_for_log(cold_app["log"], all_done, "computed k1 = 2's metrics")
+    lines = wait_until(read_log, all_done, "computed k1 = 2's metrics")
     # ... one event at a time for the page, so k1 = 2's came last ...
     assert [x for x in lines[done_before:] if x.startswith("end")][-1] == "end 2", lines
     # ... and the page ends on it, with the label of the same table, never on k1 = 1's
