@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import pose2id as p2
-from pose2id.centralization import _nfc_torch, nearest_neighbors
+from pose2id.centralization import _nfc_torch
+from test_knn import brute_knn, clustered
 
 
 @pytest.fixture(scope="module")
@@ -13,14 +14,6 @@ def ref(shared_dir):
 
 def l2n(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def brute_knn(x, k):
-    """k nearest other rows, by a stable sort of the full distance matrix (float64)."""
-    x = x.astype(np.float64)
-    dist = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(dist, np.inf)
-    return np.argsort(dist, axis=1, kind="stable")[:, :k]
 
 
 def brute_nfc(x, k1, k2, normalize=True):
@@ -35,13 +28,6 @@ def brute_nfc(x, k1, k2, normalize=True):
             if i in knn[j, :k2]:
                 out[i] += x[j]
     return l2n(out) if normalize else out
-
-
-def clustered(n, d, n_ids, seed):
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_ids, d)) * 2
-    pids = rng.integers(0, n_ids, n)
-    return (centres[pids] + rng.standard_normal((n, d))).astype(np.float32), pids
 
 
 @pytest.mark.parametrize("case", ["small", "mid"])
@@ -75,16 +61,27 @@ def test_blocked_nfc_equals_brute_force(block_size, k1, k2):
 
 
 @pytest.mark.parametrize("block_size", [3, 16, 64])
-def test_neighbours_break_ties_by_lower_index(block_size):
-    # Small integer features: every distance is exact in float32, and many are equal
-    # (duplicate rows included), so the tie rule decides the lists.
+def test_nfc_with_tied_distances_follows_the_lower_index(block_size):
+    # Small integer features: many distances are equal (duplicate rows included).
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, (70, 3)).astype(np.float32)
-    for k in (1, 3, 6):
-        np.testing.assert_array_equal(nearest_neighbors(x, k, block_size), brute_knn(x, k))
     np.testing.assert_array_equal(
         p2.nfc(x, 2, 3, normalize=False, block_size=block_size), brute_nfc(x, 2, 3, False)
     )
+
+
+@pytest.mark.parametrize("setup", ["no threadpoolctl", "one core", "eight cores"])
+def test_nfc_same_for_every_worker_setup(monkeypatch, setup):
+    import sys
+
+    import pose2id.knn as knn
+
+    if setup == "no threadpoolctl":
+        monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import raises ImportError
+    else:
+        monkeypatch.setattr(knn, "_cpu_count", lambda: 1 if setup == "one core" else 8)
+    x, _ = clustered(400, 10, 30, seed=7)
+    np.testing.assert_allclose(p2.nfc(x, 2, 3, block_size=20), brute_nfc(x, 2, 3), atol=1e-5)
 
 
 def test_nfc_only_adds_mutual_neighbours():
@@ -101,13 +98,10 @@ def test_nfc_torch_in_torch_out():
     np.testing.assert_allclose(out.numpy(), p2.nfc(x), atol=1e-6)
 
 
-def test_torch_neighbour_path_equals_numpy_path():
+def test_nfc_torch_path_equals_numpy_path():
     # The path used for CUDA tensors, exercised on CPU tensors.
     x, _ = clustered(200, 8, 15, seed=2)
     x = l2n(x).astype(np.float32)
-    via_torch = nearest_neighbors(torch.from_numpy(x), 5, block_size=64)
-    assert isinstance(via_torch, torch.Tensor)
-    np.testing.assert_array_equal(via_torch.numpy(), nearest_neighbors(x, 5, block_size=64))
     out = _nfc_torch(torch.from_numpy(x), 2, 3, normalize=True, block_size=64)
     assert isinstance(out, torch.Tensor)
     np.testing.assert_allclose(out.numpy(), p2.nfc(x, 2, 3), atol=1e-6)
@@ -172,64 +166,3 @@ def test_nfc_bad_torch_input():
 def test_ipg_fuse_bad_input(gen, kwargs, match):
     with pytest.raises(ValueError, match=match):
         p2.ipg_fuse(np.ones((3, 3)), gen, **kwargs)
-
-
-def test_list_keys_round_trip_distances_in_order():
-    from pose2id.centralization import _key_distance, _sortable_bits
-
-    vals = np.array([-3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 2.0, np.inf], dtype=np.float32)
-    keys = _sortable_bits(vals) << np.uint64(32)
-    assert np.all(np.diff(keys.astype(np.float64)) >= 0)  # sorted as the values are
-    assert keys[2] == keys[3]  # -0.0 and 0.0 tie, so the index decides
-    np.testing.assert_array_equal(_key_distance(keys), vals + np.float32(0))
-
-
-@pytest.mark.parametrize("spread", [100, 2**20])  # packed-integer sort, and the lexsort fallback
-def test_merge_keeps_k_best_with_lower_index_on_ties(spread):
-    from pose2id.centralization import _EMPTY_KEY, _key_distance, _merge, _sortable_bits
-
-    n, k = 2**21, 4
-    best = np.full((n, k), _EMPTY_KEY | np.uint64(n), dtype=np.uint64)
-    # Row 5 already holds (1.0, 9) and (2.0, 4); candidates arrive unsorted, with ties.
-    best[5, :2] = (_sortable_bits(np.float32([1.0, 2.0])) << np.uint64(32)) | np.uint64([9, 4])
-    rows = np.array([5, 0, 5, 5, 0, spread])
-    cols = np.array([spread, 7, 3, 1, 2, 0])
-    vals = np.float32([1.0, 0.5, 2.0, 1.0, 0.5, 4.0])
-    _merge(best, rows, cols, 0, 10, vals)
-    idx = (best & np.uint64(0xFFFFFFFF)).astype(np.int64)
-    # Three at 1.0 by index, then 2.0 at the old 4 before the new 13.
-    np.testing.assert_array_equal(idx[5], [9, 11, 10 + spread, 4])
-    np.testing.assert_array_equal(_key_distance(best[5]), [1.0, 1.0, 1.0, 2.0])
-    np.testing.assert_array_equal(idx[0, :2], [12, 17])
-    np.testing.assert_array_equal(idx[spread], [10, n, n, n])
-    assert np.isinf(_key_distance(best[0, 2:])).all()
-
-
-def test_block_scan_in_small_steps_finds_the_same_neighbours(monkeypatch):
-    # Blocks are compared with the thresholds a few rows at a time; force many small steps
-    # (including one row per step) and check against the brute force.
-    import pose2id.centralization as centralization
-
-    x, _ = clustered(300, 12, 25, seed=5)
-    for scan_bytes in (1, 200, 1000):
-        monkeypatch.setattr(centralization, "_SCAN_BYTES", scan_bytes)
-        for block_size in (16, 50):
-            np.testing.assert_array_equal(nearest_neighbors(x, 4, block_size), brute_knn(x, 4))
-
-
-@pytest.mark.parametrize("setup", ["no threadpoolctl", "one core", "eight cores"])
-def test_worker_setups_find_the_same_neighbours(monkeypatch, setup):
-    # Blocks are scanned by one worker per core (at most 4) and merged as they finish, or by
-    # one worker when the BLAS threads cannot be limited; the lists must not depend on it.
-    import sys
-
-    import pose2id.centralization as centralization
-
-    if setup == "no threadpoolctl":
-        monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import raises ImportError
-    else:
-        monkeypatch.setattr(centralization, "_cpu_count", lambda: 1 if setup == "one core" else 8)
-    x, _ = clustered(400, 10, 30, seed=7)
-    for block_size in (8, 33):
-        np.testing.assert_array_equal(nearest_neighbors(x, 3, block_size), brute_knn(x, 3))
-    np.testing.assert_allclose(p2.nfc(x, 2, 3, block_size=20), brute_nfc(x, 2, 3), atol=1e-5)
