@@ -11,6 +11,11 @@ centralization on the query set and on the gallery set separately; +IPG = fusion
 image's feature with the mean feature of its generated images, ``normalize(f + eta * mean(g))``;
 +NFC+IPG = fusion first, then NFC on the fused features. Distances are squared Euclidean
 (or k-reciprocal re-ranking); evaluation is the Market-1501 protocol.
+
+Images without generated images (the published ``query_gen/`` and ``bounding_box_test_gen/``
+hold them for the real identities only) keep their own feature, as in the authors' evaluation:
+their reader repeats the original image in place of the P generated ones, and
+``normalize(f + eta * mean(f, ..., f)) = normalize(f)``.
 """
 
 import json
@@ -27,6 +32,7 @@ from pose2id.cli import check_device, device, in_option_terms, non_negative_floa
 
 METHODS = ("Base", "+NFC", "+IPG", "+NFC+IPG")
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
+CAMERA_IDS = ("auto", "on", "off")
 ID2_CAPTION = (
     "ID²: mean identity density (squared distance of each normalized feature to its identity centre) "
     "over the query and gallery features after the method, distractors excluded; lower = more centralized."
@@ -45,6 +51,9 @@ class Benchmark:
     q_pids, g_pids, q_camids, g_camids : int arrays.
     dataset_name, extractor_name, is_synthetic : for display.
     ipg_note : why +IPG is unavailable ("" when it is available).
+    ipg_coverage : {"query": {"with_generated": n, "total": N}, "gallery": {...}}: how many images
+        have generated images; the others keep their own feature under +IPG.
+    uses_camera_ids : whether the extractor took each original image's camera (TransReID's SIE).
     """
 
     query: list
@@ -57,6 +66,8 @@ class Benchmark:
     extractor_name: str = ""
     is_synthetic: bool = False
     ipg_note: str = ""
+    ipg_coverage: dict = None
+    uses_camera_ids: bool = False
     timings: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -72,10 +83,28 @@ class Benchmark:
             )
         if (self.q_gen is None) != (self.g_gen is None):
             raise ValueError("q_gen and g_gen must both be given or both be None")
+        if self.ipg_coverage is None:
+            self.ipg_coverage = {
+                split: {"with_generated": len(images) if self.has_ipg else 0, "total": len(images)}
+                for split, images in (("query", self.query), ("gallery", self.gallery))}
 
     @property
     def has_ipg(self):
         return self.q_gen is not None
+
+    @property
+    def ipg_coverage_note(self):
+        """``"generated images for 3 of 3 query and 6 of 8 gallery images; the other 2 keep their
+        own feature"`` when +IPG runs with some images lacking them, else ""."""
+        if not self.has_ipg:
+            return ""
+        q, g = self.ipg_coverage["query"], self.ipg_coverage["gallery"]
+        without = q["total"] - q["with_generated"] + g["total"] - g["with_generated"]
+        if not without:
+            return ""
+        return (f"generated images for {q['with_generated']} of {q['total']} query and {g['with_generated']} of "
+                f"{g['total']} gallery images; the other {without} keep their own feature under +IPG (as in the "
+                f"authors' evaluation, where distractors have no generated images)")
 
     @property
     def methods(self):
@@ -93,6 +122,25 @@ class Benchmark:
                 raise ValueError(f"{name} must be a positive integer, got {k!r}")
         if not np.isfinite(eta) or eta < 0:
             raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
+
+    @staticmethod
+    def _rerank(rerank):
+        """``rerank`` as None (off) or the (k1, k2, lambda) of k-reciprocal re-ranking: True means
+        Zhong et al.'s (20, 6, 0.3)."""
+        if rerank is None or rerank is False:
+            return None
+        if rerank is True:
+            return (RERANK_K1, RERANK_K2, RERANK_LAMBDA)
+        try:
+            k1, k2, lam = rerank
+        except (TypeError, ValueError):
+            raise ValueError(f"rerank must be True, False or (k1, k2, lambda), got {rerank!r}") from None
+        for name, k in (("rerank k1", k1), ("rerank k2", k2)):
+            if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)) or k != int(k) or k < 1:
+                raise ValueError(f"{name} must be a positive integer, got {k!r}")
+        if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) or not 0 <= lam <= 1:
+            raise ValueError(f"rerank lambda must be a number in [0, 1], got {lam!r}")
+        return (int(k1), int(k2), float(lam))
 
     @staticmethod
     def _key(method, k1, k2, eta):
@@ -123,15 +171,20 @@ class Benchmark:
 
     def distances(self, method="Base", k1=2, k2=2, eta=2.0, rerank=False):
         """(Nq, Ng) float32 query-gallery distances after ``method``: squared Euclidean, or
-        k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3) when ``rerank``."""
+        k-reciprocal re-ranking when ``rerank`` is True (k1=20, k2=6, lambda=0.3) or a
+        ``(k1, k2, lambda)`` tuple (TransReID's own evaluation uses (50, 15, 0.3)). A dataset
+        smaller than k1 + 1 images gets k1 capped at N - 1 and k2 at k1."""
         self._check(method, k1, k2, eta)
-        key = ("distances", bool(rerank)) + self._key(method, k1, k2, eta)
+        rerank = self._rerank(rerank)
+        key = ("distances", rerank) + self._key(method, k1, k2, eta)
         if key not in self._cache:
             q, g = self.features(method, k1, k2, eta)
-            if rerank:
-                # the standard k1=20, k2=6, lambda=0.3; tiny datasets get k1 capped at N - 1
-                k1_rr = min(RERANK_K1, len(q) + len(g) - 1)
-                dist = p2.re_ranking(q, g, k1=k1_rr, k2=min(RERANK_K2, k1_rr), lambda_value=RERANK_LAMBDA)
+            if rerank is not None:
+                # datasets of at most k1 images get k1 capped at N - 1, and k2 at that k1
+                n = len(q) + len(g)
+                k1_rr = min(rerank[0], n - 1)
+                k2_rr = min(rerank[1], k1_rr if k1_rr < rerank[0] else n)
+                dist = p2.re_ranking(q, g, k1=k1_rr, k2=k2_rr, lambda_value=rerank[2])
             else:
                 dist = p2.pairwise_sqeuclidean(q, g)
             self._cache[key] = np.asarray(dist, dtype=np.float32)
@@ -140,7 +193,8 @@ class Benchmark:
     def evaluate(self, method="Base", k1=2, k2=2, eta=2.0, rerank=False):
         """``p2.EvalResult`` (mAP, CMC, mINP) of ``method`` under the Market-1501 protocol."""
         self._check(method, k1, k2, eta)
-        key = ("evaluate", bool(rerank)) + self._key(method, k1, k2, eta)
+        rerank = self._rerank(rerank)
+        key = ("evaluate", rerank) + self._key(method, k1, k2, eta)
         if key not in self._cache:
             dist = self.distances(method, k1, k2, eta, rerank)
             self._cache[key] = p2.evaluate(dist, self.q_pids, self.g_pids, self.q_camids, self.g_camids)
@@ -194,61 +248,99 @@ class _Progress:
         return lambda done, _total: self.callback(offset + done, self.total)
 
 
-def prepare_benchmark(dataset, extractor, progress=None, cache_dir=None):
+def _call_extract(extract, extractor, paths, cache_dir, progress, camids):
+    """``extract`` with camera ids only where the extractor uses them (an extractor, or an
+    ``extract``, without camera support is called as before)."""
+    if camids is not None and getattr(extractor, "uses_camera_ids", False):
+        return extract(extractor, paths, cache_dir=cache_dir, progress=progress, camids=list(camids))
+    return extract(extractor, paths, cache_dir=cache_dir, progress=progress)
+
+
+def _get_extractor(spec, device="cpu", camera_ids="auto"):
+    """:func:`pose2id.features.get_extractor`, passing ``camera_ids`` where it is supported."""
+    import inspect
+
+    from pose2id.features import get_extractor
+
+    if camera_ids not in CAMERA_IDS:
+        raise ValueError(f"camera_ids must be one of {CAMERA_IDS}, got {camera_ids!r}")
+    if "camera_ids" in inspect.signature(get_extractor).parameters:
+        return get_extractor(spec, device=device, camera_ids=camera_ids)
+    if camera_ids == "on":
+        raise ValueError(f"camera_ids 'on': the extractor {spec!r} cannot use camera ids")
+    return get_extractor(spec, device=device)
+
+
+def _with_own_features(feats, gen_feats, has_gen):
+    """(N, P, D) generated features where the rows without generated images (``has_gen`` False)
+    repeat the image's own feature: ``ipg_fuse`` then gives them ``normalize(f)``, their Base feature."""
+    gen = np.array(gen_feats, dtype=np.float32, copy=True)
+    gen[~has_gen] = np.asarray(feats, dtype=np.float32)[~has_gen, None, :]
+    return gen
+
+
+def _npz_benchmark(dataset, features):
+    """qf, gf, q_gen, g_gen, ipg_note, coverage from a :class:`pose2id.features.npz.FeatureFile`."""
+    q_rows, g_rows = features.rows_for(dataset)
+    qf, gf = features.feats[q_rows], features.feats[g_rows]
+    q_gen = g_gen = None
+    coverage = {split: {"with_generated": 0, "total": len(rows)} for split, rows in (("query", q_rows),
+                                                                                     ("gallery", g_rows))}
+    if features.gen_feats is None:
+        ipg_note = f"the features file {features.path.name} has no gen_feats (features of the generated images)"
+    elif not features.gen_mask[q_rows].any() and not features.gen_mask[g_rows].any():
+        ipg_note = f"gen_mask in the features file {features.path.name} is False for every query and gallery image"
+    else:
+        ipg_note = ""
+        q_has, g_has = features.gen_mask[q_rows], features.gen_mask[g_rows]
+        q_gen = _with_own_features(qf, features.gen_feats[q_rows], q_has)
+        g_gen = _with_own_features(gf, features.gen_feats[g_rows], g_has)
+        coverage["query"]["with_generated"], coverage["gallery"]["with_generated"] = int(q_has.sum()), int(g_has.sum())
+    return qf, gf, q_gen, g_gen, ipg_note, coverage
+
+
+def prepare_benchmark(dataset, extractor, progress=None, cache_dir=None, device="cpu", camera_ids="auto"):
     """Extract (or load cached) features for a dataset's query and gallery and their IPG images.
 
     Parameters
     ----------
-    dataset : a :class:`pose2id.data.Market1501` (SynthPed included) or a spec for
-        :func:`pose2id.data.open_dataset` ("synthped", "market1501:PATH", a folder or .zip).
-    extractor : an extractor or a spec for :func:`pose2id.features.get_extractor`.
+    dataset : a dataset of :mod:`pose2id.data` (Market-1501 style, MSMT17, SynthPed) or a spec for
+        :func:`pose2id.data.open_dataset` ("synthped", "market1501:PATH", "msmt17:PATH", a folder or .zip).
+    extractor : an extractor, a spec for :func:`pose2id.features.get_extractor`, or
+        "npz:FILE" / a :class:`pose2id.features.npz.FeatureFile` (features computed elsewhere).
     progress : optional ``progress(done, total)`` over all images to describe.
     cache_dir : feature cache folder (default ``$POSE2ID_CACHE/features``).
+    device, camera_ids : for an extractor given as a spec ("auto", "on" or "off": whether a
+        TransReID checkpoint's camera embedding is used). An extractor with ``uses_camera_ids``
+        gets each original image's 0-based camera; generated images get none.
 
     Returns
     -------
-    Benchmark. ``q_gen``/``g_gen`` are None (and ``ipg_note`` says why) unless every query and
-    gallery image has its generated images.
+    Benchmark. Images without generated images keep their own feature under +IPG
+    (``ipg_coverage`` counts them); ``q_gen``/``g_gen`` are None (and ``ipg_note`` says why)
+    only when no query or gallery image has generated images.
     """
     from pose2id.data import open_dataset
-    from pose2id.features import extract, get_extractor
+    from pose2id.features.npz import FeatureFile
 
     timings = {}
     start = time.perf_counter()
     if isinstance(dataset, (str, Path)):
         dataset = open_dataset(dataset)
-    if isinstance(extractor, str):
-        extractor = get_extractor(extractor)
+    if isinstance(extractor, str) and extractor.startswith("npz:"):
+        extractor = FeatureFile(extractor[len("npz:"):])
+    elif isinstance(extractor, str):
+        extractor = _get_extractor(extractor, device=device, camera_ids=camera_ids)
     timings["dataset_s"] = time.perf_counter() - start
 
-    q_gen_paths, g_gen_paths = dataset.generated("query"), dataset.generated("gallery")
-    missing_q = sum(im.name not in q_gen_paths for im in dataset.query)
-    missing_g = sum(im.name not in g_gen_paths for im in dataset.gallery)
-    ipg_note = ""
-    if not q_gen_paths and not g_gen_paths:
-        ipg_note = "no generated images (query_gen/ and bounding_box_test_gen/ folders with pose1..poseP) in this dataset"
-    elif missing_q or missing_g:
-        ipg_note = (
-            f"generated images are missing for {missing_q} of {len(dataset.query)} query and {missing_g} of "
-            f"{len(dataset.gallery)} gallery images"
-        )
-    use_ipg = not ipg_note
-
-    sizes = [len(dataset.query), len(dataset.gallery)]
-    if use_ipg:
-        poses = len(next(iter(q_gen_paths.values())))
-        sizes += [len(dataset.query) * poses, len(dataset.gallery) * poses]
-    tracker = _Progress(progress, sum(sizes))
-
     start = time.perf_counter()
-    qf = extract(extractor, [im.path for im in dataset.query], cache_dir, tracker.stage(sizes[0]))
-    gf = extract(extractor, [im.path for im in dataset.gallery], cache_dir, tracker.stage(sizes[1]))
-    q_gen = g_gen = None
-    if use_ipg:
-        q_paths = [p for im in dataset.query for p in q_gen_paths[im.name]]
-        g_paths = [p for im in dataset.gallery for p in g_gen_paths[im.name]]
-        q_gen = extract(extractor, q_paths, cache_dir, tracker.stage(sizes[2])).reshape(len(dataset.query), poses, -1)
-        g_gen = extract(extractor, g_paths, cache_dir, tracker.stage(sizes[3])).reshape(len(dataset.gallery), poses, -1)
+    if isinstance(extractor, FeatureFile):
+        qf, gf, q_gen, g_gen, ipg_note, coverage = _npz_benchmark(dataset, extractor)
+        if progress is not None:
+            total = len(dataset.query) + len(dataset.gallery)
+            progress(total, total)
+    else:
+        qf, gf, q_gen, g_gen, ipg_note, coverage = _extracted(dataset, extractor, progress, cache_dir)
     timings["features_s"] = time.perf_counter() - start
     return Benchmark(
         query=list(dataset.query),
@@ -261,8 +353,52 @@ def prepare_benchmark(dataset, extractor, progress=None, cache_dir=None):
         extractor_name=extractor.name,
         is_synthetic=dataset.is_synthetic,
         ipg_note=ipg_note,
+        ipg_coverage=coverage,
+        uses_camera_ids=bool(getattr(extractor, "uses_camera_ids", False)),
         timings=timings,
     )
+
+
+def _extracted(dataset, extractor, progress, cache_dir):
+    """qf, gf, q_gen, g_gen, ipg_note, coverage computed by ``extractor`` (see :func:`prepare_benchmark`)."""
+    from pose2id.features import extract
+
+    gen_paths = {"query": dataset.generated("query"), "gallery": dataset.generated("gallery")}
+    splits = {"query": list(dataset.query), "gallery": list(dataset.gallery)}
+    has = {split: np.array([im.name in gen_paths[split] for im in images], dtype=bool)
+           for split, images in splits.items()}
+    coverage = {split: {"with_generated": int(has[split].sum()), "total": len(images)}
+                for split, images in splits.items()}
+    use_ipg = bool(has["query"].any() or has["gallery"].any())
+    ipg_note = "" if use_ipg else (
+        "no generated images (query_gen/ and bounding_box_test_gen/ folders with pose1..poseP) in this dataset")
+    poses = 0
+    if use_ipg:
+        counts = {len(paths) for split in splits for paths in gen_paths[split].values()}
+        if len(counts) > 1:
+            raise ValueError(f"the generated images of {dataset.name} have different numbers of poses per image "
+                             f"({', '.join(str(c) for c in sorted(counts))}); every image needs the same P")
+        poses = counts.pop()
+
+    sizes = [len(splits["query"]), len(splits["gallery"]),
+             int(has["query"].sum()) * poses, int(has["gallery"].sum()) * poses]
+    tracker = _Progress(progress, sum(sizes))
+    feats = {}
+    for split, size in zip(splits, sizes[:2]):
+        images = splits[split]
+        feats[split] = _call_extract(extract, extractor, [im.path for im in images], cache_dir, tracker.stage(size),
+                                     [im.camid for im in images])
+    gens = {"query": None, "gallery": None}
+    if use_ipg:
+        for split, size in zip(splits, sizes[2:]):
+            images = [im for im, ok in zip(splits[split], has[split]) if ok]
+            paths = [p for im in images for p in gen_paths[split][im.name]]
+            # generated images are taken without a camera embedding (their camera is no camera's)
+            found = _call_extract(extract, extractor, paths, cache_dir, tracker.stage(size), None)
+            gen = np.zeros((len(splits[split]), poses, feats[split].shape[1]), dtype=np.float32)
+            gen[has[split]] = found.reshape(len(images), poses, -1)
+            gens[split] = _with_own_features(feats[split], gen, has[split])
+    return feats["query"], feats["gallery"], gens["query"], gens["gallery"], ipg_note, coverage
 
 
 def format_table(rows, title=""):
@@ -294,7 +430,8 @@ def _describe(bench, args):
     return (
         f"{bench.dataset_name}{synthetic} · features {bench.extractor_name} · {len(bench.query)} query / "
         f"{len(bench.gallery)} gallery · k1={args.k1} k2={args.k2} eta={args.eta}"
-        + (" · k-reciprocal re-ranking" if args.rerank else "")
+        + (" · k-reciprocal re-ranking (k1={} k2={} lambda={:g})".format(*args.rerank_params)
+           if args.rerank_params else "")
     )
 
 
@@ -331,36 +468,70 @@ def _check_neighbourhoods(args, dataset):
                     "among the other features of its own set)")
 
 
+def _rerank_from_args(args):
+    """``Benchmark``'s ``rerank``: False, or (k1, k2, lambda) from --rerank and --rerank-k1/-k2/-lambda."""
+    given = [f"--rerank-{name}" for name in ("k1", "k2", "lambda") if getattr(args, f"rerank_{name}", None) is not None]
+    if not args.rerank:
+        if given:
+            raise ValueError(f"{' and '.join(given)} set(s) re-ranking parameters: add --rerank to re-rank")
+        return False
+    k1 = RERANK_K1 if args.rerank_k1 is None else args.rerank_k1
+    k2 = RERANK_K2 if args.rerank_k2 is None else args.rerank_k2
+    lam = RERANK_LAMBDA if args.rerank_lambda is None else args.rerank_lambda
+    return (k1, k2, lam)
+
+
 def _prepare_from_args(args):
     from pose2id.data import open_dataset
-    from pose2id.features import get_extractor
+    from pose2id.features.npz import FeatureFile
 
     # cheap checks first: preparing a benchmark can take minutes
     check_device(args.device)
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise ValueError(f"--json {args.json}: the folder {Path(args.json).resolve().parent} does not exist")
+    args.rerank_params = _rerank_from_args(args)
+    camera_ids = getattr(args, "camera_ids", "auto")
+    npz = args.features.startswith("npz:")
+    if npz and camera_ids == "on":
+        raise ValueError("--camera-ids on: features from a file (--features npz:FILE) are computed already; "
+                         "leave --camera-ids out")
     start = time.perf_counter()
     try:
         dataset = open_dataset(args.dataset, progress=_stderr_progress("generating SynthPed"))
     except ValueError as error:
         raise ValueError(in_option_terms(error, "--dataset", ("spec", "zip_path", "root"))) from None
     try:
-        extractor = get_extractor(args.features, device=args.device)
+        if npz:
+            extractor = FeatureFile(args.features[len("npz:"):])
+            extractor.rows_for(dataset)  # names that do not match the dataset: said before anything else
+        else:
+            extractor = _get_extractor(args.features, device=args.device, camera_ids=camera_ids)
     except ValueError as error:
+        message = str(error)
+        if message.startswith("camera_ids "):
+            raise ValueError(f"--camera-ids {message[len('camera_ids '):]}") from None
         raise ValueError(in_option_terms(error, "--features", ("spec",))) from None
     _check_neighbourhoods(args, dataset)
     bench = prepare_benchmark(dataset, extractor, progress=_stderr_progress("features"))
     bench.timings["total_prepare_s"] = time.perf_counter() - start
     if bench.ipg_note:
         print(f"note: +IPG rows skipped: {bench.ipg_note}", file=sys.stderr)
+    elif bench.ipg_coverage_note:
+        print(f"note: {bench.ipg_coverage_note}", file=sys.stderr)
     return bench
+
+
+def _rerank_json(args):
+    if not args.rerank_params:
+        return {}
+    return dict(zip(("rerank_k1", "rerank_k2", "rerank_lambda"), args.rerank_params))
 
 
 def run_eval(args):
     """``python -m pose2id eval``: print Table 2 rows and optionally write them to JSON."""
     start = time.perf_counter()
     bench = _prepare_from_args(args)
-    rows = bench.table(k1=args.k1, k2=args.k2, eta=args.eta, rerank=args.rerank)
+    rows = bench.table(k1=args.k1, k2=args.k2, eta=args.eta, rerank=args.rerank_params)
     elapsed = time.perf_counter() - start
     print(format_table(rows, _describe(bench, args)))
     print(f"\n{ID2_CAPTION}")
@@ -372,8 +543,11 @@ def run_eval(args):
             "features": bench.extractor_name,
             "num_query": len(bench.query),
             "num_gallery": len(bench.gallery),
-            "params": {"k1": args.k1, "k2": args.k2, "eta": args.eta, "rerank": args.rerank},
+            "params": {"k1": args.k1, "k2": args.k2, "eta": args.eta, "rerank": args.rerank,
+                       **_rerank_json(args)},
+            "camera_ids": bench.uses_camera_ids,
             "ipg_note": bench.ipg_note,
+            "ipg_coverage": bench.ipg_coverage,
             "rows": rows,
             "seconds": round(elapsed, 2),
         }
@@ -391,10 +565,10 @@ def run_sweep(args):
     k1s, k2s = (args.k1, args.k2) if "NFC" in args.method else ([args.k1[0]], [args.k2[0]])
     results = []
     print(f"{bench.dataset_name} · features {bench.extractor_name} · method {args.method}"
-          + (" · re-ranking" if args.rerank else ""))
+          + (" · re-ranking (k1={} k2={} lambda={:g})".format(*args.rerank_params) if args.rerank_params else ""))
     print("| k1 | k2 | eta | mAP | Rank-1 | ID² |\n|---:|---:|---:|---:|---:|---:|")
     for k1, k2, eta in product(k1s, k2s, etas):
-        row = bench.row(args.method, k1, k2, eta, args.rerank)
+        row = bench.row(args.method, k1, k2, eta, args.rerank_params)
         row.update(k1=k1, k2=k2, eta=eta)
         results.append(row)
         shown_k = (k1, k2) if "NFC" in args.method else ("-", "-")
@@ -410,21 +584,58 @@ def run_sweep(args):
         print(f"\nBase has no k1, k2 or eta to sweep: mAP {100 * best['mAP']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"dataset": bench.dataset_name, "features": bench.extractor_name,
-                                               "method": args.method, "rows": results}, indent=2))
+                                               "method": args.method, "rerank": args.rerank, **_rerank_json(args),
+                                               "camera_ids": bench.uses_camera_ids, "ipg_note": bench.ipg_note,
+                                               "ipg_coverage": bench.ipg_coverage, "rows": results}, indent=2))
     return 0
+
+
+def _unit_float(name):
+    """argparse type for a number in [0, 1]."""
+    import argparse
+    import math
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not (math.isfinite(value) and 0 <= value <= 1):
+            raise argparse.ArgumentTypeError(f"{name} must be a number from 0 to 1, got {text}")
+        return value
+
+    return parse
 
 
 def _common_arguments(parser):
     parser.add_argument("--dataset", default="synthped",
-                        help="'synthped' (built-in synthetic benchmark), 'market1501:PATH', or a folder/.zip "
-                             "with Market-1501 style names (default: synthped)")
+                        help="'synthped' (built-in synthetic benchmark); a folder or .zip with Market-1501 style "
+                             "names (Market-1501, DukeMTMC-reID, CUHK03-NP) or MSMT17's list_query.txt / "
+                             "list_gallery.txt layout, recognised from what it holds; or one named: "
+                             "'market1501:PATH', 'dukemtmc:PATH', 'cuhk03-np:PATH' (its detected/ images), "
+                             "'cuhk03-np-labeled:PATH', 'msmt17:PATH' (default: synthped)")
     parser.add_argument("--features", default="handcrafted",
                         help="'handcrafted' (no weights), 'transreid:CKPT' (e.g. Pose2ID's transformer_20.pth), "
-                             "'transreid-global:CKPT', 'vit' (google/vit-base-patch16-224) or 'vit:PATH' (a local "
-                             "folder or another Hub id of a ViT) (default: handcrafted)")
+                             "'transreid-global:CKPT', 'vit' (google/vit-base-patch16-224), 'vit:PATH' (a local "
+                             "folder or another Hub id of a ViT), or 'npz:FILE': features of any model, a .npz with "
+                             "names (N image names), feats (N x D) and optionally gen_feats (N x P x D) "
+                             "(default: handcrafted)")
+    parser.add_argument("--camera-ids", choices=CAMERA_IDS, default="auto",
+                        help="TransReID's camera (SIE) embedding, from the cC of each name: auto = when the "
+                             "checkpoint has one, on = require it, off = never; generated images get none "
+                             "(default auto)")
     parser.add_argument("--device", type=device, default="cpu",
                         help="torch device for network features: cpu, cuda, cuda:N or mps (default cpu)")
-    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
+    parser.add_argument("--rerank", action="store_true",
+                        help=f"k-reciprocal re-ranking (k1={RERANK_K1}, k2={RERANK_K2}, lambda={RERANK_LAMBDA} "
+                             "unless set below)")
+    parser.add_argument("--rerank-k1", type=positive_int("rerank-k1"), metavar="K1",
+                        help=f"re-ranking k1 (default {RERANK_K1}; TransReID's own evaluation uses 50)")
+    parser.add_argument("--rerank-k2", type=positive_int("rerank-k2"), metavar="K2",
+                        help=f"re-ranking k2 (default {RERANK_K2}; TransReID's own evaluation uses 15)")
+    parser.add_argument("--rerank-lambda", type=_unit_float("rerank-lambda"), metavar="LAMBDA",
+                        help=f"re-ranking weight of the original distance, 0 to 1 (default {RERANK_LAMBDA}; "
+                             "TransReID's also 0.3)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows to this JSON file")
 
 
