@@ -10,9 +10,19 @@ Nothing here imports torch; ``mediapipe`` is imported only by :func:`pose_from_i
 """
 
 from .estimate import NoPersonFound, PoseEstimatorUnavailable, pose_from_image
-from .openpose_json import format_openpose, pose_from_openpose
+from .openpose_json import format_openpose
 from .rendering import render
-from .skeleton import BODY_MIN_JOINTS, COLORS, KEYPOINT_NAMES, LIMBS, MIRROR_INDEX, NUM_KEYPOINTS, Pose, PoseError
+from .skeleton import (
+    BODY_MIN_JOINTS,
+    COLORS,
+    KEYPOINT_NAMES,
+    LIMBS,
+    MIRROR_INDEX,
+    NUM_KEYPOINTS,
+    Pose,
+    PoseError,
+    pose_from_openpose,
+)
 from .standard import load_standard_poses, write_standard_poses
 
 __all__ = [

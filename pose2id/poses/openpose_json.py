@@ -1,6 +1,7 @@
 """OpenPose JSON, the format ControlNet tools and OpenPose editors exchange.
 
-Written by :meth:`Pose.to_openpose`::
+This module reads and writes the format as plain arrays; :class:`~pose2id.poses.skeleton.Pose`
+builds on it (:meth:`Pose.from_openpose`, :meth:`Pose.to_openpose`). Written as::
 
     {"canvas_width": 64, "canvas_height": 128,
      "people": [{"pose_keypoints_2d": [x0, y0, c0, x1, y1, c1, ...]}]}   # 18 triples
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .skeleton import KEYPOINT_NAMES, NUM_KEYPOINTS, Pose, PoseError
+from .keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, PoseError
 
 # COCO-18 joint i comes from BODY_25 joint BODY25_TO_COCO18[i].
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
@@ -75,21 +76,23 @@ def _canvas_value(data, key, source):
     return int(value)
 
 
-def pose_from_openpose(obj, name=None, person=0):
+def read_openpose(obj, person=0):
     """Read one person from OpenPose JSON (see the module docstring for the variants accepted).
 
     Parameters
     ----------
-    obj : dict, str or Path
+    obj : dict, list, str, bytes or Path
         The parsed JSON, JSON text, or a path to a ``.json`` file.
-    name : str, optional
-        Name of the returned pose.
     person : int
         Which entry of ``people`` to read.
 
     Returns
     -------
-    Pose
+    keypoints : (18, 2) float64 array
+        ``(x, y)`` pixel coordinates on the canvas; 0 for missing joints.
+    visible : (18,) bool array
+    width, height : int
+        The canvas size.
     """
     data, source = _load(obj)
     if isinstance(data, list):
@@ -156,7 +159,28 @@ def pose_from_openpose(obj, name=None, person=0):
                 f"{width}x{height} canvas"
             )
     keypoints = np.where(visible[:, None], np.clip(keypoints, 0, [width, height]), keypoints)
-    return Pose(keypoints, visible, width, height, name=name)
+    return keypoints, visible, width, height
+
+
+def openpose_dict(keypoints, visible, width, height):
+    """OpenPose JSON dict of one person: confidence 1 for visible joints, ``0, 0, 0`` for missing ones.
+
+    Parameters
+    ----------
+    keypoints : (18, 2) array of float
+    visible : (18,) array of bool
+    width, height : int
+        The canvas size.
+
+    Returns
+    -------
+    dict
+        ``{"canvas_width", "canvas_height", "people": [{"pose_keypoints_2d": [54 floats]}]}``
+    """
+    flat = []
+    for (x, y), v in zip(np.asarray(keypoints).tolist(), np.asarray(visible).tolist()):
+        flat += [x, y, 1.0] if v else [0.0, 0.0, 0.0]
+    return {"canvas_width": width, "canvas_height": height, "people": [{"pose_keypoints_2d": flat}]}
 
 
 def format_openpose(data):

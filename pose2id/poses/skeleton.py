@@ -1,4 +1,5 @@
-"""The OpenPose COCO-18 skeleton: keypoint names, limbs, palette and the :class:`Pose` type.
+"""The OpenPose COCO-18 skeleton: the :class:`Pose` type, with the keypoint names, limbs and palette
+of :mod:`.keypoints` (re-exported here).
 
 Coordinates are continuous pixel coordinates: pixel ``(i, j)`` of a ``width x height`` canvas
 spans ``[i, i+1) x [j, j+1)``, so its centre is ``(i + 0.5, j + 0.5)`` and a visible joint
@@ -12,40 +13,28 @@ import numbers
 
 import numpy as np
 
-KEYPOINT_NAMES = (
-    "nose", "neck",
-    "r_shoulder", "r_elbow", "r_wrist",
-    "l_shoulder", "l_elbow", "l_wrist",
-    "r_hip", "r_knee", "r_ankle",
-    "l_hip", "l_knee", "l_ankle",
-    "r_eye", "l_eye", "r_ear", "l_ear",
+from .keypoints import (
+    BODY_MIN_JOINTS,
+    COLORS,
+    KEYPOINT_NAMES,
+    LIMBS,
+    MIRROR_INDEX,
+    NUM_KEYPOINTS,
+    PoseError,
 )
-NUM_KEYPOINTS = len(KEYPOINT_NAMES)
+from .openpose_json import openpose_dict, read_openpose
 
-# 0-based joint pairs; limb k is drawn in COLORS[k]. The order matters: later limbs cover earlier ones.
-LIMBS = (
-    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
-    (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
-)
-
-# Canonical RGB palette (nose red). The colours tell IPG which way the person faces.
-COLORS = (
-    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
-    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
-    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
-)
-
-# Joint index -> index of the same joint on the other side of the body (identity for nose, neck).
-MIRROR_INDEX = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
-
-
-# Every limb of the skeleton starts at the neck or hangs from one that does (LIMBS), so without the
-# neck a pose falls apart into loose pieces; three joints more give at least a head, an arm or a leg.
-BODY_MIN_JOINTS = 4
-
-
-class PoseError(ValueError):
-    """A pose, or a file meant to hold one, is not a valid 18-keypoint skeleton."""
+__all__ = [
+    "BODY_MIN_JOINTS",
+    "COLORS",
+    "KEYPOINT_NAMES",
+    "LIMBS",
+    "MIRROR_INDEX",
+    "NUM_KEYPOINTS",
+    "Pose",
+    "PoseError",
+    "pose_from_openpose",
+]
 
 
 def _joint(i):
@@ -276,26 +265,39 @@ class Pose:
     # -- OpenPose JSON ------------------------------------------------------------------------
 
     @classmethod
-    def from_openpose(cls, obj, name=None):
+    def from_openpose(cls, obj, name=None, person=0):
         """Read a pose from OpenPose JSON: a dict, a JSON string, or a path to a ``.json`` file.
 
-        See :func:`pose2id.poses.openpose_json.pose_from_openpose` for the variants accepted.
+        See :mod:`pose2id.poses.openpose_json` for the variants accepted; ``person`` picks an
+        entry of ``people``.
         """
-        from .openpose_json import pose_from_openpose
-
-        return pose_from_openpose(obj, name=name)
+        keypoints, visible, width, height = read_openpose(obj, person=person)
+        return cls(keypoints, visible, width, height, name=name)
 
     def to_openpose(self):
         """OpenPose JSON dict: ``{"canvas_width", "canvas_height", "people": [{"pose_keypoints_2d": [54 floats]}]}``
         with confidence 1 for visible joints and ``0, 0, 0`` for missing ones."""
-        flat = []
-        for (x, y), v in zip(self._keypoints.tolist(), self._visible.tolist()):
-            flat += [x, y, 1.0] if v else [0.0, 0.0, 0.0]
-        return {
-            "canvas_width": self.width,
-            "canvas_height": self.height,
-            "people": [{"pose_keypoints_2d": flat}],
-        }
+        return openpose_dict(self._keypoints, self._visible, self.width, self.height)
+
+
+def pose_from_openpose(obj, name=None, person=0):
+    """Read one person from OpenPose JSON (see :mod:`pose2id.poses.openpose_json` for the variants
+    accepted).
+
+    Parameters
+    ----------
+    obj : dict, str or Path
+        The parsed JSON, JSON text, or a path to a ``.json`` file.
+    name : str, optional
+        Name of the returned pose.
+    person : int
+        Which entry of ``people`` to read.
+
+    Returns
+    -------
+    Pose
+    """
+    return Pose.from_openpose(obj, name=name, person=person)
 
 
 def _joint_index(i):

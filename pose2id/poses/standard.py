@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .openpose_json import format_openpose, pose_from_openpose
+from .openpose_json import format_openpose
 from .rendering import render
-from .skeleton import Pose, PoseError
+from .skeleton import Pose, PoseError, pose_from_openpose
 
 STANDARD_SIZE = (64, 128)
 
