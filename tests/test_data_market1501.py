@@ -13,8 +13,11 @@ def _jpeg(path, colour):
     Image.new("RGB", (64, 128), colour).save(path, quality=90)
 
 
-def make_market(root, with_gen=True, corrupt=True):
-    """A tiny Market-1501 folder: 3 identities, junk, distractors, generated images, bad files."""
+def make_market(root, with_gen=True, corrupt=True, gen_for_distractors=True):
+    """A tiny Market-1501 folder: 3 identities, junk, distractors, generated images, bad files.
+
+    ``gen_for_distractors=False`` lays the generated images out as published: for the real
+    identities only (none for the distractors, pid 0000, nor for junk, pid -1)."""
     query = ["0001_c1s1_000151_00.jpg", "0002_c2s1_000301_00.jpg", "0003_c3s2_000451_00.jpg"]
     gallery = [
         "0001_c2s1_000201_01.jpg", "0001_c3s1_000251_00.jpg", "0002_c1s1_000351_00.jpg",
@@ -42,7 +45,7 @@ def make_market(root, with_gen=True, corrupt=True):
         for split, names in (("query", query), ("bounding_box_test", gallery)):
             for p in range(1, 9):
                 for name in names:
-                    if not name.startswith("-1"):
+                    if not name.startswith("-1") and (gen_for_distractors or not name.startswith("0000")):
                         _jpeg(root / f"{split}_gen" / f"pose{p}" / name, (25 * p, 50, 50))
     return root
 
@@ -234,3 +237,56 @@ def test_market_names_deeper_than_the_folders_read(tmp_path):
                                            r"file\(s\) with such names are in other folders \(for example "
                                            r"photos/2024/day1/0001_c1s1_000001_00\.jpg\), which are not read\."):
         Market1501(tmp_path)
+
+
+def _market_style(root, names_by_split):
+    for split, names in names_by_split.items():
+        for i, name in enumerate(names):
+            _jpeg(root / split / name, (30 * i % 255, 90, 160))
+    return root
+
+
+# DukeMTMC-reID names: PPPP_cC_fFFFFFFF.jpg; CUHK03-NP names: PPPP_cC_N.png
+DUKE = {"query": ["0005_c2_f0046985.jpg", "0007_c5_f0047402.jpg"],
+        "bounding_box_test": ["0005_c1_f0046020.jpg", "0007_c3_f0047200.jpg", "0007_c5_f0047499.jpg",
+                              "0000_c6_f0080000.jpg", "-1_c2_f0000001.jpg"],
+        "bounding_box_train": ["0001_c2_f0046182.jpg"]}
+CUHK = {"query": ["0003_c1_21.png", "0011_c2_8.png"],
+        "bounding_box_test": ["0003_c2_26.png", "0011_c1_2.png", "0012_c1_1.png"],
+        "bounding_box_train": ["0001_c1_1.png"]}
+
+
+def test_dukemtmc_reid_layout(tmp_path):
+    root = _market_style(tmp_path / "DukeMTMC-reID", DUKE)
+    for spec in (str(root), f"dukemtmc:{root}", f"dukemtmc:{tmp_path}"):
+        ds = open_dataset(spec)
+        assert ds.name == "DukeMTMC-reID"
+        assert [(im.pid, im.camid) for im in ds.query] == [(5, 1), (7, 4)]
+        # junk dropped, the distractor kept, camera 6 -> 5
+        assert sorted((im.pid, im.camid) for im in ds.gallery) == [(0, 5), (5, 0), (7, 2), (7, 4)]
+        assert len(ds.train) == 1
+
+
+def test_cuhk03_np_detected_and_labeled(tmp_path):
+    top = tmp_path / "cuhk03-np"
+    _market_style(top / "detected", CUHK)
+    _market_style(top / "labeled", {k: v[:2] for k, v in CUHK.items()})
+    detected = open_dataset(f"cuhk03-np:{top}")
+    assert detected.name == "CUHK03-NP (detected)" and detected.root == top / "detected"
+    assert [(im.pid, im.camid) for im in detected.query] == [(3, 0), (11, 1)] and len(detected.gallery) == 3
+    labeled = open_dataset(f"cuhk03-np-labeled:{top}")
+    assert labeled.name == "CUHK03-NP (labeled)" and len(labeled.gallery) == 2
+    # one of the two sets, named as a folder, needs no kind
+    assert open_dataset(str(top / "labeled")).name == "CUHK03-NP (labeled)"
+    # the folder with both: the message says how to choose
+    with pytest.raises(DatasetError, match=r"cuhk03-np-labeled:"):
+        open_dataset(str(top))
+    other = _market_style(tmp_path / "other", {"query": CUHK["query"]})
+    with pytest.raises(DatasetError, match=r"no labeled/ folder"):
+        open_dataset(f"cuhk03-np-labeled:{other}")
+
+
+def test_any_folder_with_market_style_names_keeps_its_name(tmp_path):
+    root = _market_style(tmp_path / "my_cams", {"query": DUKE["query"], "bounding_box_test": DUKE["bounding_box_test"]})
+    ds = open_dataset(str(root))
+    assert ds.name == "Market-1501" and len(ds.query) == 2

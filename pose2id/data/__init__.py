@@ -3,6 +3,8 @@
     >>> from pose2id.data import open_dataset
     >>> dataset = open_dataset("synthped")            # generated on first use, cached
     >>> dataset = open_dataset("market1501:/data/Market-1501-v15.09.15")
+    >>> dataset = open_dataset("msmt17:/data/MSMT17_V1")          # list_query.txt / list_gallery.txt
+    >>> dataset = open_dataset("cuhk03-np:/data/cuhk03-np")         # its detected/ images
     >>> dataset.query[0]
     ReIDImage(path=..., pid=1, camid=0, name='0001_c1s1_001051_00.jpg')
 """
@@ -12,8 +14,43 @@ from pathlib import Path
 
 from pose2id.data.archive import open_archive
 from pose2id.data.market1501 import DatasetError, Market1501, ReIDImage, parse_name
+from pose2id.data.msmt17 import MSMT17, find_msmt17_root
 
-__all__ = ["DatasetError", "Market1501", "ReIDImage", "open_archive", "open_dataset", "parse_name"]
+__all__ = ["DatasetError", "MSMT17", "Market1501", "ReIDImage", "open_archive", "open_dataset", "parse_name"]
+
+# "kind:PATH" specs of the published datasets; a plain PATH is recognised from its layout
+KINDS = ("market1501", "dukemtmc", "cuhk03-np", "cuhk03-np-labeled", "msmt17")
+SPEC_HELP = ("'synthped', a folder or .zip (Market-1501 style names, or MSMT17's list files), or "
+             + ", ".join(f"'{kind}:PATH'" for kind in KINDS))
+
+
+def _cuhk03_split(path, which):
+    """The ``detected/`` or ``labeled/`` folder (``which``) of a CUHK03-NP folder: ``path`` itself
+    when it is one, else ``path/which`` or ``path/*/which``."""
+    if path.name.lower() in ("detected", "labeled"):
+        return path
+    for candidate in [path / which, *sorted(path.glob(f"*/{which}"))]:
+        if candidate.is_dir():
+            return candidate
+    raise DatasetError(f"spec: {path} has no {which}/ folder; CUHK03-NP (the new protocol) has detected/ and labeled/, "
+                       "each with query/, bounding_box_test/ and bounding_box_train/")
+
+
+def _open_folder(path, kind=None, shown_as=None):
+    """The dataset in the folder ``path``: of ``kind`` (one of KINDS) or, without one, recognised
+    from its layout (MSMT17's list files, else Market-1501 style names)."""
+    if kind == "msmt17" or (kind is None and find_msmt17_root(path) is not None):
+        return MSMT17(path)
+    if kind in ("cuhk03-np", "cuhk03-np-labeled"):
+        which = "labeled" if kind == "cuhk03-np-labeled" else "detected"
+        split = _cuhk03_split(path, which)
+        return Market1501(split, name=f"CUHK03-NP ({split.name.lower()})")
+    if kind is None and path.is_dir() and all(any(p.is_dir() for prefix in ("", "*/") for p in path.glob(prefix + which))
+                                              for which in ("detected", "labeled")):
+        raise DatasetError(f"spec: {shown_as or path} holds CUHK03-NP's detected/ and labeled/ sets; choose one with "
+                           f"'cuhk03-np:{path}' (detected) or 'cuhk03-np-labeled:{path}'")
+    name = {"market1501": None, "dukemtmc": "DukeMTMC-reID"}.get(kind)
+    return Market1501(path, name=name, shown_as=shown_as)
 
 
 def open_dataset(spec, cache_dir=None, progress=None):
@@ -21,18 +58,21 @@ def open_dataset(spec, cache_dir=None, progress=None):
 
     Parameters
     ----------
-    spec : "synthped" or "synthped:SEED" (the built-in synthetic benchmark), "market1501:PATH"
-        or a plain PATH (a Market-1501 style folder, or a .zip of one, extracted safely into the
-        cache).
+    spec : "synthped" or "synthped:SEED" (the built-in synthetic benchmark); a plain PATH: a
+        folder, or a .zip of one (extracted safely into the cache), recognised from its layout
+        (MSMT17's ``list_query.txt`` / ``list_gallery.txt``, else Market-1501 style names); or a
+        named one: "market1501:PATH", "dukemtmc:PATH" (both the Market-1501 layout),
+        "cuhk03-np:PATH" (its ``detected/`` set; PATH may be ``detected/`` itself),
+        "cuhk03-np-labeled:PATH", "msmt17:PATH".
     cache_dir : where SynthPed / extracted archives go; default under ``$POSE2ID_CACHE``.
     progress : optional ``progress(done, total)`` while SynthPed is generated.
 
     Returns
     -------
-    Market1501 (SynthPed is a subclass with ``is_synthetic = True``).
+    Market1501 (SynthPed is a subclass with ``is_synthetic = True``) or MSMT17.
     """
     if not isinstance(spec, (str, Path)) or not str(spec):
-        raise ValueError(f"spec must be 'synthped', 'market1501:PATH' or a folder/zip path, got {spec!r}")
+        raise ValueError(f"spec must be {SPEC_HELP}, got {spec!r}")
     spec = str(spec)
     if spec == "synthped" or spec.startswith("synthped:"):
         from pose2id.data.synthped import load_synthped
@@ -41,7 +81,9 @@ def open_dataset(spec, cache_dir=None, progress=None):
         if not seed_text.isdigit():
             raise ValueError(f"spec {spec!r}: the SynthPed seed must be a non-negative integer")
         return load_synthped(cache_dir=cache_dir, seed=int(seed_text), progress=progress)
-    path = Path(spec.partition(":")[2] if spec.startswith("market1501:") else spec).expanduser()
+    kind, _, rest = spec.partition(":")
+    kind = kind.lower() if rest and kind.lower() in KINDS else None
+    path = Path(rest if kind else spec).expanduser()
     if path.suffix.lower() == ".zip":
         from pose2id.features import cache_root
 
@@ -52,7 +94,7 @@ def open_dataset(spec, cache_dir=None, progress=None):
         if not marker.is_file():
             marker.write_text(str(open_archive(path, dest)))
         # messages name what is in the zip by the zip's name, not by the folder it was extracted to
-        return Market1501(dest, shown_as=path.name)
+        return _open_folder(dest, kind, shown_as=path.name)
     if not path.exists():
         raise DatasetError(f"spec: {path} does not exist; expected a Market-1501 style folder or .zip, or 'synthped'")
-    return Market1501(path)
+    return _open_folder(path, kind)

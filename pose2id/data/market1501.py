@@ -138,6 +138,29 @@ def split_market_protocol(images):
     return query, gallery
 
 
+KNOWN_LAYOUTS = (("duke", "DukeMTMC-reID"), ("cuhk03", "CUHK03-NP"), ("market", "Market-1501"))
+
+
+def layout_name(root, stop=None):
+    """The name of the published dataset with the Market-1501 layout that ``root`` is, told by its
+    folder's name or a parent's up to ``stop`` (``DukeMTMC-reID``, ``cuhk03-np/detected``):
+    "DukeMTMC-reID", "CUHK03-NP (detected)", "CUHK03-NP (labeled)"; else "Market-1501"."""
+    root = Path(root)
+    folders = [root, *root.parents]
+    if stop is not None and Path(stop) in folders:
+        # a CUHK03-NP set's name is its parent's
+        keep = folders.index(Path(stop)) + 1 + (root.name.lower() in ("detected", "labeled"))
+        folders = folders[:keep]
+    for folder in folders[:3]:
+        lowered = folder.name.lower()
+        for key, name in KNOWN_LAYOUTS:
+            if key in lowered:
+                if name == "CUHK03-NP" and root.name.lower() in ("detected", "labeled"):
+                    return f"{name} ({root.name.lower()})"
+                return name
+    return "Market-1501"
+
+
 def _find_dir(root, names):
     for name in names:
         if (root / name).is_dir():
@@ -203,7 +226,9 @@ class Market1501:
     ----------
     root : folder with ``query/`` and ``bounding_box_test/`` (and optionally ``bounding_box_train/``
         and the ``*_gen`` folders), or any folder whose images have Market-style names.
-    name : shown name; default "Market-1501" for the standard layout, else the folder name.
+    name : shown name; default for the standard layout "Market-1501", or "DukeMTMC-reID" /
+        "CUHK03-NP (detected)" when the folder's name says so (see :func:`layout_name`); else
+        the folder name.
     shown_as : how messages name ``root`` (and what is in it), e.g. the file name of the zip it
         was extracted to (:func:`pose2id.data.open_dataset`); default its path.
     verify : decode every image while reading (corrupt files are skipped, listed in
@@ -233,7 +258,7 @@ class Market1501:
             self.gallery = read_images(gallery_dir, verify, self.skipped)
             self.train = read_images(train_dir, verify, self.skipped) if train_dir is not None else []
             self._split_dirs = {"query": query_dir, "gallery": gallery_dir}
-            default_name = "Market-1501"
+            default_name = layout_name(self.root, stop=root)
             if not self.query or not self.gallery:
                 self._raise_empty(f"{query_dir.name}/ has {len(self.query)} usable image(s) and {gallery_dir.name}/ "
                                   f"has {len(self.gallery)}; both need at least one")
