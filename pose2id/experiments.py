@@ -396,7 +396,8 @@ def _extracted(dataset, extractor, progress, cache_dir):
             # generated images are taken without a camera embedding (their camera is no camera's)
             found = _call_extract(extract, extractor, paths, cache_dir, tracker.stage(size), None)
             gen = np.zeros((len(splits[split]), poses, feats[split].shape[1]), dtype=np.float32)
-            gen[has[split]] = found.reshape(len(images), poses, -1)
+            if images:
+                gen[has[split]] = found.reshape(len(images), poses, -1)
             gens[split] = _with_own_features(feats[split], gen, has[split])
     return feats["query"], feats["gallery"], gens["query"], gens["gallery"], ipg_note, coverage
 
@@ -507,9 +508,8 @@ def _prepare_from_args(args):
         else:
             extractor = _get_extractor(args.features, device=args.device, camera_ids=camera_ids)
     except ValueError as error:
-        message = str(error)
-        if message.startswith("camera_ids "):
-            raise ValueError(f"--camera-ids {message[len('camera_ids '):]}") from None
+        if str(error).startswith("camera_ids"):
+            raise ValueError(f"--camera-ids {camera_ids} with --features {args.features}: {error}") from None
         raise ValueError(in_option_terms(error, "--features", ("spec",))) from None
     _check_neighbourhoods(args, dataset)
     bench = prepare_benchmark(dataset, extractor, progress=_stderr_progress("features"))
