@@ -123,7 +123,9 @@ def test_transreid_extractor_matches_fixture(shared_dir):
 
     folder = shared_dir / "fixtures" / "transreid"
     ex = get_extractor(f"transreid:{shared_dir / 'fixtures' / FIXTURE}")
-    images = [Image.open(folder / f"image{i}_orig.png") for i in (0, 1)]
+    # The fixture's input was resized by the IPG inference (Lanczos); at 128x256 already, the
+    # retrieval resize (bilinear) leaves these images unchanged.
+    images = [Image.open(folder / f"image{i}_128x256.png") for i in (0, 1)]
     expected = load_file(folder / "expected.safetensors")["feat"][:2]
     feats = ex(images, batch_size=1)
     assert feats.shape == (2, 160) and ex.dim == 160 and feats.dtype == np.float32
@@ -131,6 +133,36 @@ def test_transreid_extractor_matches_fixture(shared_dir):
     glob = get_extractor(f"transreid-global:{shared_dir / 'fixtures' / FIXTURE}")
     np.testing.assert_allclose(glob(images), expected[:, :32], atol=1e-5)
     assert ex.name != glob.name
+    assert not ex.uses_camera_ids and ex.num_cameras == 0
+
+
+def test_transreid_extractor_resizes_bilinear_like_the_evaluation(shared_dir):
+    """Retrieval features: T.Resize((256, 128)) on a PIL image (bilinear), mean/std 0.5, as TransReID evaluates."""
+    import torch
+
+    from pose2id.reid import load_transreid, preprocess
+
+    folder = shared_dir / "fixtures" / "transreid"
+    ex = get_extractor(f"transreid:{shared_dir / 'fixtures' / FIXTURE}")
+    images = [Image.open(folder / f"image{i}_orig.png") for i in (0, 1)]
+    model = load_transreid(shared_dir / "fixtures" / FIXTURE)
+    with torch.no_grad():
+        bilinear = model(preprocess(images, interpolation="bilinear")).numpy()
+        lanczos = model(preprocess(images, interpolation="lanczos")).numpy()
+    feats = ex(images)
+    np.testing.assert_allclose(feats, bilinear, atol=1e-5)
+    assert np.abs(feats - lanczos).max() > 1e-3
+
+
+def test_transreid_wrong_size_fails_at_construction(tmp_path, shared_dir):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(shared_dir / "fixtures" / FIXTURE)
+    sd["base.pos_embed"] = torch.zeros(1, 129, 32)
+    save_file(sd, tmp_path / "vit_stride16.safetensors")
+    with pytest.raises(ValueError, match=r"vit_stride16\.safetensors.*base\.pos_embed"):
+        get_extractor(f"transreid:{tmp_path / 'vit_stride16.safetensors'}")
 
 
 def test_transreid_wrong_model(shared_dir):

@@ -3,6 +3,7 @@
 Both are loaded once per extractor object and run in ``torch.inference_mode`` on CPU by default.
 """
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -23,19 +24,23 @@ def _file_tag(path):
 
 
 def _run_batches(images, batch_size, progress, forward):
+    """forward(start, batch) per batch of images -> (N, D) float32, or None for no images."""
     images = list(images)
     chunks = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
-        chunks.append(forward(batch))
+        chunks.append(forward(start, batch))
         if progress is not None:
             progress(start + len(batch), len(images))
     return np.concatenate(chunks).astype(np.float32) if chunks else None
 
 
+PRECISIONS = ("auto", "float32", "float16")
+
+
 class TransReIDExtractor:
     """TransReID features from an official checkpoint (Pose2ID's ``transformer_20.pth``, a TransReID
-    Market model, or a .safetensors state dict).
+    Market / MSMT17 model with or without camera embedding, or a .safetensors state dict).
 
     Parameters
     ----------
@@ -43,11 +48,31 @@ class TransReIDExtractor:
     part : "all" -> (N, 5E) global + 4 local parts (the features the paper evaluates, 3840 for
         ViT-B); "global" -> (N, E).
     device : torch device.
+    camera_ids : "auto" -> use the checkpoint's camera embedding (``base.sie_embed``) when it has
+        one; "on" -> it must have one (ValueError naming the file otherwise); "off" -> ignore it.
+    precision : "auto" (float16 on CUDA, float32 elsewhere), "float32" or "float16".
+
+    Attributes
+    ----------
+    uses_camera_ids : bool, whether camera ids passed to :meth:`forward` / ``extract(camids=...)``
+        are used (the model has a camera embedding and camera_ids is not "off").
+    num_cameras : cameras of the embedding (0 = none); camera ids lie in 0..num_cameras - 1.
+
+    Images are resized to 256x128 with bilinear interpolation and normalized with mean = std =
+    0.5, as TransReID's evaluation transforms do (``T.Resize`` on a PIL image is PIL's bilinear).
     """
 
-    def __init__(self, path, part="all", device="cpu"):
+    def __init__(self, path, part="all", device="cpu", camera_ids="auto", precision="auto"):
+        import torch
+
+        from pose2id.reid import CAMERA_MODES
+
         if part not in ("all", "global"):
             raise ValueError(f"part must be 'all' or 'global', got {part!r}")
+        if camera_ids not in CAMERA_MODES:
+            raise ValueError(f"camera_ids must be one of {CAMERA_MODES}, got {camera_ids!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.path = Path(path).expanduser()
         if not self.path.is_file():
             raise MissingWeightsError(
@@ -57,32 +82,70 @@ class TransReIDExtractor:
         from pose2id.reid import load_transreid
 
         self.part = part
-        self.device = device
+        self.device = torch.device(device)
+        if precision == "auto":
+            precision = "float16" if self.device.type == "cuda" else "float32"
+        self.dtype = torch.float16 if precision == "float16" else torch.float32
         try:
-            self.model = load_transreid(self.path, device=device)
+            self.model = load_transreid(self.path, device=self.device, dtype=self.dtype, camera_ids=camera_ids)
         except ValueError as error:
             raise ValueError(f"path: {self.path} cannot be used as TransReID weights: {error}") from None
-        embed = self.model.config.embed_dim
-        self.dim = embed * 5 if part == "all" else embed
-        self.name = f"transreid-{part}:{self.path.name}:{_file_tag(self.path)}"
+        config = self.model.config
+        self.num_cameras = self.model.camera_num
+        self.uses_camera_ids = self.model.camera_num > 0
+        self.dim = config.embed_dim * 5 if part == "all" else config.embed_dim
+        # "bilinear" marks the retrieval preprocessing; "fp16" features differ from float32 ones.
+        fp16 = ":fp16" if self.dtype == torch.float16 else ""
+        self.name = f"transreid-{part}:{self.path.name}:{_file_tag(self.path)}:bilinear{fp16}"
+        self.loader_transform = functools.partial(_resize_for_transreid, size=config.img_size[::-1])
+        self.loader_collate = _stack_uint8
 
-    def __call__(self, images, batch_size=64, progress=None):
-        """images : list of PIL -> (N, dim) float32 (raw, not normalized)."""
+    def forward(self, batch, camids=None):
+        """batch : (B, H, W, 3) uint8 tensor from ``loader_transform`` + ``loader_collate``;
+        camids : (B,) 0-based camera ids or None (no camera embedding) -> (B, dim) float32 array.
+
+        camids are ignored when :attr:`uses_camera_ids` is False.
+        """
         import torch
 
-        from pose2id.reid import preprocess
+        from pose2id.reid import normalize_uint8
 
-        def forward(batch):
-            with torch.inference_mode():
-                feats = self.model(preprocess(batch).to(self.device))
-            if self.part == "global":
-                feats = feats[:, : self.model.config.embed_dim]
-            return feats.float().cpu().numpy()
+        if not self.uses_camera_ids:
+            camids = None
+        with torch.inference_mode():
+            x = normalize_uint8(batch.to(self.device, non_blocking=True)).to(self.dtype)
+            feats = self.model(x, camids)
+        if self.part == "global":
+            feats = feats[:, : self.model.config.embed_dim]
+        return feats.float().cpu().numpy()
+
+    def __call__(self, images, batch_size=64, progress=None, camids=None):
+        """images : list of PIL, camids : N 0-based camera ids or None -> (N, dim) float32 (raw, not normalized)."""
+        images = list(images)
+        if camids is not None and len(camids) != len(images):
+            raise ValueError(f"camids has {len(camids)} entries but there are {len(images)} images")
+
+        def forward(start, batch):
+            ids = None if camids is None else list(camids[start : start + len(batch)])
+            return self.forward(_stack_uint8([self.loader_transform(im) for im in batch]), ids)
 
         return _run_batches(images, batch_size, progress, forward)
 
     def __repr__(self):
-        return f"TransReIDExtractor(path='{self.path}', dim={self.dim})"
+        return f"TransReIDExtractor(path='{self.path}', dim={self.dim}, uses_camera_ids={self.uses_camera_ids})"
+
+
+def _resize_for_transreid(image, size):
+    from pose2id.reid import resize_rgb
+
+    return resize_rgb(image, size, interpolation="bilinear")
+
+
+def _stack_uint8(arrays):
+    """list of (H, W, 3) uint8 arrays -> (B, H, W, 3) uint8 tensor."""
+    import torch
+
+    return torch.from_numpy(np.stack(arrays))
 
 
 class ViTExtractor:
@@ -116,6 +179,7 @@ class ViTExtractor:
         local = Path(self.model_id)
         tag = _file_tag(local / "config.json") if (local / "config.json").is_file() else "hub"
         self.name = f"vit:{self.model_id.replace('/', '_')}:{tag}"
+        self.uses_camera_ids = False
 
     def preprocess(self, images):
         """list of PIL -> (B, 3, size, size) float32 tensor, mean/std 0.5."""
@@ -133,7 +197,7 @@ class ViTExtractor:
         """images : list of PIL -> (N, hidden_size) float32 class-token features."""
         import torch
 
-        def forward(batch):
+        def forward(start, batch):
             with torch.inference_mode():
                 out = self.model(pixel_values=self.preprocess(batch).to(self.device))
             return out.last_hidden_state[:, 0].float().cpu().numpy()

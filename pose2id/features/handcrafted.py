@@ -1,6 +1,7 @@
-"""A training-free, weight-free ReID descriptor in the spirit of LOMO (Liao et al., CVPR 2015).
+"""Stripe colour/texture histograms: a training-free, weight-free ReID descriptor.
 
-Each image is resized to 64x128 and cut into overlapping horizontal stripes (people are roughly
+This is not LOMO (Liao et al., CVPR 2015: Retinex, SILTP and local maximal occurrence over
+sliding windows); it is plain per-stripe histograms with a grey-world colour correction. Each image is resized to 64x128 and cut into overlapping horizontal stripes (people are roughly
 upright, so a stripe holds "head", "torso", "legs" whatever the horizontal position). Per stripe:
 a joint HSV colour histogram and a histogram of gradient orientations weighted by magnitude
 (texture: stripes vs. plain clothing). Counts go through log(1 + x) so a dominant colour does not
@@ -23,18 +24,28 @@ GREY_LEVEL = 0.45
 _CENTRE_WEIGHT = np.exp(-0.5 * ((np.arange(WIDTH) + 0.5 - WIDTH / 2) / CENTRE_SIGMA) ** 2).astype(np.float32)
 
 
+def _resize(image):
+    """PIL image -> (128, 64, 3) float32 RGB in 0..255 (bilinear)."""
+    return np.asarray(image.convert("RGB").resize((WIDTH, HEIGHT), Image.BILINEAR), dtype=np.float32)
+
+
 def _to_array(images):
     """list of PIL -> (N, 128, 64, 3) float32 in [0, 1]."""
-    arrays = [
-        np.asarray(im.convert("RGB").resize((WIDTH, HEIGHT), Image.BILINEAR), dtype=np.float32) for im in images
-    ]
-    return np.stack(arrays) / 255.0
+    return np.stack([_resize(im) for im in images]) / 255.0
+
+
+def describe_resized(arrays):
+    """list of (128, 64, 3) arrays from the resize step -> (N, dim) float32 descriptors.
+
+    Runs as the DataLoader collate step, so the whole descriptor is computed in worker processes.
+    """
+    return HandcraftedExtractor.describe(np.stack(arrays) / 255.0)
 
 
 def _colour_constancy(rgb):
     """Grey-world correction: scale each channel so the (centre-weighted) image mean is mid-grey.
 
-    Removes most of a camera's colour cast and brightness, the job Retinex does in LOMO.
+    Removes most of a camera's colour cast and brightness (a cheap stand-in for Retinex).
     (N, H, W, 3) -> same shape, clipped to [0, 1].
     """
     mean = np.einsum("nhwc,w->nc", rgb, _CENTRE_WEIGHT)[:, None, None, :] / (_CENTRE_WEIGHT.sum() * rgb.shape[1])
@@ -75,18 +86,28 @@ def _l2(x, axis=-1):
 
 
 class HandcraftedExtractor:
-    """Colour + texture histograms over horizontal stripes; needs no weights.
+    """Stripe colour/texture histograms (spec name "handcrafted"); needs no weights.
 
     ``dim`` = 15 stripes x (8*4*4 colour + 8 texture) = 2040.
     """
 
     name = "handcrafted-v1"
+    label = "stripe colour/texture histograms"
+    uses_camera_ids = False
+    # DataLoader hooks (see pose2id.features.extract): decode + resize per image, descriptor per batch.
+    loader_transform = staticmethod(_resize)
+    loader_collate = staticmethod(describe_resized)
 
     def __init__(self):
         num_stripes = (HEIGHT - STRIPE_HEIGHT) // STRIPE_STEP + 1
         self.dim = num_stripes * (HUE_BINS * SAT_BINS * VAL_BINS + ORIENTATION_BINS)
 
-    def describe(self, rgb):
+    def forward(self, batch, camids=None):
+        """batch : (B, dim) descriptors from ``loader_collate`` -> the same (camids are ignored)."""
+        return np.asarray(batch, dtype=np.float32)
+
+    @staticmethod
+    def describe(rgb):
         """(N, 128, 64, 3) float in [0,1] -> (N, dim) float32, rows L2-normalized."""
         rgb = _colour_constancy(rgb)
         hue, sat, val = _hsv(rgb)

@@ -1,5 +1,5 @@
-"""Person re-identification encoders: TransReID (ViT-B/16 + JPM), Pose2ID's identity encoder."""
+"""Person re-identification encoders: TransReID (ViT-B/16 + JPM, optional camera embedding), Pose2ID's identity encoder."""
 
-from .transreid import TransReID, TransReIDConfig, load_transreid, preprocess
+from .transreid import CAMERA_MODES, TransReID, TransReIDConfig, load_transreid, normalize_uint8, preprocess, resize_rgb
 
-__all__ = ["TransReID", "TransReIDConfig", "load_transreid", "preprocess"]
+__all__ = ["CAMERA_MODES", "TransReID", "TransReIDConfig", "load_transreid", "normalize_uint8", "preprocess", "resize_rgb"]
