@@ -94,3 +94,20 @@ def test_bad_layouts_name_the_file_and_line(tmp_path):
         image.unlink()
     with pytest.raises(DatasetError, match=r"usable image.*listed but missing"):
         MSMT17(root)
+
+
+def test_eval_on_msmt17(tmp_path, monkeypatch, capsys):
+    import json
+
+    from pose2id.cli import main
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    root = make_msmt17(tmp_path / "MSMT17_V1", with_gen=True)
+    out = tmp_path / "t.json"
+    assert main(["eval", "--dataset", f"msmt17:{root}", "--k1", "1", "--k2", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["dataset"] == "MSMT17" and result["num_query"] == 2 and result["num_gallery"] == 4
+    assert [r["method"] for r in result["rows"]][-1] == "+NFC+IPG"
+    # pid folder 0002 has no generated images: it keeps its own feature
+    assert result["ipg_coverage"]["gallery"] == {"with_generated": 3, "total": 4}
+    assert "3 of 4 gallery" in capsys.readouterr().err

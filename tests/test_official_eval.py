@@ -197,3 +197,14 @@ def test_camera_ids_on_for_an_extractor_without_them_is_refused(published, tmp_p
     err = capsys.readouterr().err
     assert "--camera-ids on" in err and "Traceback" not in err
     assert run_cli(["eval", "--dataset", str(published), "--camera-ids", "off", "--k1", "1", "--k2", "1"]) == 0
+
+
+def test_sweep_with_rerank_parameters(published, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "s.json"
+    assert run_cli(["sweep", "--dataset", str(published), "--method", "+IPG", "--eta", "1", "2", "--rerank",
+                    "--rerank-k1", "6", "--rerank-k2", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert (result["rerank_k1"], result["rerank_k2"], result["rerank_lambda"]) == (6, 2, 0.3)
+    assert result["ipg_coverage"]["gallery"]["with_generated"] == 6 and len(result["rows"]) == 2
+    assert "k1=6 k2=2 lambda=0.3" in capsys.readouterr().out
