@@ -26,7 +26,46 @@ _EXPORTS = {
     "re_ranking": "pose2id.reranking",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = sorted(_EXPORTS) + ["ArgumentError", "__version__"]
+
+
+class ArgumentError(ValueError):
+    """A value given to pose2id that cannot be used, with the fields to word the problem.
+
+    The library raises it with the name *it* knows the value by; a caller that knows it by another
+    name (the CLI's option, an app's field) words the problem with :meth:`worded` instead of
+    rewriting the message.
+
+    Parameters
+    ----------
+    problem : str
+        What is wrong and what was expected, without the value's name: ``"'people' is empty"``.
+    argument : str, optional
+        The library's name for the value: ``"spec"``, ``"k1"``, ``"pose"``.
+    file : str or Path, optional
+        The file the problem is in, when there is one.
+    value : object, optional
+        The offending value.
+    label : str, optional
+        What the message names when there is no file (default: ``argument``), e.g. ``"JSON text"``.
+
+    ``str(error)`` is ``"<file or label or argument>: <problem>"``.
+    """
+
+    def __init__(self, problem, argument=None, file=None, value=None, label=None):
+        self.problem = str(problem)
+        self.argument = argument
+        self.file = None if file is None else str(file)
+        self.value = value
+        self.label = label
+        where = self.file or label or argument
+        super().__init__(f"{where}: {self.problem}" if where else self.problem)
+
+    def worded(self, name):
+        """The problem told under ``name`` (an option such as ``--poses``), the file kept."""
+        if self.file and self.file not in name:
+            return f"{name} {self.file}: {self.problem}"
+        return f"{name}: {self.problem}"
 
 
 def __getattr__(name):

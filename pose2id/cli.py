@@ -74,9 +74,18 @@ def check_device(name):
 
 
 def in_option_terms(error, option, argument_names=()):
-    """A library error retold with the option the user typed: where the library names its argument
-    ("spec: /x does not exist", "spec must be ..."), the option replaces it ("--dataset: /x does not
-    exist", "--dataset must be ..."); any other message is put after the option."""
+    """A library error retold with the option the user typed.
+
+    A :class:`pose2id.ArgumentError` about one of ``argument_names`` (or about any argument, when
+    none are given) is worded from its fields: ``"--poses x.json: 'people' is empty"``. For other
+    errors, where the message starts with the library's name for the argument ("spec: /x does not
+    exist", "spec must be ..."), the option replaces it ("--dataset: /x does not exist",
+    "--dataset must be ..."); any other message is put after the option.
+    """
+    from pose2id import ArgumentError
+
+    if isinstance(error, ArgumentError) and (not argument_names or error.argument in argument_names):
+        return error.worded(option)
     message = str(error)
     for name in argument_names:
         if message.startswith(f"{name}: "):

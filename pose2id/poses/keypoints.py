@@ -1,9 +1,11 @@
 """The COCO-18 keypoint definitions every pose module shares: joint names, limbs, palette, the
 left/right mirror map, the smallest drawable body, and :class:`PoseError`.
 
-A leaf module: it imports nothing from pose2id, so :mod:`.skeleton` and :mod:`.openpose_json`
-both build on it.
+It imports nothing from pose2id but the package's :class:`~pose2id.ArgumentError`, so
+:mod:`.skeleton` and :mod:`.openpose_json` both build on it.
 """
+
+from pose2id import ArgumentError
 
 KEYPOINT_NAMES = (
     "nose", "neck",
@@ -37,5 +39,9 @@ MIRROR_INDEX = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 BODY_MIN_JOINTS = 4
 
 
-class PoseError(ValueError):
-    """A pose, or a file meant to hold one, is not a valid 18-keypoint skeleton."""
+class PoseError(ArgumentError):
+    """A pose, or a file meant to hold one, is not a valid 18-keypoint skeleton.
+
+    ``PoseError(message)``; errors about OpenPose JSON also carry the fields of
+    :class:`pose2id.ArgumentError` (``problem``, ``file`` or ``label``, ``argument="pose"``).
+    """

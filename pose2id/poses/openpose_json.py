@@ -38,6 +38,14 @@ DEFAULT_NORMALIZED_CANVAS = (64, 128)
 _BORDER_TOLERANCE = 1.0
 
 
+def _error(source, problem):
+    """A :class:`PoseError` about the JSON from ``source`` (a file path, or a label such as
+    ``"JSON text"``) with its fields set."""
+    if isinstance(source, Path):
+        return PoseError(problem, argument="pose", file=source)
+    return PoseError(problem, argument="pose", label=source)
+
+
 def _load(obj):
     """dict | JSON text | bytes | path -> parsed JSON value, with a source label for messages."""
     if isinstance(obj, (dict, list)):
@@ -56,14 +64,14 @@ def _load(obj):
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise PoseError(f"{path} is not a text file (expected OpenPose JSON)") from None
-        source = str(path)
+            raise _error(path, "not a text file (expected OpenPose JSON)") from None
+        source = path
     else:
         raise PoseError(f"expected an OpenPose JSON dict, JSON text or a path, got {type(obj).__name__}")
     try:
         return json.loads(text), source
     except json.JSONDecodeError as err:
-        raise PoseError(f"{source} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+        raise _error(source, f"not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
 
 
 def _canvas_value(data, key, source):
@@ -72,7 +80,7 @@ def _canvas_value(data, key, source):
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or value < 1 or value != int(value):
-        raise PoseError(f"{source}: {key} must be a positive whole number of pixels, got {value!r}")
+        raise _error(source, f"{key} must be a positive whole number of pixels, got {value!r}")
     return int(value)
 
 
@@ -97,34 +105,35 @@ def read_openpose(obj, person=0):
     data, source = _load(obj)
     if isinstance(data, list):
         if not data or not isinstance(data[0], dict):
-            raise PoseError(f"{source}: expected an object with a 'people' list (or a list of such objects)")
+            raise _error(source, "expected an object with a 'people' list (or a list of such objects)")
         data = data[0]
     if not isinstance(data, dict):
-        raise PoseError(f"{source}: expected a JSON object with a 'people' list, got {type(data).__name__}")
+        raise _error(source, f"expected a JSON object with a 'people' list, got {type(data).__name__}")
     people = data.get("people")
     if not isinstance(people, list):
-        raise PoseError(f"{source}: missing 'people' list (OpenPose JSON has {{\"people\": [{{\"pose_keypoints_2d\": [...]}}]}})")
+        raise _error(source, 'missing \'people\' list (OpenPose JSON has {"people": [{"pose_keypoints_2d": [...]}]})')
     if not people:
-        raise PoseError(f"{source}: 'people' is empty, so there is no pose to read")
+        raise _error(source, "'people' is empty, so there is no pose to read")
     if not isinstance(person, numbers.Integral) or not 0 <= person < len(people):
-        raise PoseError(f"{source}: person={person!r} but 'people' has {len(people)} entries")
+        raise _error(source, f"person={person!r} but 'people' has {len(people)} entries")
     entry = people[person]
     where = f"people[{person}]"
     if not isinstance(entry, dict) or "pose_keypoints_2d" not in entry:
-        raise PoseError(f"{source}: {where} has no 'pose_keypoints_2d' list")
+        raise _error(source, f"{where} has no 'pose_keypoints_2d' list")
     flat = entry["pose_keypoints_2d"]
     if not isinstance(flat, list):
-        raise PoseError(f"{source}: {where}.pose_keypoints_2d must be a list of numbers, got {type(flat).__name__}")
+        raise _error(source, f"{where}.pose_keypoints_2d must be a list of numbers, got {type(flat).__name__}")
     for j, value in enumerate(flat):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise PoseError(f"{source}: {where}.pose_keypoints_2d[{j}] is {value!r}; expected a number")
+            raise _error(source, f"{where}.pose_keypoints_2d[{j}] is {value!r}; expected a number")
     if len(flat) == 3 * NUM_KEYPOINTS:
         triples = np.array(flat, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
     elif len(flat) == 75:
         triples = np.array(flat, dtype=np.float64).reshape(25, 3)[list(BODY25_TO_COCO18)]
     else:
-        raise PoseError(
-            f"{source}: {where}.pose_keypoints_2d has {len(flat)} values; expected 54 (COCO-18: 18 joints "
+        raise _error(
+            source,
+            f"{where}.pose_keypoints_2d has {len(flat)} values; expected 54 (COCO-18: 18 joints "
             f"x (x, y, confidence)) or 75 (BODY_25)"
         )
 
@@ -133,12 +142,12 @@ def read_openpose(obj, person=0):
     if not visible.any():
         # e.g. a detector's placeholder for a person it did not find: nothing to draw or generate
         why = "every keypoint is 0, 0, 0" if not triples.any() else "every joint has confidence 0 or no numeric x, y"
-        raise PoseError(f"{source}: no visible joint{f' in {where}' if person else ''} ({why}), so there is no pose to draw")
+        raise _error(source, f"no visible joint{f' in {where}' if person else ''} ({why}), so there is no pose to draw")
     keypoints = np.where(visible[:, None], triples[:, :2], 0.0)
     width = _canvas_value(data, "canvas_width", source)
     height = _canvas_value(data, "canvas_height", source)
     if (width is None) != (height is None):
-        raise PoseError(f"{source}: has only one of canvas_width and canvas_height; give both or neither")
+        raise _error(source, "has only one of canvas_width and canvas_height; give both or neither")
 
     pts = keypoints[visible]
     normalized = pts.min() >= 0 and pts.max() <= 1.0 and (width is None or max(width, height) > 2)
@@ -154,8 +163,9 @@ def read_openpose(obj, person=0):
         x, y = keypoints[i]
         if not (-_BORDER_TOLERANCE <= x <= width + _BORDER_TOLERANCE
                 and -_BORDER_TOLERANCE <= y <= height + _BORDER_TOLERANCE):
-            raise PoseError(
-                f"{source}: {where} joint {i} ({KEYPOINT_NAMES[i]}) at ({x:g}, {y:g}) is outside the "
+            raise _error(
+                source,
+                f"{where} joint {i} ({KEYPOINT_NAMES[i]}) at ({x:g}, {y:g}) is outside the "
                 f"{width}x{height} canvas"
             )
     keypoints = np.where(visible[:, None], np.clip(keypoints, 0, [width, height]), keypoints)

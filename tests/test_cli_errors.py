@@ -1,0 +1,64 @@
+"""Errors with fields: the library says what is wrong with which value, the CLI words it with the
+option the user typed, from the fields rather than by rewriting the message."""
+
+import json
+
+import pytest
+
+from pose2id import ArgumentError
+from pose2id.cli import in_option_terms
+from pose2id.poses import PoseError, pose_from_openpose
+
+
+def test_argument_error_fields_and_message(tmp_path):
+    error = ArgumentError("must be >= 1, got 0", argument="k1", value=0)
+    assert (error.problem, error.argument, error.value, error.file) == ("must be >= 1, got 0", "k1", 0, None)
+    assert str(error) == "k1: must be >= 1, got 0"
+    assert isinstance(error, ValueError)
+    in_file = ArgumentError("'people' is empty", argument="pose", file=tmp_path / "a.json")
+    assert str(in_file) == f"{tmp_path / 'a.json'}: 'people' is empty"
+    assert in_file.worded("--poses") == f"--poses {tmp_path / 'a.json'}: 'people' is empty"
+    # an option that already names the file does not name it twice
+    assert in_file.worded(f"--poses {tmp_path / 'a.json'}") == f"--poses {tmp_path / 'a.json'}: 'people' is empty"
+    assert str(ArgumentError("no data", label="JSON text", argument="pose")) == "JSON text: no data"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"people": []}', "'people' is empty"),
+    ('{"people": [', "not valid JSON"),
+    (json.dumps({"people": [{"pose_keypoints_2d": [1.0] * 51}]}), "has 51 values"),
+])
+def test_pose_errors_carry_the_file_and_the_problem(tmp_path, text, problem):
+    path = tmp_path / "pose.json"
+    path.write_text(text)
+    with pytest.raises(PoseError) as caught:
+        pose_from_openpose(path)
+    error = caught.value
+    assert error.argument == "pose" and error.file == str(path) and problem in error.problem
+    assert str(path) not in error.problem  # the problem does not repeat where it is
+    assert in_option_terms(error, "--poses", ("pose",)) == f"--poses {path}: {error.problem}"
+    with pytest.raises(PoseError) as caught:  # the same JSON given as text: no file, a label
+        pose_from_openpose(text)
+    assert caught.value.file is None and caught.value.label == "JSON text"
+    assert in_option_terms(caught.value, "--pose-json", ("pose",)) == f"--pose-json: {caught.value.problem}"
+
+
+def test_errors_without_fields_are_reworded_by_their_prefix():
+    assert in_option_terms(ValueError("spec: /x does not exist"), "--dataset", ("spec",)) == "--dataset: /x does not exist"
+    assert in_option_terms(ValueError("spec must be a path"), "--dataset", ("spec",)) == "--dataset must be a path"
+    assert in_option_terms(ValueError("something else"), "--dataset", ("spec",)) == "--dataset: something else"
+    # a field-carrying error about another argument is not taken for this option's
+    other = ArgumentError("must be >= 1", argument="k1")
+    assert in_option_terms(other, "--dataset", ("spec",)) == "--dataset: k1: must be >= 1"
+
+
+def test_the_generate_command_words_a_bad_pose_file_with_its_option(tmp_path):
+    from pose2id.ipg.cli import load_poses
+
+    path = tmp_path / "empty.json"
+    path.write_text('{"people": []}')
+    with pytest.raises(ValueError) as caught:
+        load_poses(str(path))
+    message = str(caught.value)
+    assert message.startswith(f"--poses {path}: ") and "'people' is empty" in message
+    assert message.count(str(path)) == 1
