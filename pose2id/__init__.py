@@ -8,7 +8,8 @@ Market-1501 evaluation and k-reciprocal re-ranking.
     >>> centred = p2.nfc(feats, k1=2, k2=2)
 
 The feature-space functions are imported lazily so that ``import pose2id.poses`` (or the app)
-does not pay for modules it does not use.
+does not pay for modules it does not use. :class:`ArgumentError` is the error for a value that
+cannot be used, with fields (argument, value, file, problem) a caller words for its own user.
 """
 
 from importlib import import_module
