@@ -14,8 +14,8 @@ from importlib import import_module
 
 COMMAND_MODULES = ("pose2id.ipg.cli", "pose2id.experiments")
 
-# What a user can cause (a wrong path, a non-image, missing weights, no GPU): reported as one
-# message, not a traceback. POSE2ID_DEBUG=1 shows the traceback.
+# What a user can cause (a wrong path, a non-image, missing weights, no GPU, out of GPU memory):
+# reported as one message, not a traceback. POSE2ID_DEBUG=1 shows the traceback.
 USER_ERRORS = (ValueError, OSError, RuntimeError)
 
 DEVICE_CHOICES = "cpu, cuda, cuda:N (the GPU numbered N) or mps"
@@ -106,12 +106,26 @@ def build_parser():
     return parser
 
 
+def is_user_error(error):
+    """Whether ``error`` is one a user caused (and is told in one line) rather than a bug.
+
+    A failure of the GPU itself (``torch.AcceleratorError``: an illegal memory access, a launch
+    failure; out of memory excepted, which is ``torch.OutOfMemoryError``) is never the user's: it
+    keeps its traceback.
+    """
+    if not isinstance(error, USER_ERRORS):
+        return False
+    torch = sys.modules.get("torch")
+    accelerator_error = getattr(torch, "AcceleratorError", None) if torch is not None else None
+    return accelerator_error is None or not isinstance(error, accelerator_error)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except USER_ERRORS as error:
-        if os.environ.get("POSE2ID_DEBUG"):
+        if os.environ.get("POSE2ID_DEBUG") or not is_user_error(error):
             raise
         print(f"error: {error}", file=sys.stderr)
         return 1

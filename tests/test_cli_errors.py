@@ -62,3 +62,37 @@ def test_the_generate_command_words_a_bad_pose_file_with_its_option(tmp_path):
     message = str(caught.value)
     assert message.startswith(f"--poses {path}: ") and "'people' is empty" in message
     assert message.count(str(path)) == 1
+
+
+def _failing_command(error):
+    def run(args):
+        raise error
+
+    return run
+
+
+@pytest.mark.parametrize("make_error, user", [
+    (lambda torch: ValueError("--dataset: /x does not exist"), True),
+    (lambda torch: FileNotFoundError("weights missing"), True),
+    (lambda torch: RuntimeError("generate needs a CUDA GPU"), True),
+    (lambda torch: torch.OutOfMemoryError("CUDA out of memory"), True),
+    (lambda torch: torch.AcceleratorError("CUDA error: an illegal memory access was encountered"), False),
+    (lambda torch: KeyError("a bug"), False),
+])
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys, make_error, user):
+    import argparse
+
+    import torch
+
+    from pose2id import cli
+
+    error = make_error(torch)
+    monkeypatch.delenv("POSE2ID_DEBUG", raising=False)
+    monkeypatch.setattr(cli.argparse.ArgumentParser, "parse_args",
+                        lambda self, argv=None: argparse.Namespace(func=_failing_command(error)))
+    if user:
+        assert cli.main([]) == 1
+        assert capsys.readouterr().err.strip() == f"error: {error}"
+    else:
+        with pytest.raises(type(error)):
+            cli.main([])
