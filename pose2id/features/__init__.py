@@ -91,13 +91,14 @@ def cache_root():
 
 
 def default_num_workers():
-    """DataLoader worker processes for decoding: one per core the process may use, minus one
-    for the main process, at most 8 (0 on a single core)."""
+    """DataLoader worker processes for decoding: one per core the process may use, at most 8
+    (0 on a single core). The calling process mostly waits on the workers (handcrafted
+    features are computed in them) or on the GPU, so it needs no core of its own."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return max(0, min(8, cores - 1))
+    return 0 if cores <= 1 else min(8, cores)
 
 
 def _decode(path):
@@ -156,12 +157,6 @@ class _Collate:
 
 def _as_list(items):
     return list(items)
-
-
-def _worker_init(_):
-    import torch
-
-    torch.set_num_threads(1)  # the workers only decode; the main process owns the cores for the model
 
 
 def _cache_key(extractor_name, paths, camids=None):
@@ -294,7 +289,6 @@ def _compute_chunks(extractor, paths, camids, todo, feats, parts, batch_size, nu
         batch_sampler=batches,
         collate_fn=_Collate(collate),
         num_workers=max(0, workers),
-        worker_init_fn=_worker_init if workers > 0 else None,
         pin_memory=isinstance(device, torch.device) and device.type == "cuda",
     )
     chunk_of = {start: (index, start, stop) for index, start, stop in todo}
