@@ -251,6 +251,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Pose2ID demo (Gradio)")
     parser.add_argument("--data", default=os.environ.get("POSE2ID_DATA"),
                         help="Market-1501 style folder or .zip for the Retrieve tab (env POSE2ID_DATA)")
+    parser.add_argument("--features", default=os.environ.get("POSE2ID_FEATURES", "handcrafted"),
+                        help="features of the --data gallery in the Retrieve tab: 'handcrafted' (default), "
+                             "'transreid:CKPT', or 'npz:FILE' (names, feats, optional gen_feats of any model; see "
+                             "docs/reproduce.md) (env POSE2ID_FEATURES); the other galleries stay handcrafted")
     parser.add_argument("--ckpt-dir", default=os.environ.get("POSE2ID_CKPT_DIR"),
                         help="folder with the official Pose2ID weights (default: the Hugging Face cache)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
@@ -261,13 +265,36 @@ def parse_args(argv=None):
                              "(env POSE2ID_CPU=1)")
     parser.add_argument("--test-pipeline", action="store_true", default=os.environ.get("POSE2ID_TEST_PIPELINE") == "1",
                         help="use the tiny random-weight IPG pipeline (for tests; images are noise)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    _check_features(parser, args)
+    return args
+
+
+def _check_features(parser, args):
+    """--features: refused at once when it cannot work (no --data, a missing or bad file)."""
+    spec = args.features
+    if spec == "handcrafted":
+        return
+    if not args.data:
+        parser.error(f"--features {spec} is for the --data gallery: give --data PATH too")
+    kind, _, path = spec.partition(":")
+    if kind not in ("npz", "transreid", "transreid-global") or not path:
+        parser.error(f"--features must be 'handcrafted', 'transreid:CKPT' or 'npz:FILE', got {spec!r}")
+    if kind == "npz":
+        from pose2id.features.npz import FeatureFile
+
+        try:
+            FeatureFile(path)
+        except ValueError as error:
+            parser.error(f"--features: {error}")
+    elif not os.path.isfile(os.path.expanduser(path)):
+        parser.error(f"--features {spec}: the checkpoint {path} does not exist")
 
 
 def main(argv=None):
     args = parse_args(argv)
     on_spaces = bool(os.environ.get("SPACE_ID"))
-    galleries = Galleries(data=args.data)
+    galleries = Galleries(data=args.data, data_extractor=args.features)
     demo = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu,
                       galleries=galleries)
     # CPU work (retrieval, plots) runs concurrently; generation is limited to one at a time above.

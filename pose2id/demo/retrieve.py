@@ -52,11 +52,13 @@ class Galleries:
     ----------
     data : optional Market-style folder or zip given at launch.
     extractor : feature extractor spec (training-free handcrafted features by default).
+    data_extractor : the ``data`` gallery's own (e.g. "transreid:CKPT", "npz:FILE"); default ``extractor``.
     """
 
-    def __init__(self, data=None, extractor=EXTRACTOR):
+    def __init__(self, data=None, extractor=EXTRACTOR, data_extractor=None):
         self.data = data
         self.extractor = extractor
+        self.data_extractor = data_extractor or extractor
         self._benchmarks = {}
         self._skipped = {}  # key -> [(path, reason)] of the images the reader skipped as unreadable
         self._uploads = {}  # zip key -> (path of the upload, shown name)
@@ -147,7 +149,8 @@ class Galleries:
         if name is not None:
             dataset.name = name
         self._skipped[key] = list(dataset.skipped)
-        return prepare_benchmark(dataset, self.extractor, progress=stage("features"))
+        extractor = self.data_extractor if key == f"data:{self.data}" else self.extractor
+        return prepare_benchmark(dataset, extractor, progress=stage("features"))
 
     def add_zip(self, path, progress=None):
         """Key of an uploaded Market-style zip (extracted safely, features prepared), shown as
@@ -268,6 +271,8 @@ def rankings_html(bench, query_index, k1, k2, eta, rerank, top_k):
             f'<span class="p2-hits">{hits}/{len(items)} correct</span></h4><div class="p2-hits-row">{cells}</div></div>'
         )
     missing = "" if bench.has_ipg else f'<p class="p2-note">+IPG unavailable: {html.escape(bench.ipg_note)}</p>'
+    if bench.has_ipg and getattr(bench, "ipg_coverage_note", ""):  # some images have no generated ones
+        missing = f'<p class="p2-note">+IPG: {html.escape(bench.ipg_coverage_note)}</p>'
     distance = "k-reciprocal re-ranking distance" if rerank else "squared Euclidean distance"
     return (
         f'<div class="p2-rankings"><div class="p2-query"><h4>Query</h4>'
