@@ -1,4 +1,4 @@
-"""The Feature space tab's t-SNE: one map of Base and after features, points that move between them."""
+"""The Feature space tab's t-SNE: a map of the Base features, after features placed into it."""
 
 import math
 import re
@@ -27,35 +27,35 @@ def _dots(html):
 
 
 # ---------------------------------------------------------------------------- maths on arrays
-def test_joint_tsne_is_deterministic():
+def test_fixed_tsne_is_deterministic():
     before, after, _ = _clusters()
-    fs._tsne.cache_clear()
-    first = fs.joint_tsne(before, after)
-    fs._tsne.cache_clear()
-    second = fs.joint_tsne(before, after)
-    assert first[0].shape == first[1].shape == (60, 2)
-    np.testing.assert_array_equal(first[0], second[0])
-    np.testing.assert_array_equal(first[1], second[1])
+    first = fs.fixed_tsne(before, after)
+    second = fs.fixed_tsne(before.copy(), after.copy())
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
 
 
-def test_joint_tsne_recomputes_when_only_the_after_features_change():
+def test_the_base_map_does_not_change_when_only_the_after_features_change():
     before, after, _ = _clusters()
-    xy0, xy1 = fs.joint_tsne(before, after)
-    other0, other1 = fs.joint_tsne(before, 0.5 * before + 0.5 * after)
-    assert not np.array_equal(xy1, other1)
+    xy0, xy1 = fs.fixed_tsne(before, after)
+    other0, other1 = fs.fixed_tsne(before, 0.5 * before + 0.5 * after)
+    np.testing.assert_array_equal(xy0, other0)
+    assert not np.allclose(xy1, other1)
+    # a method that leaves the features as they were leaves every dot where it was
+    same0, same1 = fs.fixed_tsne(before, before)
+    np.testing.assert_array_equal(same0, same1)
 
 
-def test_joint_map_shows_centralized_features_closer_to_their_centre():
+def test_centralized_features_are_placed_closer_to_their_centre():
     before, after, pids = _clusters()
-    xy0, xy1 = fs.joint_tsne(before, after)
-    xy = fs.fit_to_box(np.concatenate([xy0, xy1]))
-    assert fs.centroid_distance(xy[60:], pids) < 0.7 * fs.centroid_distance(xy[:60], pids)
+    xy0, xy1 = fs.fixed_tsne(before, after)
+    assert fs.centroid_distance(xy1, pids) < fs.centroid_distance(xy0, pids)
 
 
-def test_joint_tsne_refuses_feature_sets_of_different_shapes():
+def test_fixed_tsne_refuses_feature_sets_of_different_shapes():
     before, after, _ = _clusters()
-    with pytest.raises(ValueError, match="one shape"):
-        fs.joint_tsne(before, after[:-1])
+    with pytest.raises(ValueError, match="before and after"):
+        fs.fixed_tsne(before, after[:-1])
 
 
 def test_centroid_distance_is_the_mean_over_points():
@@ -117,3 +117,16 @@ def test_nfc_ipg_brings_synthped_points_closer_to_their_identity_in_the_map(synt
     html, _ = synthped_map
     d0, d1 = (float(v) for v in re.search(r'data-d0="([\d.]+)" data-d1="([\d.]+)"', html).groups())
     assert d1 < d0
+
+
+@pytest.mark.slow
+def test_the_base_dots_are_the_same_whatever_method_and_parameters_are_shown(synthped_map):
+    html, bench = synthped_map
+    base = [(d["data-x0"], d["data-y0"]) for d in _dots(html)]
+    for after, k1, k2, eta in (("+NFC", 2, 2, 2.0), ("+NFC+IPG", 5, 3, 0.5), ("+IPG", 2, 2, 1.0)):
+        other = fs.tsne_html(bench, after, k1, k2, eta, 250)
+        assert [(d["data-x0"], d["data-y0"]) for d in _dots(other)] == base, (after, k1, k2, eta)
+        assert re.search(r'data-map="(\w+)"', other).group(1) != re.search(r'data-map="(\w+)"', html).group(1)
+    # eta 0: +IPG leaves every feature where it was, so every dot stays where it is
+    still = _dots(fs.tsne_html(bench, "+IPG", 2, 2, 0.0, 250))
+    assert all((d["data-x1"], d["data-y1"]) == (d["data-x0"], d["data-y0"]) for d in still)

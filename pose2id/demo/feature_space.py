@@ -1,13 +1,15 @@
 """The Feature space tab: identity density (ID²) of the features before and after centralization
-(plotly bars), and one t-SNE map of both in which the points move from Base to after."""
+(plotly bars), and a t-SNE map made from the Base features alone into which the features after
+the method are placed (:mod:`pose2id.embedding`), so the points move from Base to after and the
+Base map stays the same whatever method and parameters are shown."""
 
+import hashlib
 import html
-from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 import pose2id as p2
-from pose2id._threads import limited_threads
 from pose2id.demo.messages import status, warn
 
 
@@ -68,60 +70,46 @@ def sample_indices(pids, sample_size, seed=0):
     return np.flatnonzero(np.isin(pids, chosen))
 
 
-@lru_cache(maxsize=16)
-def _tsne(feats_bytes, shape):
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
+def fixed_tsne(before, after):
+    """Base features in a t-SNE map made from them alone, and the ``after`` features placed into it.
 
-    # t-SNE amplifies rounding differences (in float32 the same features gave another map on 1
-    # and 2 BLAS threads), so float64 and a fixed thread count, for a map that does not change
-    feats = np.frombuffer(feats_bytes, dtype=np.float32).reshape(shape).astype(np.float64)
-    # One thread for BLAS and for t-SNE's OpenMP gradient (n_jobs sets only the neighbour search):
-    # on the busy 2-core machine threads that wait for each other cost far more than they bring
-    # (2 x 250 points: PCA 1.2-2.7 s on two BLAS threads, 0.03 s on one; t-SNE 19-22 s on two
-    # OpenMP threads, about 1 s on one).
-    with limited_threads(1):
-        # PCA to 50 dimensions first, as usual for t-SNE
-        if min(shape) > 50:
-            feats = PCA(n_components=50, random_state=0).fit_transform(feats)
-        perplexity = float(min(30, max(2, (shape[0] - 1) // 3)))
-        xy = TSNE(n_components=2, init="pca", perplexity=perplexity, max_iter=500, random_state=0,
-                  n_jobs=1).fit_transform(feats)
-    xy.flags.writeable = False  # cached and shared between calls
-    return xy
-
-
-def joint_tsne(before, after):
-    """One t-SNE map of the same N images' features before and after centralization.
-
-    The 2N rows are embedded together, so ``xy_before[i]`` and ``xy_after[i]`` lie in the same
-    frame and the move from one to the other means something (two separate t-SNE runs would
-    not be comparable). PCA to 50 dimensions first, then scikit-learn's t-SNE (perplexity 30 or
-    less for small N, random_state 0). Deterministic; cached by the features' bytes.
+    The map is :func:`pose2id.embedding.embed` of ``before`` (made once per sample and cached:
+    the same Base features always give the same map, whatever method, k1, k2 or eta is shown);
+    ``after`` is placed into it with :meth:`pose2id.embedding.FixedMap.moved`, so a point moves
+    only because its feature moved.
 
     Parameters
     ----------
-    before, after : (N, D) float arrays (used as float32), row i of both the same image.
+    before, after : (N, D) float arrays, row i of both the same image.
 
     Returns
     -------
-    xy_before, xy_after : (N, 2) float arrays, t-SNE coordinates.
+    xy_before, xy_after : (N, 2) float arrays in the map's coordinates.
     """
+    from pose2id.embedding import embed
+
     before, after = np.asarray(before), np.asarray(after)
     if before.shape != after.shape or before.ndim != 2:
         raise ValueError(f"before and after must be (N, D) arrays of one shape, got {before.shape} and {after.shape}")
-    feats = np.ascontiguousarray(np.concatenate([before, after]), dtype=np.float32)
-    xy = _tsne(feats.tobytes(), feats.shape)
-    return xy[:len(before)], xy[len(before):]
+    fixed = embed(before)
+    return np.array(fixed.xy), fixed.moved(after)
+
+
+def box_transform(points, size=400.0, margin=10.0):
+    """``(scale, offset)`` that map ``points`` (M, 2) into a ``size`` x ``size`` box with
+    ``margin`` on every side, one factor for both axes (distances keep their proportions):
+    ``points * scale + offset``."""
+    points = np.asarray(points, dtype=np.float64)
+    low, high = points.min(0), points.max(0)
+    scale = (size - 2 * margin) / max(float(np.max(high - low)), 1e-9)
+    return scale, size / 2 - (low + high) / 2 * scale
 
 
 def fit_to_box(points, size=400.0, margin=10.0):
     """``points`` (M, 2) scaled by one factor (so distances keep their proportions) and
     centred to fit in a ``size`` x ``size`` box with ``margin`` on every side."""
-    points = np.asarray(points, dtype=np.float64)
-    low, high = points.min(0), points.max(0)
-    scale = (size - 2 * margin) / max(float(np.max(high - low)), 1e-9)
-    return (points - (low + high) / 2) * scale + size / 2
+    scale, offset = box_transform(points, size, margin)
+    return np.asarray(points, dtype=np.float64) * scale + offset
 
 
 def centroid_distance(points, pids):
@@ -156,10 +144,13 @@ def tsne_html(bench, after, k1, k2, eta, sample_size):
     after_f, _, _ = _features(bench, after, k1, k2, eta)
     idx = sample_indices(pids, sample_size)
     pids = pids[idx]
-    xy0, xy1 = joint_tsne(before_f[idx], after_f[idx])
-    # rounded as written into the page, so the numbers below are those of the drawn points
-    xy = np.round(fit_to_box(np.concatenate([xy0, xy1])), 2)
-    xy0, xy1 = xy[:len(idx)], xy[len(idx):]
+    xy0, xy1 = fixed_tsne(before_f[idx], after_f[idx])
+    # the box is fitted to the Base map, so the Base dots are drawn alike whatever After is; after
+    # dots stay inside it (a point placed past the edge is drawn on it). Rounded as written into
+    # the page, so the numbers below are those of the drawn points.
+    scale, offset = box_transform(xy0, margin=24.0)
+    xy0 = np.round(xy0 * scale + offset, 2)
+    xy1 = np.round(np.clip(xy1 * scale + offset, 2.0, 398.0), 2)
     d0, d1 = centroid_distance(xy0, pids), centroid_distance(xy1, pids)
     palette = px.colors.qualitative.Alphabet + px.colors.qualitative.Dark24  # 50 distinct colours
     colour = {pid: palette[n % len(palette)] for n, pid in enumerate(np.unique(pids))}
@@ -174,12 +165,14 @@ def tsne_html(bench, after, k1, k2, eta, sample_size):
         for k, i in enumerate(idx)
     )
     name = html.escape(after)
-    title = (f"t-SNE of {len(idx)} features from {len(np.unique(pids))} identities, Base and {after} in one map "
-             f"(colour = identity; hover a point)")
+    title = (f"t-SNE map of the Base features of {len(idx)} images from {len(np.unique(pids))} identities, "
+             f"{after} placed into it (colour = identity; hover a point)")
+    # changes with every map drawn: the page's script shows a new one at the slider's position
+    token = hashlib.sha1(dots.encode()).hexdigest()[:12]
     return (
-        f'<div class="p2-tsne"><h4>{html.escape(title)}</h4><div class="p2-tsne-body">'
+        f'<div class="p2-tsne" data-map="{token}"><h4>{html.escape(title)}</h4><div class="p2-tsne-body">'
         f'<figure class="p2-tsne-panel"><svg viewBox="0 0 400 400" role="img" '
-        f'aria-label="t-SNE of Base and {name} features in one map">{dots}</svg></figure>'
+        f'aria-label="t-SNE map of Base features with {name} placed into it">{dots}</svg></figure>'
         f'<div class="p2-tsne-side">'
         f'<div class="p2-tsne-controls"><button type="button" class="p2-tsne-play">▶ Play</button>'
         f'<label class="p2-tsne-range"><span>Base</span><input type="range" min="0" max="100" step="1" value="0" '
@@ -187,115 +180,21 @@ def tsne_html(bench, after, k1, k2, eta, sample_size):
         f'<p class="p2-tsne-spread" data-d0="{d0:.1f}" data-d1="{d1:.1f}">Mean distance to identity centre in this '
         f'map: <b>{d0:.1f}</b> (Base) → <b>{d1:.1f}</b> ({name})</p>'
         f'<p class="p2-tsne-at">At the slider\'s position: <b class="p2-tsne-now">{d0:.1f}</b></p>'
-        f'<p class="p2-tsne-note">Each dot is one image. Base and {name} features are embedded by one t-SNE, '
-        f'so a dot\'s move is its feature\'s move towards (or away from) its identity. Distances are in units '
-        f'of the 400-wide map; t-SNE keeps neighbourhoods rather than distances, so the ID² bars above measure '
-        f'the spread in feature space.</p></div></div>'
+        f'<p class="p2-tsne-note">Each dot is one image. The map is made once from the Base features alone '
+        f'and does not change with After, k1, k2 or eta; each {name} feature is placed into it by the t-SNE '
+        f'objective with the Base dots held still, so a dot moves only because its feature moved, and one whose '
+        f'feature did not change stays put. Movement is measured in the map (units of the 400-wide map); '
+        f't-SNE keeps neighbourhoods rather than distances, so the spread itself is measured in feature space '
+        f'by the ID² bars above.</p></div></div>'
         f'<div class="p2-tsne-tip" hidden><img alt="hovered image"><span></span></div>'
         f'<div class="p2-tsne-thumbs" hidden>{thumbs}</div></div>'
     )
 
 
-TSNE_JS = """
-// The HTML is replaced on every update, so everything is found inside `element` at event time.
-let playing = null;
-
-const show = (root, t) => {  // t in [0, 1]: 0 = Base positions, 1 = after positions
-  const groups = new Map();
-  root.querySelectorAll('circle[data-t]').forEach(c => {
-    const d = c.dataset;
-    const x = (1 - t) * d.x0 + t * d.x1, y = (1 - t) * d.y0 + t * d.y1;
-    c.setAttribute('cx', x.toFixed(2));
-    c.setAttribute('cy', y.toFixed(2));
-    if (!groups.has(d.pid)) groups.set(d.pid, []);
-    groups.get(d.pid).push([x, y]);
-  });
-  let sum = 0, count = 0;
-  groups.forEach(points => {
-    const cx = points.reduce((s, p) => s + p[0], 0) / points.length;
-    const cy = points.reduce((s, p) => s + p[1], 0) / points.length;
-    points.forEach(p => { sum += Math.hypot(p[0] - cx, p[1] - cy); count += 1; });
-  });
-  const now = root.querySelector('.p2-tsne-now');
-  if (now && count) now.textContent = (sum / count).toFixed(1);
-};
-
-element.addEventListener('input', (ev) => {
-  const range = ev.target.closest('.p2-tsne-range input');
-  if (!range) return;
-  if (playing) cancelAnimationFrame(playing);
-  playing = null;
-  show(range.closest('.p2-tsne'), range.value / 100);
-});
-
-element.addEventListener('click', (ev) => {
-  if (!ev.target.closest('.p2-tsne-play')) return;
-  const root = ev.target.closest('.p2-tsne');
-  const range = root.querySelector('.p2-tsne-range input');
-  if (playing) cancelAnimationFrame(playing);
-  const start = performance.now(), duration = 1500;
-  const frame = (now) => {
-    if (!root.isConnected) { playing = null; return; }  // replaced by a new map meanwhile
-    const u = Math.min(1, (now - start) / duration);
-    const t = u < 0.5 ? 2 * u * u : 1 - 2 * (1 - u) * (1 - u);  // ease in and out
-    range.value = Math.round(100 * t);
-    show(root, t);
-    playing = u < 1 ? requestAnimationFrame(frame) : null;
-  };
-  playing = requestAnimationFrame(frame);
-});
-
-element.addEventListener('mouseover', (ev) => {
-  const dot = ev.target.closest('circle[data-t]');
-  if (!dot) return;
-  const thumb = element.querySelector(`.p2-tsne-thumbs img[data-i="${dot.dataset.t}"]`);
-  const tip = element.querySelector('.p2-tsne-tip');
-  if (!thumb || !tip) return;
-  tip.querySelector('img').src = thumb.src;
-  tip.querySelector('span').textContent = thumb.dataset.label;
-  const box = element.getBoundingClientRect();
-  tip.style.left = (ev.clientX - box.left + 14) + 'px';
-  tip.style.top = (ev.clientY - box.top + 14) + 'px';
-  tip.hidden = false;
-  element.querySelectorAll(`circle[data-pid="${dot.dataset.pid}"]`).forEach(c => c.classList.add('p2-mate'));
-  dot.classList.add('p2-on');
-});
-
-element.addEventListener('mouseout', (ev) => {
-  const dot = ev.target.closest('circle[data-t]');
-  if (!dot) return;
-  element.querySelector('.p2-tsne-tip').hidden = true;
-  element.querySelectorAll('circle.p2-on, circle.p2-mate').forEach(c => c.classList.remove('p2-on', 'p2-mate'));
-});
-"""
-
-TSNE_CSS = """
-.p2-tsne { position: relative; }
-.p2-tsne h4 { margin: 4px 0 8px 0; font-size: 1.05em; }
-.p2-tsne-body { display: flex; flex-wrap: wrap; gap: 16px 24px; align-items: flex-start; }
-.p2-tsne-panel { margin: 0; flex: 0 1 min(100%, 70vh); border: 1px solid var(--border-color-primary);
-                 border-radius: 8px; padding: 6px; }
-.p2-tsne-panel svg { width: 100%; aspect-ratio: 1; display: block; }
-.p2-tsne-panel circle { stroke: #222; stroke-width: 0.6; cursor: pointer; }
-.p2-tsne-panel circle.p2-mate { stroke: #000; stroke-width: 1.8; }
-.p2-tsne-panel circle.p2-on { stroke: #000; stroke-width: 3; r: 8; }
-.p2-tsne-side { flex: 1 1 280px; max-width: 520px; display: flex; flex-direction: column; gap: 12px; }
-.p2-tsne-controls { display: flex; align-items: center; gap: 12px; }
-.p2-tsne-play { flex: none; padding: 6px 14px; border-radius: 6px; font-weight: 600; cursor: pointer;
-                border: 1px solid var(--button-primary-border-color, #2563eb);
-                background: var(--button-primary-background-fill, #2563eb); color: var(--button-primary-text-color, #fff); }
-.p2-tsne-range { flex: 1; display: flex; align-items: center; gap: 8px; font-weight: 600; white-space: nowrap; }
-.p2-tsne-range input { flex: 1; min-width: 80px; accent-color: #2563eb; }
-.p2-tsne-spread { margin: 0; font-size: 1.05em; }
-.p2-tsne-at { margin: 0; font-size: 1.05em; }
-.p2-tsne-now { font-size: 1.4em; font-variant-numeric: tabular-nums; }
-.p2-tsne-note { margin: 0; font-size: 0.9em; color: var(--body-text-color-subdued); }
-.p2-tsne-tip { position: absolute; z-index: 10; pointer-events: none; background: var(--background-fill-primary);
-               border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 4px; display: flex;
-               gap: 6px; align-items: center; box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); font-size: 0.85em; }
-.p2-tsne-tip[hidden] { display: none; }
-.p2-tsne-tip img { height: 96px; }
-"""
+_STATIC = Path(__file__).resolve().parent / "static"
+# the map's behaviour in the page (slider, Play, hover) and its look, read once at start-up
+TSNE_JS = (_STATIC / "tsne.js").read_text(encoding="utf-8")
+TSNE_CSS = (_STATIC / "tsne.css").read_text(encoding="utf-8")
 
 
 OPENING = ("The gallery is still opening (the first visit builds SynthPed, about 30 s): the plots appear here "
