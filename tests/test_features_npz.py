@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from test_data_market1501 import make_market
 
-import pose2id as p2
 from pose2id.data import Market1501
 from pose2id.experiments import METHODS, Benchmark, prepare_benchmark, register
 from pose2id.features.npz import FeatureFile, FeatureFileError
