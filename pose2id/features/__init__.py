@@ -63,7 +63,9 @@ def get_extractor(spec, device="cpu", camera_ids="auto"):
         raise ValueError(f"camera_ids must be one of {CAMERA_MODES}, got {camera_ids!r}")
     kind, _, arg = spec.partition(":")
     if camera_ids == "on" and kind not in ("transreid", "transreid-global"):
-        raise ValueError(f"camera_ids='on' needs a TransReID checkpoint with a camera embedding; spec {spec!r} has none")
+        raise ValueError(
+            f"camera_ids='on' needs a TransReID checkpoint with a camera embedding; spec {spec!r} has none"
+        )
     key = (spec, str(device), camera_ids)
     if key in _EXTRACTORS:
         return _EXTRACTORS[key]

@@ -1,7 +1,8 @@
 """Stripe colour/texture histograms: a training-free, weight-free ReID descriptor.
 
 This is not LOMO (Liao et al., CVPR 2015: Retinex, SILTP and local maximal occurrence over
-sliding windows); it is plain per-stripe histograms with a grey-world colour correction. Each image is resized to 64x128 and cut into overlapping horizontal stripes (people are roughly
+sliding windows); it is plain per-stripe histograms with a grey-world colour correction. Each
+image is resized to 64x128 and cut into overlapping horizontal stripes (people are roughly
 upright, so a stripe holds "head", "torso", "legs" whatever the horizontal position). Per stripe:
 a joint HSV colour histogram and a histogram of gradient orientations weighted by magnitude
 (texture: stripes vs. plain clothing). Counts go through log(1 + x) so a dominant colour does not
