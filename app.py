@@ -6,9 +6,12 @@ Everything the events call lives in :mod:`pose2id.demo`; this file builds the la
 
 import argparse
 import os
+import threading
 import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+if os.environ.get("SPACES_ZERO_GPU"):
+    import spaces  # noqa: F401  (ZeroGPU: imported before torch, as its documentation asks)
 
 import gradio as gr
 
@@ -20,7 +23,6 @@ from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
 from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, Generations, pose_previews
 from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve, highlight_query
 from pose2id.demo.theme import CSS, HEAD, theme
-from pose2id.features import cache_root
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "examples")
 PRIVATE = dict(api_visibility="undocumented")
@@ -196,6 +198,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         gallery_choice.input(retrieve.open_gallery, [gallery_choice, gallery_key], opened, **waiting)
         upload.upload(retrieve.upload_zip, [upload, gallery_key], opened, **waiting)
         upload.clear(retrieve.close_zip, gallery_key, opened, **waiting)
+        demo.unload(retrieve.session_ended)  # the page closed: the zips only it uploaded are removed
 
         # a query clicked, the photo removed (back to the query highlighted) or a photo ranked: view_asked
         # changes, which runs the rankings event below (after one already running, which would otherwise
@@ -247,7 +250,29 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
     return demo
 
 
+# Gradio's cache (uploads, returned files) is swept every hour of files older than two hours.
+DELETE_CACHE = (3600, 7200)
+
+
+def _env_port(parser):
+    """The port from GRADIO_SERVER_PORT (Gradio's own variable), else PORT, else 7860."""
+    for name in ("GRADIO_SERVER_PORT", "PORT"):
+        text = os.environ.get(name, "").strip()
+        if text:
+            try:
+                port = int(text)
+            except ValueError:
+                parser.error(f"environment variable {name}={text!r} is not a port number (1-65535)")
+            if not 0 < port < 65536:
+                parser.error(f"environment variable {name}={text!r} is not a port number (1-65535)")
+            return port
+    return 7860
+
+
 def parse_args(argv=None):
+    """The app's options; flags override the environment variables named in their help."""
+    from pose2id.demo.generate import LOCAL, hosting
+
     parser = argparse.ArgumentParser(description="Pose2ID demo (Gradio)")
     parser.add_argument("--data", default=os.environ.get("POSE2ID_DATA"),
                         help="Market-1501 style folder or .zip for the Retrieve tab (env POSE2ID_DATA)")
@@ -257,15 +282,20 @@ def parse_args(argv=None):
                              "docs/reproduce.md) (env POSE2ID_FEATURES); the other galleries stay handcrafted")
     parser.add_argument("--ckpt-dir", default=os.environ.get("POSE2ID_CKPT_DIR"),
                         help="folder with the official Pose2ID weights (default: the Hugging Face cache)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=_env_port(parser),
+                        help="port to serve on (env GRADIO_SERVER_PORT, or PORT; default 7860)")
+    default_host = os.environ.get("GRADIO_SERVER_NAME") or ("127.0.0.1" if hosting() == LOCAL else "0.0.0.0")
+    parser.add_argument("--host", default=default_host,
+                        help="address to serve on (env GRADIO_SERVER_NAME; default 127.0.0.1, 0.0.0.0 on a Space)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     parser.add_argument("--cpu", action="store_true", default=os.environ.get("POSE2ID_CPU") == "1",
                         help="run IPG on the CPU when there is no CUDA GPU: float32, many minutes per image "
-                             "(env POSE2ID_CPU=1)")
+                             "(env POSE2ID_CPU=1; on a CPU Space the only way to get IPG)")
     parser.add_argument("--test-pipeline", action="store_true", default=os.environ.get("POSE2ID_TEST_PIPELINE") == "1",
                         help="use the tiny random-weight IPG pipeline (for tests; images are noise)")
     args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port {args.port} is not a port number (1-65535)")
     _check_features(parser, args)
     return args
 
@@ -291,15 +321,17 @@ def _check_features(parser, args):
         parser.error(f"--features {spec}: the checkpoint {path} does not exist")
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    on_spaces = bool(os.environ.get("SPACE_ID"))
-    galleries = Galleries(data=args.data, data_extractor=args.features)
-    demo = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu,
-                      galleries=galleries)
-    # CPU work (retrieval, plots) runs concurrently; generation is limited to one at a time above.
-    demo.queue(default_concurrency_limit=8).launch(
-        server_name="0.0.0.0" if on_spaces else args.host,
+def launch_options(args, galleries=None):
+    """Keyword arguments of ``demo.launch`` for ``args``: where to serve, the upload size limit,
+    and the only folders served from disk (the example photos, SynthPed's and the --data
+    folder's images: :meth:`Galleries.served_folders`). Everything else, the images of uploaded
+    zips included, reaches the page through Gradio's cache, which serves inline only images."""
+    from pose2id.demo.uploads import limits
+
+    galleries = galleries or Galleries(data=args.data)
+    allowed = [EXAMPLES_DIR] + galleries.served_folders()
+    return dict(
+        server_name=args.host,
         server_port=args.port,
         share=args.share,
         theme=theme(),
@@ -307,13 +339,36 @@ def main(argv=None):
         head=HEAD,
         show_error=True,
         footer_links=["api"],
-        # thumbnails of SynthPed, the --data folder and extracted uploads are served from these
-        allowed_paths=[EXAMPLES_DIR, str(cache_root())] + ([args.data] if args.data else []),
+        max_file_size=limits().max_bytes,
+        allowed_paths=allowed,
         prevent_thread_lock=True,
     )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from pose2id._threads import fix_threads
+    from pose2id.demo.generate import GPU_SPACE, ZERO_GPU, GenerateConfig, hosting, preload_pipeline
+
+    # one BLAS thread per request, for the whole process: a count that a request changed would
+    # change other requests' last decimals (pose2id._threads)
+    fix_threads(1)
+    kind = hosting()
+    config = GenerateConfig(ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu)
+    if kind == ZERO_GPU:
+        # ZeroGPU: the weights are loaded and moved to CUDA once, before serving
+        preload_pipeline(config)
+    galleries = Galleries(data=args.data, data_extractor=args.features)
+    demo = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu,
+                      galleries=galleries)
+    demo.delete_cache = DELETE_CACHE
+    # CPU work (retrieval, plots) runs concurrently; generation is limited to one at a time above.
+    demo.queue(default_concurrency_limit=8).launch(**launch_options(args, galleries))
     # Once the app serves: SynthPed (the gallery every page opens with) is prepared in the
     # background, so the first visitor seldom waits its 30 s; one who does sees its progress.
     galleries.warm_up(SYNTHPED)
+    if kind == GPU_SPACE:  # a dedicated GPU: IPG loaded meanwhile, not in the first visitor's request
+        threading.Thread(target=preload_pipeline, args=(config,), name="load IPG", daemon=True).start()
     demo.block_thread()
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 import pose2id as p2
 from pose2id.cli import check_device, device, in_option_terms, non_negative_float, positive_int
+from pose2id.lru import ByteLRU
 
 METHODS = ("Base", "+NFC", "+IPG", "+NFC+IPG")
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
@@ -69,7 +70,8 @@ class Benchmark:
     ipg_coverage: dict = None
     uses_camera_ids: bool = False
     timings: dict = field(default_factory=dict)
-    _cache: dict = field(default_factory=dict, repr=False)
+    # results per parameter set, the most recently used kept within a bound in bytes
+    _cache: ByteLRU = field(default_factory=ByteLRU, repr=False)
 
     def __post_init__(self):
         self.q_pids = np.array([im.pid for im in self.query], dtype=np.int64)

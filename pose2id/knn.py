@@ -136,16 +136,22 @@ def _scan_threads():
 
     Each worker computes a block's product with single- (or few-) threaded BLAS and scans it
     itself: the cores stay busy with no BLAS thread waiting on another, which matters most
-    when the machine is shared. Without threadpoolctl (to set the BLAS threads) one worker.
+    when the machine is shared. Without threadpoolctl (to set the BLAS threads) one worker;
+    where :func:`pose2id._threads.fix_threads` set the BLAS count (the app does), it is kept and
+    the workers are as many as fit the cores.
     """
     try:
         import threadpoolctl  # noqa: F401
     except ImportError:
         yield 1
         return
-    from pose2id._threads import limited_threads
+    from pose2id._threads import fixed_threads, limited_threads
 
     cores = _cpu_count()
+    fixed = fixed_threads("blas")
+    if fixed is not None:  # a server's count, the same for every request: workers to fit it
+        yield max(1, min(_MAX_WORKERS, cores // fixed))
+        return
     workers = min(cores, _MAX_WORKERS)
     with limited_threads(max(1, cores // workers), user_api="blas"):
         yield workers

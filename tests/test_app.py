@@ -16,7 +16,7 @@ from pose2id.demo import editor
 from pose2id.demo.generate import (IPG, MAX_SEED, ORACLE, SYNTHPED_EXAMPLES, Generate, GenerateConfig, Generations,
                                    pair_image, selected_poses)
 from pose2id.demo.inputs import InputError, open_photo
-from pose2id.demo.retrieve import SYNTHPED, Galleries, Retrieve, ranked_list
+from pose2id.demo.retrieve import DATA, SYNTHPED, Galleries, Retrieve, ranked_list
 from pose2id.poses import MIRROR_INDEX, Pose, PoseError
 from tiny_market import market_folder
 
@@ -594,7 +594,7 @@ def test_metrics_are_shown_with_the_clis_decimals(market):
     from pose2id.demo.retrieve import metrics_rows, metrics_table
     from pose2id.experiments import format_table
 
-    bench = Galleries(data=str(market)).benchmark(f"data:{market}")
+    bench = Galleries(data=str(market)).benchmark(DATA)
     label, rows = _shown_table(metrics_table(metrics_rows(bench, 2, 2, 2.0, False), 2, 2, 2.0, False))
     cli = [[cell.strip() for cell in line.strip("|").split("|")] for line in format_table(bench.table()).splitlines()[2:]]
     assert rows == cli  # "44.00" and "0.1030", not "44" and "0.103"
@@ -607,7 +607,7 @@ def test_the_retrieve_endpoint_gives_the_table_with_numbers(market):
     import gradio as gr
 
     retrieve = Retrieve(Galleries(data=str(market)))
-    html, table, message = retrieve.update(f"data:{market}", 2, 2, 2, 2.0, False, 5)
+    html, table, message = retrieve.update(DATA, 2, 2, 2, 2.0, False, 5)
     data = gr.Dataframe(interactive=False).postprocess(table)
     assert data.headers[0] == "Method" and [row[0] for row in data.data] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
     assert all(isinstance(value, float) for row in data.data for value in row[1:])
@@ -658,7 +658,7 @@ def test_what_changes_the_ranked_query_re_runs_the_rankings_and_metrics_event():
 
 def test_ranked_list_follows_the_market_protocol(market):
     galleries = Galleries(data=str(market))
-    bench = galleries.benchmark(f"data:{market}")
+    bench = galleries.benchmark(DATA)
     items = ranked_list(bench, 0, "Base", 2, 2, 2.0, False, 10)
     distances = [d for _, d, _ in items]
     assert distances == sorted(distances)
@@ -671,7 +671,7 @@ def test_ranked_list_follows_the_market_protocol(market):
 
 def test_sliders_change_the_ranking_view_quickly(market):
     retrieve = Retrieve(Galleries(data=str(market)))
-    key = f"data:{market}"
+    key = DATA
     retrieve.open_gallery(key)
     html1, _ = retrieve.rankings(key, 1, 1, 1, 0.0, False, 5)
     html2, message = retrieve.rankings(key, 1, 3, 2, 4.0, True, 5)
@@ -680,7 +680,7 @@ def test_sliders_change_the_ranking_view_quickly(market):
 
 def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_path):
     retrieve = Retrieve(Galleries(data=str(market)))
-    key = f"data:{market}"
+    key = DATA
     photo = next((market / "query").glob("0003_*.jpg"))
     html, message, shown, picker = retrieve.upload_query(key, str(photo), Generations(), 2, 2, 2.0, 5)
     assert "Your photo" in html and _columns(html) == ["Base", "+NFC"] and shown is True
@@ -770,7 +770,7 @@ def test_an_uploaded_photo_gets_ipg_from_the_generate_tabs_images(market, tmp_pa
     again = tmp_path / "my_upload.png"
     open_photo(photo).save(again)
     retrieve = Retrieve(Galleries(data=str(market)))
-    key = f"data:{market}"
+    key = DATA
     html, message, shown, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 2.0, 30)
     assert shown is True and _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
     assert "+IPG from 2 generated images of your photo" in message and "tiny random-weight" in message
@@ -796,7 +796,7 @@ def test_uploaded_photo_says_why_there_is_no_ipg(market, tmp_path):
     from pose2id.demo.inputs import photo_digest
 
     retrieve = Retrieve(Galleries(data=str(market)))
-    key = f"data:{market}"
+    key = DATA
     photo = next((market / "query").glob("0003_*.jpg"))
     digest = photo_digest(open_photo(photo))
     noise = Image.fromarray(np.random.default_rng(1).integers(0, 255, (128, 64, 3), dtype=np.uint8))
@@ -838,7 +838,7 @@ def test_uploaded_photo_with_a_gallery_without_generated_images(tmp_path, monkey
     photo = next((market / "query").glob("0002_*.jpg"))
     generated = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (open_photo(photo),) * 2,
                                                      ("pose 1", "pose 2"), "IPG"))
-    html, message, *_ = Retrieve(Galleries(data=str(market))).upload_query(f"data:{market}", str(photo), generated,
+    html, message, *_ = Retrieve(Galleries(data=str(market))).upload_query(DATA, str(photo), generated,
                                                                           2, 2, 2.0, 5)
     assert _columns(html) == ["Base", "+NFC"]
     assert "2 generated images of your photo are ready" in message and "gallery too" in message
@@ -888,7 +888,7 @@ def test_generate_marks_the_photo_as_running_while_denoising(tmp_path, market):
     first = next(run)
     assert first[5].running == digest and "starting" in first[3] and first[:3] == (KEEP,) * 3
     retrieve = Retrieve(Galleries(data=str(market)))
-    _, _, html, message, shown, _, _ = retrieve.search_person(f"data:{market}", str(photo), first[5], 2, 2, 2.0, 5)
+    _, _, html, message, shown, _, _ = retrieve.search_person(DATA, str(photo), first[5], 2, 2, 2.0, 5)
     assert shown is True and "still generating" in html and "still generating" in message and "No images of this photo have been generated" not in message
     outputs = [first, *run]
     assert [out[5].running for out in outputs] == [digest, digest, digest, None]
@@ -900,7 +900,7 @@ def test_search_the_gallery_with_this_person(market, tmp_path):
     from pose2id.demo.inputs import photo_digest
 
     retrieve = Retrieve(Galleries(data=str(market)))
-    key = f"data:{market}"
+    key = DATA
     keep = {"__type__": "update"}
     *retrieve_tab, message = retrieve.search_person(key, None, Generations(), 2, 2, 2.0, 5)
     assert retrieve_tab == [keep] * 6 and "reference photo" in message
@@ -928,7 +928,7 @@ def test_sliders_re_rank_the_uploaded_photo_while_it_is_shown(market):
     from pose2id.demo.inputs import photo_digest
 
     retrieve = Retrieve(Galleries(data=str(market)))
-    key = f"data:{market}"
+    key = DATA
     photo = str(next((market / "query").glob("0004_*.jpg")))
     noise = Image.fromarray(np.random.default_rng(3).integers(0, 255, (128, 64, 3), dtype=np.uint8))
     generations = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (noise,), ("pose 1",), "IPG"))
@@ -1127,7 +1127,7 @@ def test_empty_gallery_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
     empty = tmp_path / "empty"
     empty.mkdir()
-    *view, message = Retrieve(Galleries(data=str(empty))).open_gallery(f"data:{empty}", "synthped")
+    *view, message = Retrieve(Galleries(data=str(empty))).open_gallery(DATA, "synthped")
     assert view[0] == view[2] == {"__type__": "update"} and view[1]["value"] == "synthped"  # SynthPed stays
     assert "Cannot open Folder: empty: there are no image files in" in message and "Market-1501 style" in message
     assert "The current gallery stays." in message
@@ -1148,10 +1148,10 @@ def test_a_gallery_being_built_says_what_is_happening(market):
     assert calls == [(300 / 1181, f"{BUILDING_SYNTHPED} Drawing images: 300 of 1,181")]
     assert BUILDING_SYNTHPED == "Building the SynthPed benchmark once (about 30 s); later visits are instant."
     calls.clear()
-    retrieve.open_gallery(f"data:{market}", None, progress)
+    retrieve.open_gallery(DATA, None, progress)
     assert calls[0] == (0, "Opening Folder: market…")
     calls.clear()
-    retrieve.open_gallery(f"data:{market}", None, progress)  # prepared: no progress
+    retrieve.open_gallery(DATA, None, progress)  # prepared: no progress
     assert calls == []
 
 
@@ -1166,12 +1166,12 @@ def test_no_gallery_open_yet(market):
 def test_feature_space_plots_before_and_after(market):
     from pose2id.demo.feature_space import FeatureSpace
 
-    bars, tsne, message = FeatureSpace(Galleries(data=str(market))).plots(f"data:{market}", "+NFC+IPG", 2, 2, 2.0, 30)
+    bars, tsne, message = FeatureSpace(Galleries(data=str(market))).plots(DATA, "+NFC+IPG", 2, 2, 2.0, 30)
     assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC+IPG"]
     assert len(bars.data[0].x) == 6
     assert "global ID²" in message and "(+NFC+IPG; k1 2, k2 2, eta 2)" in message  # the parameters in use
     # eta 0: +IPG moves nothing, and the status says why rather than looking broken
-    _, _, message = FeatureSpace(Galleries(data=str(market))).plots(f"data:{market}", "+IPG", 2, 2, 0, 30)
+    _, _, message = FeatureSpace(Galleries(data=str(market))).plots(DATA, "+IPG", 2, 2, 0, 30)
     before, after = re.search(r"global ID² ([\d.]+) \(Base\) → ([\d.]+)", message).groups()
     assert before == after and "(+IPG; eta 0)" in message and "eta 0 gives the generated images no weight" in message
     # one map whose points move from Base to +NFC+IPG, one thumbnail per point for the hover view
@@ -1187,15 +1187,15 @@ def test_feature_space_follows_its_controls_with_the_methods_the_gallery_has(tmp
     plain = market_folder(tmp_path / "plain", with_gen=False)
     space = FeatureSpace(Galleries(data=str(plain)))
     # the default "+NFC+IPG" needs generated images: the best method there is is shown instead
-    after, bars, tsne, message = space.view(f"data:{plain}", "+NFC+IPG", 2, 2, 2.0, 30)
+    after, bars, tsne, message = space.view(DATA, "+NFC+IPG", 2, 2, 2.0, 30)
     assert after == {"__type__": "update", "choices": ["+NFC"], "value": "+NFC"}
     assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC"] and "+NFC in one map" in tsne
     assert "p2-warning" in message and "Showing +NFC instead of +NFC+IPG: no generated images" in message
     # +NFC chosen: a plain note that +IPG is not offered
-    *_, message = space.view(f"data:{plain}", "+NFC", 2, 2, 2.0, 30)
+    *_, message = space.view(DATA, "+NFC", 2, 2, 2.0, 30)
     assert "p2-ok" in message and "+IPG and +NFC+IPG are not offered" in message
     # a gallery with generated images offers all three and keeps the choice
-    after, *_, message = FeatureSpace(Galleries(data=str(market))).view(f"data:{market}", "+IPG", 2, 2, 2.0, 30)
+    after, *_, message = FeatureSpace(Galleries(data=str(market))).view(DATA, "+IPG", 2, 2, 2.0, 30)
     assert after == {"__type__": "update", "choices": ["+NFC", "+IPG", "+NFC+IPG"], "value": "+IPG"}
     assert "not offered" not in message
 
@@ -1211,10 +1211,10 @@ def test_feature_space_waits_for_the_first_gallery_and_draws_only_when_open(mark
     assert "p2-info" in message and "still opening" in message and "the plots appear here when it is ready" in message
     galleries = space.galleries
     space.galleries = None  # another tab shown: the gallery is not even looked at
-    closed = space.view_if_open(False, f"data:{market}", "+NFC", 2, 2, 2.0, 30)
+    closed = space.view_if_open(False, DATA, "+NFC", 2, 2, 2.0, 30)
     assert closed == ({"__type__": "update"},) * 4
     space.galleries = galleries
-    after, bars, tsne, message = space.view_if_open(True, f"data:{market}", "+NFC", 2, 2, 2.0, 30)
+    after, bars, tsne, message = space.view_if_open(True, DATA, "+NFC", 2, 2, 2.0, 30)
     assert after["value"] == "+NFC" and "<svg" in tsne and "global ID²" in message
 
 
@@ -1224,17 +1224,17 @@ def test_feature_space_shows_the_users_after_again_when_the_gallery_has_it(tmp_p
 
     plain = market_folder(tmp_path / "plain", with_gen=False)
     space = FeatureSpace(Galleries(data=str(plain)))
-    after, *_, message = space.view(f"data:{plain}", "+IPG", 2, 2, 2.0, 30, "+IPG")
+    after, *_, message = space.view(DATA, "+IPG", 2, 2, 2.0, 30, "+IPG")
     assert after["value"] == "+NFC" and "Showing +NFC instead of +IPG" in message
     # back to a gallery with +IPG: the dropdown shows +NFC, the user's own choice was +IPG
-    after, bars, *_ = FeatureSpace(Galleries(data=str(market))).view(f"data:{market}", "+NFC", 2, 2, 2.0, 30, "+IPG")
+    after, bars, *_ = FeatureSpace(Galleries(data=str(market))).view(DATA, "+NFC", 2, 2, 2.0, 30, "+IPG")
     assert after["value"] == "+IPG" and bars.data[1].name.startswith("+IPG ")
 
 
 def test_feature_space_says_how_many_points_whole_identities_give(market):
     from pose2id.demo.feature_space import FeatureSpace
 
-    _, tsne, message = FeatureSpace(Galleries(data=str(market))).plots(f"data:{market}", "+NFC", 2, 2, 2.0, 20)
+    _, tsne, message = FeatureSpace(Galleries(data=str(market))).plots(DATA, "+NFC", 2, 2, 2.0, 20)
     points = tsne.count("<circle")  # 6 images per identity: 4 identities pass 20
     assert points == 24 and "t-SNE of 24 points: 4 whole identities, for about 20 asked" in message
 
@@ -1242,7 +1242,7 @@ def test_feature_space_says_how_many_points_whole_identities_give(market):
 def test_feature_space_refuses_a_bad_sample_size(market):
     from pose2id.demo.feature_space import FeatureSpace
 
-    out = FeatureSpace(Galleries(data=str(market))).plots(f"data:{market}", "+NFC", 2, 2, 2.0, 5)
+    out = FeatureSpace(Galleries(data=str(market))).plots(DATA, "+NFC", 2, 2, 2.0, 5)
     assert "sample size" in out[2]
 
 
@@ -1300,3 +1300,104 @@ def test_pose_from_a_non_image_keeps_the_editor(tmp_path):
     path.write_text("nope")
     value, message = editor.from_photo(str(path))
     assert value == {"__type__": "update"} and "not an image" in message
+
+
+# ---------------------------------------------------------------------------- hosting: launch and uploads
+def test_gradio_server_variables_are_honoured_and_flags_override_them(monkeypatch, capsys):
+    import app
+
+    for name in ("GRADIO_SERVER_PORT", "PORT", "GRADIO_SERVER_NAME", "SPACE_ID", "SPACES_ZERO_GPU"):
+        monkeypatch.delenv(name, raising=False)
+    assert (app.parse_args([]).port, app.parse_args([]).host) == (7860, "127.0.0.1")
+    monkeypatch.setenv("PORT", "8000")
+    assert app.parse_args([]).port == 8000
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "9001")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    args = app.parse_args([])
+    assert (args.port, args.host) == (9001, "0.0.0.0")
+    args = app.parse_args(["--port", "9002", "--host", "127.0.0.2"])
+    assert (args.port, args.host) == (9002, "127.0.0.2")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "http")
+    with pytest.raises(SystemExit):
+        app.parse_args([])
+    assert "GRADIO_SERVER_PORT" in capsys.readouterr().err
+
+
+def test_launch_serves_no_upload_folder_and_limits_the_upload_size(monkeypatch, tmp_path):
+    import app
+    from pose2id.features import cache_root
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("POSE2ID_MAX_UPLOAD_MB", "5")
+    galleries = Galleries()
+    options = app.launch_options(app.parse_args([]), galleries)
+    assert options["max_file_size"] == 5 * 2**20
+    upload_root = galleries._folders.root
+    for folder in options["allowed_paths"]:
+        assert not str(upload_root).startswith(folder) and not str(cache_root()).startswith(folder)
+
+
+def test_main_launches_with_the_caches_swept_and_one_blas_count(monkeypatch, tmp_path):
+    import gradio as gr
+
+    import app
+    import pose2id._threads as threads
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    seen = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw, delete_cache=self.delete_cache))
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
+    monkeypatch.setattr(Galleries, "warm_up", lambda self, key: None)
+    monkeypatch.setattr(threads, "fix_threads", lambda count, user_api="blas": seen.setdefault("blas", count))
+    app.main(["--port", "9123", "--test-pipeline"])
+    assert seen["server_port"] == 9123 and seen["delete_cache"] == app.DELETE_CACHE and seen["blas"] == 1
+    assert seen["max_file_size"] > 0
+
+
+def _upload_galleries(tmp_path, **limits):
+    from pose2id.demo.uploads import UploadFolders, UploadLimits
+
+    return Galleries(upload_limits=UploadLimits(**limits), upload_folders=UploadFolders(tmp_path / "uploads"))
+
+
+def test_a_refused_upload_leaves_nothing_on_disk(tmp_path, market):
+    galleries = _upload_galleries(tmp_path)
+    bad = tmp_path / "blank.zip"
+    with zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as archive:
+        for k in range(4):
+            archive.writestr(f"junk/{k}.bin", b"\0" * 2**20)
+    message = Retrieve(galleries).upload_zip(str(bad), SYNTHPED)[-1]
+    assert "Cannot use blank.zip" in message
+    assert galleries._folders.size() == 0 and galleries.uploads_kept() == []
+
+
+def test_an_upload_may_expand_only_to_the_limit(tmp_path, market):
+    galleries = _upload_galleries(tmp_path, max_bytes=2**20)
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED) as archive:
+        for k in range(3):
+            archive.writestr(f"market/bounding_box_test/{k:04d}_c1s1_000000_00.jpg", b"\0" * 600_000)
+    message = Retrieve(galleries).upload_zip(str(big), SYNTHPED)[-1]
+    assert "expands to" in message and "limit" in message and galleries._folders.size() == 0
+
+
+def test_uploads_beyond_the_limit_and_of_ended_sessions_are_removed(tmp_path, market):
+    galleries = _upload_galleries(tmp_path, max_galleries=2)
+    keys = []
+    for k in range(3):
+        copy = tmp_path / f"copy{k}"
+        market_folder(copy / "market", pids=4 + k)  # three different archives
+        keys.append(galleries.add_zip(_zip_of(copy / "market", tmp_path / f"m{k}.zip"), session=f"page{k}"))
+    assert galleries.uploads_kept() == keys[1:]  # the oldest one went, with its folder
+    assert not galleries._extracted.get(keys[0]) and len(list((galleries._folders.root).iterdir())) == 2
+    message = Retrieve(galleries).open_gallery(keys[0], SYNTHPED)[-1]
+    assert "no longer on the server" in message and "upload it again" in message
+    galleries.release("page1")
+    assert galleries.uploads_kept() == [keys[2]] and len(list(galleries._folders.root.iterdir())) == 1
+
+
+def test_gallery_keys_hold_no_server_paths(tmp_path, market):
+    galleries = Galleries(data=str(market))
+    key = galleries.add_zip(_zip_of(market, tmp_path / "mine.zip"))
+    values = [value for _, value in galleries.choices(uploaded=key)]
+    assert values == [SYNTHPED, DATA, key] and not any(str(tmp_path) in value for value in values)

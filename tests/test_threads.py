@@ -92,7 +92,52 @@ def nested_callers():
         assert _in_thread(nested) == ([1], [3])
 
 
-@pytest.mark.parametrize("scenario", ["overlapping_callers", "nested_callers"])
+def _table():
+    """A fresh benchmark's metrics table (NFC included), on features with many exact ties."""
+    import numpy as np
+
+    from pose2id.data.market1501 import ReIDImage
+    from pose2id.experiments import Benchmark
+
+    rng = np.random.default_rng(0)
+    names = [f"{pid:04d}_c{cam}s1_{k:06d}_00.jpg" for pid in range(1, 61) for cam in (1, 2) for k in range(3)]
+    images = [ReIDImage(path=Path(n), pid=int(n[:4]), camid=int(n[6]) - 1, name=n) for n in names]
+    feats = np.round(rng.random((len(images), 384), dtype=np.float32) * 4) / 4  # coarse values: ties
+    bench = Benchmark(query=images[::3], gallery=[im for i, im in enumerate(images) if i % 3],
+                      qf=feats[::3], gf=np.delete(feats, np.s_[::3], axis=0))
+    return [bench.table(k1=k1, k2=2) for k1 in (1, 2, 3)]
+
+
+def a_request_while_another_holds_a_limit():
+    """With the process's count fixed (as the app does), a request computed while another
+    request is inside a thread limit (the t-SNE's, the kNN scan's) equals a quiet run."""
+    from pose2id._threads import fix_threads, limited_threads
+
+    import numpy  # noqa: F401
+    _in_thread(lambda: fix_threads(1))  # from a worker thread, as the other limits here
+    quiet = _in_thread(_table)
+    holding, done = threading.Event(), threading.Event()
+
+    def hold():
+        with limited_threads(2, user_api="blas"), limited_threads(3):
+            holding.set()
+            assert done.wait(WAIT)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(WAIT)
+    try:
+        seen = _in_thread(_blas_threads)
+        loaded = _in_thread(_table)
+    finally:
+        done.set()
+        holder.join(WAIT)
+    assert seen == [1], seen  # the other request's limit did not change this one's count
+    assert loaded == quiet
+    assert _blas_threads() == [1]
+
+
+@pytest.mark.parametrize("scenario", ["overlapping_callers", "nested_callers", "a_request_while_another_holds_a_limit"])
 def test_limited_threads_restore_the_limits_from_before(scenario):
     # Several fresh interpreters: OpenBLAS drops a count set from a worker thread only now and then
     # (1 to 8 runs in 30 here), which limited_threads must catch every time.

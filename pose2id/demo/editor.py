@@ -8,7 +8,6 @@ import/export, pose from a photo) through :mod:`pose2id.poses`.
 """
 
 import json
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -91,8 +90,9 @@ def export_json(value):
         pose = from_value(value)
     except PoseError as error:
         return gr.update(), warn(f"Cannot export: {error}")
-    folder = Path(tempfile.mkdtemp(prefix="pose2id-pose-"))
-    path = folder / "pose.json"
+    from pose2id.demo import scratch
+
+    path = scratch.folder("pose") / "pose.json"
     path.write_text(json.dumps(pose.to_openpose(), indent=1))
     return gr.update(value=str(path), visible=True), status("pose.json is ready to download below.", "ok")
 

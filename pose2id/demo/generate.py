@@ -5,13 +5,20 @@ IPG runs where it can: a CUDA GPU with the official weights (fetched from the Hu
 on a Space), or the tiny random-weight pipeline in test mode. Everywhere else the tab says why
 it cannot run and offers the SynthPed oracle, which re-renders a synthetic identity exactly and
 is labelled as not being a model.
+
+Where the app runs (:func:`hosting`): on this machine ("local"), a CPU Space ("cpu-space": the
+oracle by default, IPG on the CPU only if the owner sets ``POSE2ID_CPU=1``), a ZeroGPU Space
+("zero-gpu", ``SPACES_ZERO_GPU`` set: the pipeline is loaded at start-up and moved to CUDA, and
+each generation asks ``spaces.GPU`` for a time slot sized by steps x poses,
+:func:`gpu_duration`), or a Space with a dedicated GPU ("gpu-space").
 """
 
 import json
 import os
 import queue
+import math
 import random
-import tempfile
+import sys
 import threading
 import zipfile
 from dataclasses import dataclass, replace
@@ -19,10 +26,9 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import spaces
 from PIL import Image
 
-from pose2id.demo import editor
+from pose2id.demo import editor, scratch
 from pose2id.demo.inputs import InputError, open_photo, photo_digest
 from pose2id.demo.messages import status, warn
 from pose2id.poses import PoseError, render
@@ -74,8 +80,79 @@ class Generations:
     error: str = ""
 
 
+LOCAL, CPU_SPACE, ZERO_GPU, GPU_SPACE = "local", "cpu-space", "zero-gpu", "gpu-space"
+# The time slot asked of ZeroGPU for one generation: start-up plus a share per pose per step
+# (reference + denoising UNet with classifier-free guidance at 256x512), within ZeroGPU's bounds.
+GPU_SECONDS_FIXED = 20
+GPU_SECONDS_PER_POSE_STEP = 0.25
+GPU_SECONDS_MIN, GPU_SECONDS_MAX = 30, 300
+
+
 def on_spaces():
+    """Whether the app runs on a Hugging Face Space (``SPACE_ID`` is set there)."""
     return bool(os.environ.get("SPACE_ID"))
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def hosting():
+    """Where the app runs: LOCAL (no ``SPACE_ID``), ZERO_GPU (``SPACES_ZERO_GPU`` set: the GPU
+    exists only inside ``@spaces.GPU`` calls), GPU_SPACE (a Space whose machine has CUDA) or
+    CPU_SPACE (any other Space: the free tier)."""
+    if _flag("SPACES_ZERO_GPU"):
+        return ZERO_GPU
+    if not on_spaces():
+        return LOCAL
+    import torch
+
+    return GPU_SPACE if torch.cuda.is_available() else CPU_SPACE
+
+
+def gpu_duration(config, photo, poses, steps, guidance, seed):
+    """Seconds to ask ZeroGPU for one generation of ``len(poses)`` poses in ``steps`` steps
+    (the arguments of :func:`run_ipg`, as ``spaces.GPU(duration=...)`` passes them)."""
+    seconds = GPU_SECONDS_FIXED + GPU_SECONDS_PER_POSE_STEP * max(1, len(poses)) * max(1, int(steps))
+    return int(min(GPU_SECONDS_MAX, max(GPU_SECONDS_MIN, math.ceil(seconds))))
+
+
+_GPU_TASKS = {}
+
+
+def gpu_task():
+    """:func:`run_ipg` as ZeroGPU runs it: wrapped by ``spaces.GPU(duration=gpu_duration)`` of
+    the ``spaces`` module imported now (outside ZeroGPU the wrapper is ``spaces``' own no-op;
+    without the package, run_ipg itself). Built once per ``spaces`` module."""
+    try:
+        import spaces
+    except ImportError:
+        return run_ipg
+    module = sys.modules.get("spaces", spaces)
+    if id(module) not in _GPU_TASKS:
+        _GPU_TASKS[id(module)] = (module, module.GPU(duration=gpu_duration)(_run_ipg))
+    return _GPU_TASKS[id(module)][1]
+
+
+def _run_ipg(config, photo, poses, steps, guidance, seed):
+    """:func:`run_ipg`, looked up when called (the wrapper of :func:`gpu_task` is built once)."""
+    yield from run_ipg(config, photo, poses, steps, guidance, seed)
+
+
+def preload_pipeline(config):
+    """Load IPG at start-up where a Space will generate with it: on ZeroGPU the weights are read
+    and moved to CUDA in the main process, as the ZeroGPU documentation asks (the ``spaces``
+    package makes that move take effect inside each ``@spaces.GPU`` call). Returns the pipeline,
+    or None when IPG cannot run here (the tab then says why)."""
+    try:
+        pipeline = load_pipeline(config)
+    except IPGUnavailable:
+        return None
+    if hosting() == ZERO_GPU and not config.test_pipeline:
+        import torch
+
+        pipeline.to("cuda", torch.float16)
+    return pipeline
 
 
 class IPGUnavailable(RuntimeError):
@@ -113,7 +190,8 @@ def _load_official(config):
     import pose2id.ipg as ipg
 
     # On ZeroGPU the GPU appears only inside @spaces.GPU calls; the weights load on CPU first.
-    if not torch.cuda.is_available() and not on_spaces() and not config.allow_cpu:
+    zero_gpu = hosting() == ZERO_GPU
+    if not torch.cuda.is_available() and not zero_gpu and not config.allow_cpu:
         raise IPGUnavailable(
             "IPG needs a CUDA GPU: this machine has none. Run the app on a GPU machine after "
             "`python -m pose2id download`, or open it on a Hugging Face Space with a GPU (or start it with "
@@ -122,8 +200,8 @@ def _load_official(config):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         pipeline = ipg.IPGPipeline.from_official(
-            ckpt_dir=config.ckpt_dir, device=device, allow_cpu=on_spaces() or config.allow_cpu,
-            dtype=torch.float16 if device == "cuda" else torch.float32)
+            ckpt_dir=config.ckpt_dir, device=device, allow_cpu=zero_gpu or config.allow_cpu,
+            dtype=torch.float16 if device == "cuda" or zero_gpu else torch.float32)
     except ipg.MissingWeightsError as error:
         raise IPGUnavailable(f"IPG weights are missing. {error}") from None
     except RuntimeError as error:
@@ -207,8 +285,7 @@ def preview_strip(images, height=192):
 def write_zip(photo, labelled, images, settings):
     """A zip with the reference, every pose (PNG and OpenPose JSON), every generated image and
     the settings used. Returns its path."""
-    folder = Path(tempfile.mkdtemp(prefix="pose2id-generated-"))
-    path = folder / "pose2id_generated.zip"
+    path = scratch.folder("generated") / "pose2id_generated.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("reference.png", _png(photo))
         for k, ((label, pose), image) in enumerate(zip(labelled, images), start=1):
@@ -245,15 +322,14 @@ def fusion_summary(photo, images, eta):
     return f"IPG fusion (eta={eta:g}, handcrafted features): cosine to the generated images' centre {before:.3f} → {after:.3f}."
 
 
-@spaces.GPU(duration=120)
 def run_ipg(config, photo, poses, steps, guidance, seed):
     """Run IPG and yield ("step", index, previews) after every step, then ("done", images);
     ("note", text) when the GPU ran out of memory and generation started again in the
     pipeline's low-memory mode (which it then keeps).
 
     The pipeline runs in a worker thread so its step callback can hand previews to this
-    generator as they are made. On ZeroGPU the GPU exists only inside this function, so the
-    (cached) pipeline is moved there here."""
+    generator as they are made. On ZeroGPU the GPU exists only inside this function (called as
+    :func:`gpu_task`), so a pipeline not yet there is moved to it here."""
     import torch
 
     pipeline = load_pipeline(config)
@@ -315,10 +391,18 @@ class Generate:
         ``--cpu``), or weights that are missing and cannot be downloaded (offline, or a
         ``--ckpt-dir`` folder without them). Weights missing from the cache of a machine online
         are not a blocker: the first Generate downloads them."""
-        if self.config.test_pipeline or on_spaces():
+        kind = hosting()
+        if self.config.test_pipeline or kind in (ZERO_GPU, GPU_SPACE):
             return None
         import torch
 
+        if kind == CPU_SPACE and not self.config.allow_cpu:
+            return ("needs a GPU, and this Space runs on a CPU (its owner can choose GPU or ZeroGPU hardware, or set "
+                    "POSE2ID_CPU=1 to run it here: many minutes per image)",
+                    "This Space runs on a CPU, so IPG is off and the SynthPed oracle is chosen: pick a SynthPed example "
+                    "or a 'SynthPed identity' above (synthetic people). The Space's owner can choose GPU or ZeroGPU "
+                    "hardware for IPG, or set POSE2ID_CPU=1 to run it on this CPU (many minutes per image, and one "
+                    "generation at a time for every visitor).")
         if not torch.cuda.is_available() and not self.config.allow_cpu:
             return ("needs a CUDA GPU (this machine has none; the app's `--cpu` runs it here, many minutes per image)",
                     "IPG needs a CUDA GPU and this machine has none. The SynthPed oracle works here: pick a SynthPed "
@@ -338,7 +422,7 @@ class Generate:
 
     def _on_cpu(self):
         """IPG runs on the CPU here (``--cpu`` on a machine without CUDA)."""
-        if not self.config.allow_cpu or self.config.test_pipeline or on_spaces():
+        if not self.config.allow_cpu or self.config.test_pipeline or hosting() == ZERO_GPU:
             return False
         import torch
 
@@ -389,7 +473,8 @@ class Generate:
     def identity_photo(self, pid):
         """Path of a PNG of :meth:`identity_picture` (written once per identity)."""
         if pid not in self._photos:
-            path = Path(tempfile.mkdtemp(prefix="pose2id-synthped-")) / f"synthped_{pid:04d}.png"
+            # one per identity, kept for the process (their number is bounded by SynthPed's)
+            path = scratch.folder("synthped", keep=None) / f"synthped_{pid:04d}.png"
             self.identity_picture(pid).save(path)
             self._photos[pid] = str(path)
         return self._photos[pid]
@@ -576,7 +661,7 @@ class Generate:
                 return
             images = None
             try:
-                for item in run_ipg(self.config, image, poses, steps, guidance, seed):
+                for item in gpu_task()(self.config, image, poses, steps, guidance, seed):
                     if item[0] == "step":
                         progress((item[1] + 1, steps), desc="Denoising", unit="steps")
                         text = f"{note}{self.generator_label()}: step {item[1] + 1} of {steps}…"

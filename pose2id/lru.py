@@ -1,0 +1,130 @@
+"""A least-recently-used cache bounded in bytes, safe to share between threads.
+
+:class:`pose2id.experiments.Benchmark` keeps the results of each parameter set in one, so a
+server that many visitors ask for many parameter sets holds only the most recently used ones
+(the ones a visitor is looking at stay) instead of all of them.
+"""
+
+import os
+import sys
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+DEFAULT_MAX_BYTES = 128 * 2**20
+ENV_MAX_MB = "POSE2ID_RESULT_CACHE_MB"
+
+
+def default_max_bytes():
+    """The bound from ``$POSE2ID_RESULT_CACHE_MB`` (megabytes), else 128 MiB.
+
+    Raises
+    ------
+    ValueError naming the variable when it is not a positive number.
+    """
+    text = os.environ.get(ENV_MAX_MB, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"environment variable {ENV_MAX_MB}={text!r} must be a positive number of megabytes")
+    return int(value * 2**20)
+
+
+def nbytes(value, _seen=None):
+    """Bytes held by ``value``: numpy arrays by their buffers, containers and objects by what
+    they hold (each object counted once), anything else by ``sys.getsizeof``."""
+    seen = set() if _seen is None else _seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes) + (nbytes(value.base, seen) if isinstance(value.base, np.ndarray) else 0)
+    if isinstance(value, (str, bytes, int, float, bool, type(None), np.generic)):
+        return sys.getsizeof(value)
+    if isinstance(value, dict):
+        return sys.getsizeof(value) + sum(nbytes(k, seen) + nbytes(v, seen) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sys.getsizeof(value) + sum(nbytes(v, seen) for v in value)
+    fields = getattr(value, "__dict__", None)
+    if fields is None and hasattr(value, "__slots__"):
+        fields = {name: getattr(value, name, None) for name in value.__slots__}
+    return sys.getsizeof(value) + (nbytes(fields, seen) if fields else 0)
+
+
+class ByteLRU:
+    """A mapping that evicts its least recently used entries once they hold more than
+    ``max_bytes`` (None: ``default_max_bytes()``).
+
+    Reading an entry (``cache[key]``, ``get``) makes it the most recently used. The entry a
+    thread stored last is never evicted by another thread's store, so the usual
+    ``if key not in cache: cache[key] = make(); return cache[key]`` cannot lose it in between;
+    a single entry larger than the bound is kept until the next store.
+    """
+
+    def __init__(self, max_bytes=None):
+        self.max_bytes = default_max_bytes() if max_bytes is None else int(max_bytes)
+        if self.max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes!r}")
+        self._items = OrderedDict()  # key -> (value, bytes)
+        self._bytes = 0
+        self._last_stored = {}  # thread id -> the key it stored last
+        self._lock = threading.Lock()
+
+    @property
+    def bytes(self):
+        """Bytes held now."""
+        return self._bytes
+
+    def __len__(self):
+        return len(self._items)
+
+    def __contains__(self, key):
+        return key in self._items
+
+    def __iter__(self):
+        return iter(list(self._items))
+
+    def __getitem__(self, key):
+        with self._lock:
+            value, _ = self._items[key]
+            self._items.move_to_end(key)
+            return value
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __setitem__(self, key, value):
+        size = nbytes(value)
+        with self._lock:
+            if key in self._items:
+                self._bytes -= self._items.pop(key)[1]
+            self._items[key] = (value, size)
+            self._bytes += size
+            self._last_stored[threading.get_ident()] = key
+            pinned = set(self._last_stored.values())
+            for old in list(self._items):
+                if self._bytes <= self.max_bytes:
+                    break
+                if old in pinned:
+                    continue
+                self._bytes -= self._items.pop(old)[1]
+            if len(self._last_stored) > 256:  # threads that have ended
+                alive = {thread.ident for thread in threading.enumerate()}
+                self._last_stored = {t: k for t, k in self._last_stored.items() if t in alive}
+
+    def __delitem__(self, key):
+        with self._lock:
+            self._bytes -= self._items.pop(key)[1]
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
