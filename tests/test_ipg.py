@@ -172,7 +172,7 @@ def test_bad_inputs_name_the_argument(tiny, person):
     with pytest.raises(ValueError, match=r"poses\[0\]"):
         tiny(person, ["pose.png"], num_inference_steps=1)
     with pytest.raises(ValueError, match="output_type"):
-        tiny(person, load_standard_poses()[:1], output_type="latent")
+        tiny(person, load_standard_poses()[:1], output_type="jpeg")
     with pytest.raises(ValueError, match="latents"):
         tiny(person, load_standard_poses()[:1], latents=torch.zeros(1, 4, 8, 8))
 

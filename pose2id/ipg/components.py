@@ -9,25 +9,18 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from torch import nn
 
 from pose2id.configs import load_config
-from pose2id.ipg.models import IFR, PoseGuider
+from pose2id.ipg.models import IFR, PoseGuider, ReferenceUNet2DConditionModel, strip_reference_head  # noqa: F401
 from pose2id.reid.transreid import TransReID, TransReIDConfig
 from pose2id.reid.transreid import convert_official as convert_transreid
 
 COMPONENTS = ("denoising_unet", "reference_unet", "pose_guider", "ifr", "transreid")
 
 
-def strip_reference_head(unet):
-    """The reference UNet's output is never used, and the official file has no
-    ``conv_norm_out``/``conv_out``: drop them so its keys match (682 at SD-1.5 size)."""
-    unet.conv_norm_out = None
-    unet.conv_out = nn.Identity()
-    return unet
-
-
 def build_unet(config, reference=False):
-    """Stock ``UNet2DConditionModel`` from a config dict; ``reference=True`` drops the output head."""
-    unet = UNet2DConditionModel.from_config(config)
-    return strip_reference_head(unet) if reference else unet
+    """Stock ``UNet2DConditionModel`` from a config dict; ``reference=True`` gives a
+    :class:`ReferenceUNet2DConditionModel` (no output head)."""
+    config = {k: v for k, v in config.items() if k != "_class_name"}
+    return (ReferenceUNet2DConditionModel if reference else UNet2DConditionModel).from_config(config)
 
 
 def _build_module(component):

@@ -22,8 +22,10 @@ class ReferenceBank:
     """Recorded reference tokens, ``{block name: (R, L, C)}``, and how the reader splits its batch.
 
     ``num_uncond`` is the number of leading rows of the denoising batch that are unconditional
-    (classifier-free guidance order [uncond; cond]); the remaining rows read the bank. R is 1 (one
-    reference shared by every pose) or equal to the number of conditional rows.
+    (classifier-free guidance order [uncond; cond]); the remaining rows read the bank.
+    ``rows`` says which recorded reference each conditional row reads: None when R is 1 (one
+    reference shared by every row) or when R equals the number of conditional rows (row i reads
+    reference i); otherwise a LongTensor of reference indices, one per conditional row.
     ``projected`` caches each reader's keys and values of the recorded tokens,
     ``{block name: (key, value)}`` of shape (R, heads, L, head_dim); :meth:`clear` empties both.
     """
@@ -32,10 +34,23 @@ class ReferenceBank:
         self.features = {}
         self.projected = {}
         self.num_uncond = 0
+        self.rows = None
 
     def clear(self):
         self.features.clear()
         self.projected.clear()
+        self.rows = None
+
+    def for_rows(self, reference, rows):
+        """(R, ...) recorded tensor -> (rows, ...): one reference per conditional row."""
+        if self.rows is not None:
+            return reference.index_select(0, self.rows.to(reference.device))
+        if reference.shape[0] == 1:
+            return reference.expand(rows, *reference.shape[1:])
+        if reference.shape[0] != rows:
+            raise ValueError(f"the bank holds {reference.shape[0]} references for {rows} conditional rows: "
+                             "set ReferenceBank.rows")
+        return reference
 
 
 def _attn1_names(unet):
@@ -83,8 +98,8 @@ class ReferenceReader(AttnProcessor2_0):
         rows = hidden_states.shape[0] - n
         out_cond = F.scaled_dot_product_attention(
             query[n:],
-            torch.cat([key[n:], ref_key.expand(rows, -1, -1, -1)], dim=2),
-            torch.cat([value[n:], ref_value.expand(rows, -1, -1, -1)], dim=2),
+            torch.cat([key[n:], self.bank.for_rows(ref_key, rows)], dim=2),
+            torch.cat([value[n:], self.bank.for_rows(ref_value, rows)], dim=2),
         )
         if n:
             out_uncond = F.scaled_dot_product_attention(query[:n], key[:n], value[:n])
@@ -119,7 +134,7 @@ class ReferenceReader(AttnProcessor2_0):
         """Any other attention layout: stock processor on cat([own, reference]) for the cond rows."""
         n = self.bank.num_uncond
         uncond, cond = hidden_states[:n], hidden_states[n:]
-        reference = reference.to(cond.dtype).expand(cond.shape[0], -1, -1)
+        reference = self.bank.for_rows(reference.to(cond.dtype), cond.shape[0])
         out_cond = super().__call__(attn, cond, torch.cat([cond, reference], dim=1), attention_mask)
         if n == 0:
             return out_cond

@@ -191,6 +191,32 @@ def load_component(component, path, device="cpu", dtype=None, unet_config=None):
     return torch.nn.Module.to(module, device=device, dtype=dtype).eval()
 
 
+def load_official_components(ckpt_dir=None, base_model=SD15_REPO, vae=VAE_REPO, device="cpu", dtype=None,
+                             local_files_only=None):
+    """The official Pose2ID networks, the VAE and the DDIM scheduler, as keyword arguments of
+    :class:`pose2id.ipg.IPGPipeline` (see :meth:`~pose2id.ipg.IPGPipeline.from_official`)."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler
+
+    from pose2id.configs import load_config
+
+    dtype = torch.float32 if dtype is None else dtype
+    files = resolve_files(ckpt_dir, vae, local_files_only=local_files_only)
+    config = unet_config(base_model)
+    components = {name: load_component(name, files[name], device, dtype, unet_config=config) for name in POSE2ID_FILES}
+    # low_cpu_mem_usage=False: the VAE is small, and this works without `accelerate`.
+    vae_model = AutoencoderKL.from_pretrained(files["vae"], torch_dtype=dtype, low_cpu_mem_usage=False)
+    return {
+        "vae": torch.nn.Module.to(vae_model, device=device).eval(),
+        "reference_unet": components["reference_unet"],
+        "denoising_unet": components["denoising_unet"],
+        "pose_guider": components["pose_guider"],
+        "ifr": components["ifr"],
+        "reid": components["transreid"],
+        "scheduler": DDIMScheduler(**load_config("scheduler_config")),
+    }
+
+
 def unet_config(base_model):
     """SD-1.5 UNet config: shipped with the package, or ``unet/config.json`` of another source."""
     import json
