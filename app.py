@@ -17,7 +17,7 @@ import gradio as gr
 
 from pose2id.demo import editor
 from pose2id.demo.about import ABOUT
-from pose2id.demo.components import ClampedSlider, PhotoInput
+from pose2id.demo.components import ClampedSlider, PhotoInput, StrictCheckbox
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
 from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, Generations, pose_previews
@@ -128,7 +128,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                         with gr.Row():
                             r_eta = ClampedSlider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="eta")
                             top_k = ClampedSlider(3, 15, value=8, step=1, label="top-k shown", elem_id="top-k")
-                            rerank = gr.Checkbox(False, label="k-reciprocal re-ranking", elem_id="rerank")
+                            rerank = StrictCheckbox(False, label="k-reciprocal re-ranking", elem_id="rerank")
                 retrieve_status = gr.HTML(label="Status", elem_id="retrieve-status", js_on_load=None)
                 queries = gr.Gallery(label="Queries (click one)", columns=16, height=170, allow_preview=False,
                                      object_fit="contain", elem_id="queries")
@@ -137,6 +137,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                                        interactive=False, elem_id="metrics")
                 # /retrieve for API clients: a gallery by name and a query index instead of the UI's clicks
                 retrieve_api = gr.Button("Update", visible=False)
+                rankings_json = gr.JSON(visible=False, label="Rankings (JSON)")  # /retrieve's lists as data
                 api_query = gr.Number(0, visible=False, precision=0, label="query index")
 
             # ------------------------------------------------------------------ Feature space
@@ -229,7 +230,8 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         gr.on([gallery_key.change, view_asked.change, *(control.input for control in controls)], retrieve.refresh,
               [gallery_key, query_index, query_photo, photo_shown, generations, *controls],
               [rankings, metrics, retrieve_status], trigger_mode="always_last", **PRIVATE)
-        retrieve_api.click(retrieve.update, [gallery_choice, api_query, *controls], [rankings, metrics, retrieve_status],
+        retrieve_api.click(retrieve.update, [gallery_choice, api_query, *controls],
+                           [rankings, metrics, retrieve_status, rankings_json],
                            api_name="retrieve")
 
         # ---------------------------------------------------------------- Feature space events

@@ -205,6 +205,8 @@ def test_seed_minus_one_is_random_and_out_of_range_seeds_are_refused():
 def test_app_lets_the_tab_check_the_seed_and_clamps_typed_slider_values(monkeypatch):
     """Gradio's own bounds check fails the whole event with a generic error; the seed box has no
     bounds (the tab checks it), and sliders bring a typed value into their range."""
+    import gradio as gr
+
     import app
 
     demo = app.build_demo(test_pipeline=True)
@@ -216,7 +218,13 @@ def test_app_lets_the_tab_check_the_seed_and_clamps_typed_slider_values(monkeypa
                                ("sample-size", 50, 800)]:
         slider = by_id[elem_id]
         assert (slider.preprocess(low - 1), slider.preprocess(high * 10)) == (low, high), elem_id
-        assert slider.preprocess(None) == slider.value and slider.preprocess(float("nan")) == slider.value
+        assert slider.preprocess(None) == slider.value and slider.preprocess("") == slider.value
+        for bad in (float("nan"), float("inf"), "two", True):  # an API client's non-numbers: the app's message
+            with pytest.raises(gr.Error, match=re.escape(slider.label)):
+                slider.preprocess(bad)
+    with pytest.raises(gr.Error, match="re-ranking: 'false' is not true or false"):
+        by_id["rerank"].preprocess("false")
+    assert by_id["rerank"].preprocess(True) is True
     # a value between steps goes to the nearest step (halves up), as the browser moves the handle
     typed = {"k1": [(2.7, 3), (2.4, 2), (2.5, 3)], "guidance": [(3.6, 3.5), (3.8, 4.0)],
              "eta": [(2.34, 2.3), (2.36, 2.4), (4.99, 5.0)], "sample-size": [(254, 250), (255, 260)]}
@@ -607,7 +615,7 @@ def test_the_retrieve_endpoint_gives_the_table_with_numbers(market):
     import gradio as gr
 
     retrieve = Retrieve(Galleries(data=str(market)))
-    html, table, message = retrieve.update(DATA, 2, 2, 2, 2.0, False, 5)
+    html, table, message, rankings = retrieve.update(DATA, 2, 2, 2, 2.0, False, 5)
     data = gr.Dataframe(interactive=False).postprocess(table)
     assert data.headers[0] == "Method" and [row[0] for row in data.data] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
     assert all(isinstance(value, float) for row in data.data for value in row[1:])
@@ -1401,3 +1409,17 @@ def test_gallery_keys_hold_no_server_paths(tmp_path, market):
     key = galleries.add_zip(_zip_of(market, tmp_path / "mine.zip"))
     values = [value for _, value in galleries.choices(uploaded=key)]
     assert values == [SYNTHPED, DATA, key] and not any(str(tmp_path) in value for value in values)
+
+
+def test_a_pose_whose_joints_sit_on_one_point_is_refused():
+    pose = editor.standard_pose("1")
+    blob = Pose(np.full((18, 2), 30.0), pose.visible, pose.width, pose.height)
+    with pytest.raises(PoseError, match="all sit on one point"):
+        blob.check_body()
+    assert pose.check_body() is pose
+
+
+def test_an_editor_value_is_limited_in_size_like_an_imported_file():
+    huge = '{"people": [{"pose_keypoints_2d": [' + ", ".join(["0"] * 54) + ']}], "x": "' + "a" * 3_000_000 + '"}'
+    with pytest.raises(PoseError, match="larger than 1024 KB"):
+        editor.from_value(huge)

@@ -37,19 +37,23 @@ class ClampedSlider(gr.Slider):
     then fails while preprocessing ("Value 0 is less than minimum value 1."): the event stops,
     every output shows an error badge and the tab's status is not updated. The browser clamps
     the box to the range when it loses focus, so clamping here as well makes the server use the
-    value the box ends up showing. An emptied box (or a non-number from an API client) counts as
-    the slider's default. A value between steps (2.7 typed into a slider of step 1) is taken to the
+    value the box ends up showing. An emptied box counts as the slider's default; a value that is
+    no number (a word, NaN, Infinity from an API client) raises ``gr.Error`` naming the slider. A value between steps (2.7 typed into a slider of step 1) is taken to the
     nearest step, halves up, as the browser moves the handle. (No ``__init__`` override; see
     :class:`PhotoInput`.)
     """
 
     def preprocess(self, payload):
-        try:
-            value = float(payload)
-        except (TypeError, ValueError):
+        if payload is None or (isinstance(payload, str) and not payload.strip()):
             value = float(self.value)
-        if not math.isfinite(value):
-            value = float(self.value)
+        else:
+            try:
+                value = float(payload) if not isinstance(payload, bool) else float("nan")
+            except (TypeError, ValueError):
+                value = float("nan")
+            if not math.isfinite(value):
+                raise gr.Error(f"{self.label or 'A slider'}: {payload!r} is not a number; give one from "
+                               f"{self.minimum:g} to {self.maximum:g}.")
         value = min(max(value, self.minimum), self.maximum)
         if self.step:
             steps = math.floor((value - self.minimum) / self.step + 0.5)
@@ -62,3 +66,21 @@ class ClampedSlider(gr.Slider):
     @classmethod
     def get_component_class_id(cls):
         return gr.Slider.get_component_class_id()
+
+
+class StrictCheckbox(gr.Checkbox):
+    """``gr.Checkbox`` that takes only true or false: stock ``gr.Checkbox`` turns any value an
+    API client sends into a bool, so ``"false"`` would tick it. Anything else raises
+    ``gr.Error`` naming the checkbox. (No ``__init__`` override; see :class:`PhotoInput`.)"""
+
+    def preprocess(self, payload):
+        if isinstance(payload, bool):
+            return payload
+        raise gr.Error(f"{self.label or 'A checkbox'}: {payload!r} is not true or false.")
+
+    def get_block_name(self):
+        return "checkbox"
+
+    @classmethod
+    def get_component_class_id(cls):
+        return gr.Checkbox.get_component_class_id()

@@ -43,6 +43,9 @@ def from_value(value):
     """The :class:`Pose` in an editor value; raises PoseError when it is not a valid pose."""
     if not isinstance(value, str) or not value.strip():
         raise PoseError("the editor holds no pose; reset it to a standard pose")
+    if len(value.encode("utf-8", "replace")) > MAX_JSON_BYTES:
+        raise PoseError(f"the editor value is larger than {MAX_JSON_BYTES // 1024} KB, like a pose file may not be; "
+                        "a pose is a few KB")
     return Pose.from_openpose(value)
 
 

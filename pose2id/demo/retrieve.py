@@ -382,6 +382,37 @@ def rankings_html(bench, query_index, k1, k2, eta, rerank, top_k):
     )
 
 
+def _whole(value, name):
+    """``value`` as an int when it is a whole number, or ValueError naming ``name``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if isinstance(value, bool) or not np.isfinite(number) or number != int(number):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def rankings_data(bench, query_index, k1, k2, eta, rerank, top_k):
+    """The ranked lists of :func:`rankings_html` as plain data, for API clients.
+
+    Returns
+    -------
+    dict: ``query`` ({"index", "name", "pid", "camera"}), ``parameters`` and ``methods``:
+    method -> list of {"rank", "name", "pid", "distance", "correct"} (top-k, Market protocol).
+    """
+    query = bench.query[query_index]
+    methods = {}
+    for method in bench.methods:
+        methods[method] = [
+            {"rank": rank, "name": bench.gallery[g].name, "pid": int(bench.g_pids[g]), "distance": d, "correct": ok}
+            for rank, (g, d, ok) in enumerate(ranked_list(bench, query_index, method, k1, k2, eta, rerank, top_k),
+                                              start=1)]
+    return {"query": {"index": int(query_index), "name": query.name, "pid": int(query.pid), "camera": int(query.camid) + 1},
+            "parameters": {"k1": k1, "k2": k2, "eta": eta, "rerank": rerank, "top_k": top_k},
+            "methods": methods}
+
+
 IPG_HINT = ("For +IPG, generate images of this photo in the Generate tab (IPG needs the official weights and a "
             "CUDA GPU; for a SynthPed identity the SynthPed oracle runs on a CPU), then press 'Search the gallery "
             "with this person' there.")
@@ -746,14 +777,29 @@ class Retrieve:
         return table, len(bench.query), time.perf_counter() - start
 
     def update(self, key, query_index, k1, k2, eta, rerank, top_k):
-        """(rankings html, metrics table, status) in one call: the /retrieve API endpoint (its
-        clients get the table's headers and data, numbers as numbers)."""
+        """(rankings html, metrics table, status, rankings as JSON) in one call: the /retrieve API
+        endpoint. Its clients get the table's headers and data (numbers as numbers) and
+        :func:`rankings_data`; a bad input raises ``gr.Error`` with the app's message, which
+        gradio_client raises in turn."""
         try:
-            html_text, text = self._query_view(key, query_index, k1, k2, eta, rerank, top_k)
+            key, index = self._api_key(key), _whole(query_index, "query_index")
+            k1, k2, top_k = _whole(k1, "k1"), _whole(k2, "k2"), _whole(top_k, "top_k")
+            html_text, text = self._query_view(key, index, k1, k2, eta, rerank, top_k)
             table, count, elapsed = self._metrics(key, k1, k2, eta, rerank)
+            data = rankings_data(self.galleries.benchmark(key), index, k1, k2, float(eta), bool(rerank), top_k)
         except (ValueError, OSError) as error:
-            return gr.update(), gr.update(), warn(public_message(error))
-        return html_text, table["value"], status(f"{text} Metrics over all {count} queries in {elapsed:.2f} s.", "ok")
+            raise gr.Error(public_message(error), duration=TOAST_SECONDS) from None
+        used = (f"Parameters: k1 {k1}, k2 {k2}, eta {float(eta):g}, top-k {top_k}, "
+                f"{'k-reciprocal re-ranking' if rerank else 'no re-ranking'}.")
+        return (html_text, table["value"],
+                status(f"{text} Metrics over all {count} queries in {elapsed:.2f} s. {used}", "ok"), data)
+
+    def _api_key(self, key):
+        """A gallery key an API client gave, or ValueError listing the ones it may give."""
+        keys = [k for _, k in self.galleries.choices(uploaded=key)]
+        if key not in keys:
+            raise ValueError(f"gallery {key!r} is not one of {keys}")
+        return key
 
     def rankings(self, key, query_index, k1, k2, eta, rerank, top_k):
         """(rankings html, status) for one query (a click in the query strip)."""

@@ -248,7 +248,7 @@ class Pose:
 
     def check_body(self):
         """This pose, if it is enough of a body to draw a person in: the neck and at least
-        ``BODY_MIN_JOINTS - 1`` (3) more visible joints. Otherwise raises :class:`PoseError` saying
+        ``BODY_MIN_JOINTS - 1`` (3) more visible joints, not all on one point. Otherwise raises :class:`PoseError` saying
         what is missing."""
         count = int(self._visible.sum())
         if count == 0:
@@ -260,6 +260,10 @@ class Pose:
             names = ", ".join(KEYPOINT_NAMES[i] for i in np.flatnonzero(self._visible))
             raise PoseError(f"the pose has only {count} visible joint{'s' if count > 1 else ''} ({names}); a person "
                             f"needs the neck and at least {BODY_MIN_JOINTS - 1} more (e.g. the shoulders and a hip)")
+        spread = np.ptp(np.asarray(self.keypoints, dtype=float)[self._visible], axis=0)
+        if np.all(spread < 1.0):  # within one pixel of the canvas: drawn as a blob, not a body
+            raise PoseError(f"the pose's {count} visible joints all sit on one point, so there is no body to draw; "
+                            "spread them out (a standard pose is a good start)")
         return self
 
     # -- OpenPose JSON ------------------------------------------------------------------------

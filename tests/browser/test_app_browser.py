@@ -273,7 +273,7 @@ def test_named_api_endpoints_with_gradio_client(app_url, tmp_path):
     from gradio_client import Client, handle_file
 
     client = Client(app_url, verbose=False)
-    html, table, message = client.predict("synthped", 4, 3, 2, 2.0, False, 5, api_name="/retrieve")
+    html, table, message, _ = client.predict("synthped", 4, 3, 2, 2.0, False, 5, api_name="/retrieve")
     assert html.count('class="p2-rank-col"') == 4 and "Query #4" in message
     assert [row[0] for row in table["data"]] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
 

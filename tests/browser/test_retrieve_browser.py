@@ -241,7 +241,7 @@ def test_the_first_visit_says_that_synthped_is_being_built(cold_page, browser, s
 def test_the_metrics_always_match_the_sliders(cold_page, cold_app, screenshot):
     from gradio_client import Client
 
-    _, expected, _ = Client(cold_app["url"], verbose=False).predict(
+    _, expected, _, _ = Client(cold_app["url"], verbose=False).predict(
         "synthped", 0, 2, 2, 2.0, False, 8, api_name="/retrieve")
     # the CLI's decimals: 2 for percentages, 4 for ID² (0.1030, not 0.103)
     expected = {method: [f"{v:.2f}" for v in values[:4]] + [f"{values[4]:.4f}"] for method, *values in expected["data"]}

@@ -1,0 +1,205 @@
+"""A hosted app under load: 20 concurrent API clients, then 30 zip uploads.
+
+Starts ``app.py`` in a subprocess with its own temporary folder (the pose2id cache, Gradio's
+cache and the app's upload and scratch folders all inside it), waits for SynthPed, then:
+
+1. ``--clients`` gradio_client clients (default 20), each making ``--requests`` calls (default 10)
+   mixing ``/retrieve`` with varied k1 / k2 / eta / re-ranking / query, ``/feature_space`` and
+   ``/generate`` with the SynthPed oracle;
+2. ``--uploads`` zip uploads (default 30), good ones (tiny Market-style galleries, each
+   different) and bad ones (no images; entries past the expansion limit; not a zip).
+
+Prints the errors, p50 / p95 seconds per endpoint, the server's RSS and the temporary folder's
+size before and after, against the targets: 0 errors, RSS growth < 300 MB, disk growth < 100 MB
+once the uploads are gone, ``/retrieve`` p95 < 5 s (on a 2-core machine).
+
+It is heavy: expect several minutes on 2 cores. Run: ``python benchmarks/serve_load.py``.
+"""
+
+import argparse
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+ORACLE_PID = 41
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _folder_mb(folder):
+    total = 0
+    for path, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(path, name)).st_size
+            except OSError:
+                pass
+    return total / 2**20
+
+
+def _percentile(values, q):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def _wait_for(url, process, timeout=600):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise SystemExit(f"the app exited with code {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            time.sleep(1)
+    raise SystemExit(f"the app did not answer at {url} within {timeout} s")
+
+
+def _zips(folder, count):
+    """``count`` zips, good and bad, written into ``folder``."""
+    from tiny_market import market_folder
+
+    paths = []
+    for k in range(count):
+        path = folder / f"upload{k:02d}.zip"
+        kind = k % 3
+        if kind == 0:  # a good tiny gallery, different each time
+            market = market_folder(folder / f"market{k}" / "market", pids=4 + k % 5, with_gen=False)
+            with zipfile.ZipFile(path, "w") as archive:
+                for file in sorted(market.rglob("*")):
+                    if file.is_file():
+                        archive.write(file, file.relative_to(market.parent))
+        elif kind == 1:  # no images: 128 entries of 1 MiB of zeros (under the ratio limit, refused)
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+                for entry in range(128):
+                    archive.writestr(f"junk/{entry:03d}.bin", os.urandom(1024) * 1024)
+        else:  # not a zip at all
+            path.write_bytes(b"this is not a zip archive" * 100)
+        paths.append(path)
+    return paths
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=10, help="requests per client")
+    parser.add_argument("--uploads", type=int, default=30)
+    args = parser.parse_args(argv)
+    from gradio_client import Client, handle_file
+
+    work = Path(tempfile.mkdtemp(prefix="pose2id-serve-load-"))
+    env = dict(os.environ, POSE2ID_CACHE=str(work / "cache"), GRADIO_TEMP_DIR=str(work / "gradio"),
+               TMPDIR=str(work / "tmp"), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    (work / "tmp").mkdir()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = open(work / "server.log", "w")
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        _wait_for(url, server)
+        print(f"app at {url} (pid {server.pid}); preparing SynthPed…", flush=True)
+        Client(url, verbose=False, httpx_kwargs={"timeout": 900}).predict("synthped", 0, 2, 2, 2.0, False, 8, api_name="/retrieve")
+        rss0, disk0 = _rss_mb(server.pid), _folder_mb(work)
+        times, errors, lock = {}, [], threading.Lock()
+
+        def client_run(index):
+            rng = random.Random(index)
+            client = Client(url, verbose=False, httpx_kwargs={"timeout": 900})
+            for r in range(args.requests):
+                choice = r % 5
+                start = time.perf_counter()
+                try:
+                    if choice < 3:
+                        name = "/retrieve"
+                        client.predict("synthped", rng.randrange(0, 50), rng.randint(1, 10), rng.randint(1, 10),
+                                       round(rng.uniform(0, 5), 1), rng.random() < 0.2, 8, api_name=name)
+                    elif choice == 3:
+                        name = "/feature_space"
+                        client.predict("synthped", "+NFC", rng.randint(1, 4), rng.randint(1, 4), 2.0, 100,
+                                       api_name=name)
+                    else:
+                        name = "/generate"
+                        client.predict(None, ["1", "3"], False, "", "SynthPed oracle (re-renders a synthetic "
+                                       "identity; not a model)", ORACLE_PID, 20, 3.5, rng.randrange(1000), False,
+                                       2.0, api_name=name)
+                except Exception as error:  # noqa: BLE001  (counted and printed)
+                    with lock:
+                        errors.append(f"{name}: {type(error).__name__}: {str(error)[:200]}")
+                    continue
+                with lock:
+                    times.setdefault(name, []).append(time.perf_counter() - start)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            list(pool.map(client_run, range(args.clients)))
+        load_seconds = time.perf_counter() - started
+        rss1, disk1 = _rss_mb(server.pid), _folder_mb(work)
+
+        zips = _zips(work / "zips", args.uploads)
+        disk_zips = _folder_mb(work / "zips")
+        upload_results = {"accepted": 0, "refused": 0}
+        uploader = Client(url, verbose=False, httpx_kwargs={"timeout": 900})
+        for path in zips:
+            start = time.perf_counter()
+            try:
+                outputs = uploader.predict(handle_file(str(path)), api_name="/upload_zip")
+                message = str(outputs[-1])
+                upload_results["refused" if "p2-error" in message else "accepted"] += 1
+            except Exception as error:  # noqa: BLE001
+                errors.append(f"/upload_zip: {type(error).__name__}: {str(error)[:200]}")
+                continue
+            times.setdefault("/upload_zip", []).append(time.perf_counter() - start)
+        uploader.close() if hasattr(uploader, "close") else None
+        rss2, disk2 = _rss_mb(server.pid), _folder_mb(work) - disk_zips
+
+        print(f"\n{args.clients} clients x {args.requests} requests in {load_seconds:.1f} s; "
+              f"{args.uploads} uploads: {upload_results}")
+        print(f"errors: {len(errors)}")
+        for line in errors[:20]:
+            print("  ", line)
+        print(f"{'endpoint':<16}{'calls':>6}{'p50 s':>9}{'p95 s':>9}")
+        for name, values in sorted(times.items()):
+            print(f"{name:<16}{len(values):>6}{_percentile(values, 0.5):>9.2f}{_percentile(values, 0.95):>9.2f}")
+        print(f"RSS MB: {rss0:.0f} before, {rss1:.0f} after the clients, {rss2:.0f} after the uploads "
+              f"(growth {rss2 - rss0:+.0f}; target < 300)")
+        print(f"disk MB (cache, Gradio cache, uploads, scratch): {disk0:.1f} before, {disk1:.1f} after the clients, "
+              f"{disk2:.1f} after the uploads (growth {disk2 - disk0:+.1f}; target < 100)")
+        p95 = _percentile(times.get("/retrieve", []), 0.95)
+        print(f"/retrieve p95 {p95:.2f} s (target < 5 on 2 cores); errors {len(errors)} (target 0)")
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        print(f"server log: {work / 'server.log'}")
+
+
+if __name__ == "__main__":
+    main()

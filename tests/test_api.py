@@ -1,0 +1,105 @@
+"""The app's API as a gradio_client user sees it, against a launched app."""
+
+import socket
+
+import pytest
+
+from tiny_market import market_folder
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app on a tiny --data gallery, launched as ``main`` launches it: (url, gallery folder)."""
+    import os
+
+    import app
+    from pose2id.demo.retrieve import Galleries
+
+    root = tmp_path_factory.mktemp("api")
+    old = {name: os.environ.get(name) for name in ("POSE2ID_CACHE", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")}
+    os.environ["POSE2ID_CACHE"] = str(root / "cache")
+    os.environ.pop("GRADIO_SERVER_NAME", None)
+    os.environ.pop("GRADIO_SERVER_PORT", None)
+    market = market_folder(root / "market")
+    args = app.parse_args(["--data", str(market), "--test-pipeline", "--port", str(_free_port())])
+    galleries = Galleries(data=args.data)
+    demo = app.build_demo(data=args.data, test_pipeline=True, galleries=galleries)
+    demo.delete_cache = app.DELETE_CACHE
+    demo.queue(default_concurrency_limit=4).launch(**app.launch_options(args, galleries))
+    try:
+        yield f"http://127.0.0.1:{args.port}/", market, galleries
+    finally:
+        demo.close()
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    from gradio_client import Client
+
+    return Client(served[0], verbose=False, httpx_kwargs={"timeout": 600})  # a busy machine answers late
+
+
+def test_retrieve_returns_the_rankings_as_data_and_names_its_parameters(client):
+    html, table, message, rankings = client.predict("data", 2, 3, 2, 1.5, False, 4, api_name="/retrieve")
+    assert "p2-rankings" in html and [row[0] for row in table["data"]] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
+    assert "k1 3" in message and "k2 2" in message and "eta 1.5" in message and "top-k 4" in message
+    assert rankings["query"]["index"] == 2 and set(rankings["query"]) == {"index", "name", "pid", "camera"}
+    assert list(rankings["methods"]) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
+    for ranked in rankings["methods"].values():
+        assert [item["rank"] for item in ranked] == [1, 2, 3, 4]
+        assert all(set(item) == {"rank", "name", "pid", "distance", "correct"} for item in ranked)
+        assert all(item["correct"] == (item["pid"] == rankings["query"]["pid"]) for item in ranked)
+        assert [item["distance"] for item in ranked] == sorted(item["distance"] for item in ranked)
+
+
+@pytest.mark.parametrize("args, named", [
+    (("data", 0, "two", 2, 2.0, False, 4), "k1"),
+    (("data", 0, 2, 2, "NaN", False, 4), "eta"),
+    (("data", 0, 2, 2, "Infinity", False, 4), "eta"),
+    (("data", 0, 2, 2, 2.0, "false", 4), "re-ranking"),
+    (("data", 999, 2, 2, 2.0, False, 4), "query_index"),
+])
+def test_bad_retrieve_input_raises_the_apps_own_message(client, args, named):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=named):
+        client.predict(*args, api_name="/retrieve")
+
+
+def test_no_api_value_holds_a_server_path(client, served):
+    _, market, _ = served
+    info = client.view_api(print_info=False, return_format="dict")
+    assert str(market) not in str(info)
+    _, _, message, rankings = client.predict("data", 0, 2, 2, 2.0, False, 3, api_name="/retrieve")
+    assert str(market) not in message and str(market) not in str(rankings)
+
+
+def test_files_of_an_uploaded_zip_are_not_served_from_the_apps_origin(served, tmp_path):
+    import urllib.error
+    import urllib.request
+    import zipfile
+
+    url, market, galleries = served
+    evil = tmp_path / "market_with_page.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        for file in sorted(market.rglob("*.jpg")):
+            archive.write(file, file.relative_to(market.parent))
+        archive.writestr("market/page.html", "<script>alert(1)</script>")
+    key = galleries.add_zip(evil)
+    page = next(galleries._extracted[key].rglob("page.html"))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{url}gradio_api/file={page}", timeout=30)
+    assert refused.value.code == 403
