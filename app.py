@@ -49,21 +49,49 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                 good_photo = gr.State(start_photo)
                 # a hidden Number, not a State, so API clients can name the SynthPed identity too
                 synth_pid = gr.Number(start_pid, visible=False, precision=0, label="SynthPed pid")
+                # one screen (1366 x 768): photo | poses and Generate | status, forming preview, results;
+                # the settings fold away and the skeleton editor sits below
                 with gr.Row(equal_height=False):
-                    with gr.Column(scale=1, min_width=260):
+                    with gr.Column(scale=3, min_width=240):
                         photo = PhotoInput(start_photo, label="Reference photo", type="filepath",
-                                           sources=["upload", "clipboard"], height=300, elem_id="photo")
+                                           sources=["upload", "clipboard"], height=260, elem_id="photo")
+                        identity = gr.Dropdown(generate.identity_choices(), value=start_pid, label="SynthPed identity (synthetic; for the oracle)",
+                                               elem_id="identity")
                         example_gallery = gr.Gallery(value=generate.examples(examples), columns=5, height=400,
                                                      allow_preview=False, elem_id="examples", object_fit="contain",
                                                      label="Examples (click one): photos, then SynthPed people (synthetic drawings, #pid)")
-                        identity = gr.Dropdown(generate.identity_choices(), value=start_pid, label="SynthPed identity (synthetic; for the oracle)",
-                                               elem_id="identity")
-                    with gr.Column(scale=2, min_width=420):
-                        gr.Image(pose_previews(), label="The 8 standard poses", show_label=False, height=170,
+                    with gr.Column(scale=4, min_width=300):
+                        gr.Image(pose_previews(), label="The 8 standard poses", show_label=False, height=120,
                                  interactive=False, buttons=[], elem_id="pose-strip")
                         pose_names = gr.CheckboxGroup([str(i) for i in range(1, 9)], value=["1", "3", "5", "7"],
                                                       label="Poses to generate", elem_id="pose-names")
-                        with gr.Accordion("Skeleton editor", open=True):
+                        note = generate.ipg_note()
+                        generator = gr.Radio(
+                            [(generate.generator_label(), IPG), (ORACLE, ORACLE)],
+                            value=ORACLE if note else IPG, label="Generator", elem_id="generator")
+                        if note:
+                            gr.HTML(status(note, "warning"), js_on_load=None)
+                        generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                        with gr.Accordion("Settings: steps, guidance, seed, eta", open=False):
+                            steps = ClampedSlider(1, 50, value=20, step=1, label="Steps", elem_id="steps")
+                            guidance = ClampedSlider(1.0, 10.0, value=3.5, step=0.5, label="Guidance scale", elem_id="guidance")
+                            with gr.Row():
+                                # no minimum/maximum: Gradio would refuse -1 before the tab can say anything
+                                seed = gr.Number(42, label="Seed", precision=0, elem_id="seed",
+                                                 info=f"0 to {MAX_SEED}; {RANDOM_SEED} = random")
+                                randomize = gr.Checkbox(False, label="Randomize seed", elem_id="randomize")
+                            eta = ClampedSlider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
+                        search_button = gr.Button("Search the gallery with this person", elem_id="search-person")
+                        archive = gr.File(label="Download all (zip)", interactive=False, elem_id="archive")
+                    with gr.Column(scale=5, min_width=360):
+                        generate_status = gr.HTML(start_status, label="Status", elem_id="generate-status", js_on_load=None)
+                        preview = gr.Image(label="Forming (one preview per pose)", height=180, interactive=False,
+                                           elem_id="preview")
+                        results = gr.Gallery(label="Pose | generated", columns=4, height=250, object_fit="contain",
+                                             elem_id="results")
+                with gr.Row(equal_height=False):
+                    with gr.Column():
+                        with gr.Accordion("Skeleton editor (the pose drawn here is one more pose)", open=True):
                             with gr.Row(equal_height=False):
                                 with gr.Column(scale=3, min_width=300):
                                     pose_editor = editor.skeleton_editor(elem_id="pose-editor")
@@ -80,31 +108,6 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                                     export_button = gr.Button("Export OpenPose JSON", elem_id="export-pose")
                                     export_file = gr.File(label="pose.json", visible=False, interactive=False, elem_id="export-file")
                                     editor_status = gr.HTML(elem_id="editor-status", js_on_load=None)
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=1, min_width=260):
-                        note = generate.ipg_note()
-                        generator = gr.Radio(
-                            [(generate.generator_label(), IPG), (ORACLE, ORACLE)],
-                            value=ORACLE if note else IPG, label="Generator", elem_id="generator")
-                        if note:
-                            gr.HTML(status(note, "warning"), js_on_load=None)
-                        steps = ClampedSlider(1, 50, value=20, step=1, label="Steps", elem_id="steps")
-                        guidance = ClampedSlider(1.0, 10.0, value=3.5, step=0.5, label="Guidance scale", elem_id="guidance")
-                        with gr.Row():
-                            # no minimum/maximum: Gradio would refuse -1 before the tab can say anything
-                            seed = gr.Number(42, label="Seed", precision=0, elem_id="seed",
-                                             info=f"0 to {MAX_SEED}; {RANDOM_SEED} = random")
-                            randomize = gr.Checkbox(False, label="Randomize seed", elem_id="randomize")
-                        eta = ClampedSlider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
-                        generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
-                        search_button = gr.Button("Search the gallery with this person", elem_id="search-person")
-                        archive = gr.File(label="Download all (zip)", interactive=False, elem_id="archive")
-                    with gr.Column(scale=2, min_width=420):
-                        generate_status = gr.HTML(start_status, label="Status", elem_id="generate-status", js_on_load=None)
-                        preview = gr.Image(label="Forming (one preview per pose)", height=200, interactive=False,
-                                           elem_id="preview")
-                        results = gr.Gallery(label="Pose | generated", columns=4, height=280, object_fit="contain",
-                                             elem_id="results")
 
             # ------------------------------------------------------------------ Retrieve
             with gr.Tab("Retrieve", id="retrieve") as retrieve_tab:
@@ -130,7 +133,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                             top_k = ClampedSlider(3, 15, value=8, step=1, label="top-k shown", elem_id="top-k")
                             rerank = StrictCheckbox(False, label="k-reciprocal re-ranking", elem_id="rerank")
                 retrieve_status = gr.HTML(label="Status", elem_id="retrieve-status", js_on_load=None)
-                queries = gr.Gallery(label="Queries (click one)", columns=16, height=170, allow_preview=False,
+                queries = gr.Gallery(label="Queries (click one)", columns=16, height=220, allow_preview=False,
                                      object_fit="contain", elem_id="queries")
                 rankings = gr.HTML(label="Rankings", elem_id="rankings", js_on_load=None)
                 metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics over the whole query set",

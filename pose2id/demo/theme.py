@@ -6,7 +6,11 @@ SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica N
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 
 # The page must never fetch anything from the internet (offline laptops, lecture halls).
-HEAD = '<meta name="referrer" content="no-referrer">'
+# ``?presenter`` in the address: large type and high contrast for a projector (the p2-presenter
+# class on <html>, styled in CSS below), set before the page is drawn.
+HEAD = ('<meta name="referrer" content="no-referrer">'
+        '<script>if (new URLSearchParams(location.search).has("presenter"))'
+        ' document.documentElement.classList.add("p2-presenter");</script>')
 
 
 def theme():
@@ -81,6 +85,34 @@ CSS = """
 #pose-editor .p2-editor .p2-add-row { flex-wrap: wrap; }
 #pose-editor .p2-editor .p2-add-row select { flex: 1 1 auto; min-width: 0; }
 #pose-editor .p2-editor .p2-add { white-space: nowrap; }
+
+/* the SynthPed identity's description ends before the dropdown's arrow, with an ellipsis */
+#identity input { padding-right: 2.2em !important; text-overflow: ellipsis; }
+/* the query strip: rows of one height, two whole rows in view (the rest scrolls) */
+#queries .grid-container { grid-auto-rows: 76px !important; }
+#queries .thumbnail-item { height: 76px !important; }
+/* wide screens: two lists a row, so the 8 ranked thumbnails of each stay on one line */
+@media (min-width: 1800px) {
+  .p2-rank-cols { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+}
+
+/* presenter view (?presenter): larger type, black text, stronger borders and status colours; !important
+   because Gradio scopes the app's own rules under .gradio-container, which would outrank these */
+html.p2-presenter { --body-text-color: #000; --body-text-color-subdued: #1f2937; --block-label-text-color: #000;
+                    --border-color-primary: #475569; --text-sm: 16px; --text-md: 19px; --text-lg: 22px;
+                    --block-label-text-size: 17px; --block-title-text-size: 18px; --input-text-size: 19px; }
+html.p2-presenter .gradio-container { font-size: 1.25em !important; }
+html.p2-presenter .p2-header h1 { font-size: 2.2em !important; }
+html.p2-presenter .p2-header p { opacity: 1 !important; }
+html.p2-presenter .p2-status { font-size: 1.1em !important; border-width: 2px !important; border-left-width: 8px !important; }
+html.p2-presenter .p2-status.p2-info { background: #dbeafe !important; border-color: #1d4ed8 !important; color: #000 !important; }
+html.p2-presenter .p2-status.p2-ok { background: #dcfce7 !important; border-color: #15803d !important; color: #000 !important; }
+html.p2-presenter .p2-status.p2-warning { background: #fef3c7 !important; border-color: #b45309 !important; color: #000 !important; }
+html.p2-presenter .p2-status.p2-error { background: #fee2e2 !important; border-color: #b91c1c !important; color: #000 !important; }
+html.p2-presenter .p2-hit figcaption { font-size: 1.1em !important; }
+html.p2-presenter .p2-hit img { border-width: 4px !important; }
+html.p2-presenter .p2-note, html.p2-presenter #tsne-plot .p2-tsne .p2-tsne-note { color: #111827 !important; }
+html.p2-presenter .p2-tsne-panel circle { stroke: #000 !important; stroke-width: 0.9 !important; }
 
 /* toasts repeat the status box: bottom right, out of the way of the controls at the top */
 .toast-wrap { top: auto !important; bottom: var(--size-4); }

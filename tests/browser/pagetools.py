@@ -24,8 +24,18 @@ def upload(page, selector, path):
     chooser.value.set_files(str(path))
 
 
+def show_settings(page):
+    """Open Generate's folded settings (steps, guidance, seed, eta) if they are folded away."""
+    if not page.locator("#steps").is_visible():
+        page.get_by_text("Settings: steps, guidance, seed, eta").click()
+        page.locator("#steps").wait_for()
+
+
 def set_slider(page, elem_id, value):
-    """Type ``value`` into the number box of slider ``elem_id`` and press Enter."""
+    """Type ``value`` into the number box of slider ``elem_id`` (Generate's settings opened
+    where it is one of them) and press Enter."""
+    if elem_id in ("steps", "guidance", "gen-eta"):
+        show_settings(page)
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
     box.press("Enter")

@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from pagetools import editor_pose, status, upload, wait_until
+from pagetools import editor_pose, show_settings, status, upload, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -69,6 +69,7 @@ def test_an_emptied_editor_pose_is_refused_by_generate(open_app, viewports):
 
 def test_seed_minus_one_is_random_and_a_huge_seed_is_refused_keeping_the_results(open_app, screenshot, viewports):
     page = open_app(viewports["laptop"])
+    show_settings(page)
     assert "-1 = random" in page.locator("#seed").inner_text()
     _choose_identity(page, 47)
     page.locator("#generator label", has_text="SynthPed oracle").click()

@@ -97,3 +97,78 @@ def test_a_wide_screen_shows_the_app_centred(open_app):
     page = open_app({"width": 2560, "height": 1440})
     left, _, right, _ = page.evaluate(_BOX, ".gradio-container")
     assert right - left == 1800 and abs(left - (2560 - right)) <= 20
+
+
+def _inside(page, selector, viewport):
+    """Whether the element ``selector`` is wholly inside the viewport (no scrolling)."""
+    left, top, right, bottom = page.evaluate(_BOX, selector)
+    return bottom > top and 0 <= left and right <= viewport["width"] + 1 and 0 <= top and bottom <= viewport["height"] + 1
+
+
+@pytest.mark.parametrize("screen", ["laptop", "projector"])
+def test_the_generate_flow_is_on_one_screen(open_app, viewports, screenshot, screen):
+    """Photo, poses, Generate, the forming preview and the results, without scrolling."""
+    viewport = viewports[screen]
+    page = open_app(viewport)
+    for selector in ("#photo", "#pose-strip", "#pose-names", "#generate-button", "#preview", "#results"):
+        assert _inside(page, selector, viewport), selector
+    screenshot(page, f"generate_{screen}")
+
+
+def test_the_identity_description_ends_before_the_dropdown_arrow(open_app):
+    page = open_app()
+    page.locator("#examples .thumbnail-item").last.click()  # a SynthPed person: its identity is described
+    page.wait_for_function("document.querySelector('#identity input').value.length > 0")
+    text_right = page.evaluate("(() => { const e = document.querySelector('#identity input'); const r = e.getBoundingClientRect();"
+                               " return r.right - parseFloat(getComputedStyle(e).paddingRight); })()")
+    arrow = page.evaluate(_BOX, "#identity .icon-wrap, #identity svg")
+    assert text_right <= arrow[0] + 1
+
+
+@pytest.mark.parametrize("screen", ["laptop", "projector"])
+def test_retrieve_shows_whole_query_rows_and_ranked_lists_on_one_line(open_app, viewports, screenshot, screen):
+    page = open_app(viewports[screen])
+    page.get_by_role("tab", name="Retrieve").click()
+    page.locator("#rankings .p2-rank-col .p2-hit").first.wait_for()
+    # the query strip shows whole rows: the second row's thumbnails end inside the strip
+    strip = page.evaluate(_BOX, "#queries .grid-wrap")
+    rows = page.evaluate("""() => [...new Set([...document.querySelectorAll('#queries .thumbnail-item')]
+        .map(e => { const r = e.getBoundingClientRect(); return JSON.stringify([Math.round(r.top), Math.round(r.bottom)]); }))]
+        .map(JSON.parse).slice(0, 2)""")
+    assert len(rows) == 2 and all(strip[1] - 1 <= top and bottom <= strip[3] + 1 for top, bottom in rows), (rows, strip)
+    if screen == "projector":
+        # the 8 ranked thumbnails of every list on one line
+        tops = page.evaluate("""() => [...document.querySelectorAll('#rankings .p2-rank-col')].map(col =>
+            new Set([...col.querySelectorAll('.p2-hit img')].map(i => Math.round(i.getBoundingClientRect().top))).size)""")
+        assert tops == [1, 1, 1, 1]
+    screenshot(page, f"retrieve_{screen}")
+
+
+@pytest.mark.parametrize("screen", ["laptop", "projector"])
+def test_the_presenter_view_has_large_type_and_high_contrast(browser, app_url, viewports, screenshot, screen):
+    """``?presenter``: body text and status text larger and black on their backgrounds."""
+    context = browser.new_context(viewport=viewports[screen])
+    try:
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(app_url)
+        page.wait_for_selector("#pose-editor canvas.p2-canvas")
+        page.get_by_role("tab", name="Retrieve").click()
+        page.locator("#rankings .p2-rank-col figcaption").first.wait_for()
+        normal = _font_px(page, "#retrieve-status .p2-status"), _font_px(page, "#rankings .p2-rank-col figcaption")
+        page.goto(app_url + "?presenter")
+        page.wait_for_selector("html.p2-presenter")
+        page.get_by_role("tab", name="Retrieve").click()
+        page.locator("#rankings .p2-rank-col figcaption").first.wait_for()
+        page.locator("#retrieve-status .p2-status").wait_for()
+        large = _font_px(page, "#retrieve-status .p2-status"), _font_px(page, "#rankings .p2-rank-col figcaption")
+        assert large[0] >= 1.2 * normal[0] and large[1] >= 1.2 * normal[1] and large[1] >= 16
+        assert _contrast(*page.evaluate(_COLOURS, "#retrieve-status .p2-status")) >= 12
+        assert _contrast(*page.evaluate(_COLOURS, "#rankings .p2-note")) >= 12
+        screenshot(page, f"presenter_retrieve_{screen}")
+        page.get_by_role("tab", name="Feature space").click()
+        page.locator("#tsne-plot .p2-tsne-note").wait_for()
+        assert _contrast(*page.evaluate(_COLOURS, "#tsne-plot .p2-tsne-note")) >= 12
+        screenshot(page, f"presenter_feature_space_{screen}")
+    finally:
+        context.close()
