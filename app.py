@@ -72,6 +72,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                         if note:
                             gr.HTML(status(note, "warning"), js_on_load=None)
                         generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                        stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
                         with gr.Accordion("Settings: steps, guidance, seed, eta", open=False):
                             steps = ClampedSlider(1, 50, value=20, step=1, label="Steps", elem_id="steps")
                             guidance = ClampedSlider(1.0, 10.0, value=3.5, step=0.5, label="Guidance scale", elem_id="guidance")
@@ -185,13 +186,15 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         photo_pose_button.click(editor.from_photo, photo, [pose_editor, editor_status], **PRIVATE)
         import_button.upload(editor.import_json, import_button, [pose_editor, editor_status], **PRIVATE)
         export_button.click(editor.export_json, pose_editor, [export_file, editor_status], **PRIVATE)
-        generate_button.click(
+        generating = generate_button.click(
             generate.generate,
             [photo, pose_names, use_editor, pose_editor, generator, synth_pid, steps, guidance, seed, randomize, eta,
              generations],
             [preview, results, archive, generate_status, seed, generations],
             api_name="generate", concurrency_limit=1, concurrency_id="gpu",
         )
+        # Stop cancels the event; run_ipg then interrupts the pipeline at its next step.
+        stop_button.click(None, None, None, cancels=[generating], **PRIVATE)
 
         # ---------------------------------------------------------------- Retrieve events
         controls = [k1, k2, r_eta, rerank, top_k]
@@ -354,10 +357,12 @@ def main(argv=None):
     args = parse_args(argv)
     from pose2id._threads import fix_threads
     from pose2id.demo.generate import GPU_SPACE, ZERO_GPU, GenerateConfig, hosting, preload_pipeline
+    from pose2id.demo.memory import return_freed_memory
 
     # one BLAS thread per request, for the whole process: a count that a request changed would
     # change other requests' last decimals (pose2id._threads)
     fix_threads(1)
+    return_freed_memory()  # large temporary arrays go back to the system once freed
     kind = hosting()
     config = GenerateConfig(ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu)
     if kind == ZERO_GPU:

@@ -17,7 +17,10 @@ weights (speed does not depend on the values); 8 poses at 512x256, 20 DDIM steps
   desktop): it either fits or fails with out-of-memory.
 
     python -m benchmarks.ipg_speed            # on a CUDA GPU
-    python -m benchmarks.ipg_speed --compile  # also torch.compile the denoising UNet (slow to build)
+    python -m benchmarks.ipg_speed --compile  # also pipe.compile() (reduce-overhead, max-autotune)
+
+Every row of ours also reports the largest difference of its images to the eager float16 ones
+(same initial noise): float16 rounding only, if the variant computes the same thing.
     python -m benchmarks.ipg_speed --tiny     # small models on the CPU: a smoke check, not a timing
 """
 
@@ -115,7 +118,8 @@ def main(argv=None):
     parser.add_argument("--guidance", type=float, default=3.5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-reference", action="store_true", help="time only our modes")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile(denoising_unet)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time pipe.compile() with mode reduce-overhead and max-autotune")
     args = parser.parse_args(argv)
 
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
@@ -131,25 +135,37 @@ def main(argv=None):
     call = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
     rows = []
 
+    noise = torch.randn(len(poses), 4, 64, 32, generator=torch.Generator().manual_seed(0))
+    if args.tiny:
+        noise = noise[:, :, :32, :16]
+    baseline = {}  # the eager float16 images, for each variant's max difference
+
     def run_ours(pipeline):
-        return lambda: pipeline(reference, poses, **call)
+        return lambda: pipeline(reference, poses, latents=noise, output_type="np", **call)
 
     def row(name, fn, repeats=args.repeats):
         try:
             rows.append((name, *measure(fn, device, repeats)))
+            images = fn().images
+            if "images" not in baseline and "reference" not in name:
+                baseline["images"] = images
+            diff = float(np.abs(images - baseline["images"]).max()) if "images" in baseline else float("nan")
+            rows[-1] = rows[-1] + (diff,)
         except torch.OutOfMemoryError:
-            rows.append((name + " [out of memory]", float("nan"), float("nan"), float("nan")))
-        name, seconds, allocated, reserved = rows[-1]
-        print(f"  done: {name}: {seconds:.3f} s, peak {allocated:.2f} GiB allocated, {reserved:.2f} GiB reserved",
-              flush=True)
+            rows.append((name + " [out of memory]", float("nan"), float("nan"), float("nan"), float("nan")))
+        name, seconds, allocated, reserved, diff = rows[-1]
+        print(f"  done: {name}: {seconds:.3f} s, peak {allocated:.2f} GiB allocated, {reserved:.2f} GiB reserved, "
+              f"max diff to eager {diff:.2e}", flush=True)
 
     if not args.skip_reference:
         pipeline = random_pipeline(args.tiny, device, torch.float32)
 
         def reference_structure():
-            for pose in poses:
+            images = []
+            for k, pose in enumerate(poses):
                 pipeline._negative_tokens = None  # the reference recomputes the grey-image ReID every call
-                pipeline(reference, [pose], **call)
+                images.append(pipeline(reference, [pose], latents=noise[k:k + 1], output_type="np", **call).images)
+            return argparse.Namespace(images=np.concatenate(images))
 
         row("reference structure (fp32, per pose)", reference_structure)
         del pipeline
@@ -174,19 +190,20 @@ def main(argv=None):
     free(device)
 
     if args.compile:  # last: compiling takes minutes, and every row above is already printed
-        pipeline = random_pipeline(args.tiny, device, half_dtypes[0])
-        pipeline.reference_unet.to(memory_format=torch.channels_last)
-        pipeline.denoising_unet.to(memory_format=torch.channels_last)
-        pipeline.denoising_unet = torch.compile(pipeline.denoising_unet)
-        name = str(half_dtypes[0]).split(".")[-1]
-        row(f"ours ({name}) + channels_last + compile", run_ours(pipeline))
+        for mode in ("reduce-overhead", "max-autotune"):
+            pipeline = random_pipeline(args.tiny, device, half_dtypes[0]).compile(mode=mode)
+            name = str(half_dtypes[0]).split(".")[-1]
+            run_ours(pipeline)()  # warm-up: compiles (and records the CUDA graphs) once
+            row(f"ours ({name}) + pipe.compile(mode={mode!r})", run_ours(pipeline))
+            del pipeline
+            free(device)
 
     print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu (smoke check, not a timing)'}"
           f", torch {torch.__version__}")
     print(f"{len(poses)} poses, {args.steps} steps, guidance {args.guidance}, {'tiny' if args.tiny else 'full-size'} models")
-    print(f"{'mode':52s} {'seconds':>8s} {'peak alloc GiB':>15s} {'peak reserved GiB':>18s}")
-    for name, seconds, allocated, reserved in rows:
-        print(f"{name:52s} {seconds:8.2f} {allocated:15.2f} {reserved:18.2f}")
+    print(f"{'mode':56s} {'seconds':>8s} {'peak alloc GiB':>15s} {'peak reserved GiB':>18s} {'max diff':>9s}")
+    for name, seconds, allocated, reserved, diff in rows:
+        print(f"{name:56s} {seconds:8.2f} {allocated:15.2f} {reserved:18.2f} {diff:9.2e}")
     if not args.skip_reference:
         print(f"speed-up of ours ({str(half_dtypes[0]).split('.')[-1]}) over the reference structure: "
               f"{rows[0][1] / rows[1][1]:.1f}x")

@@ -12,7 +12,7 @@ import re
 import sys
 from importlib import import_module
 
-COMMAND_MODULES = ("pose2id.ipg.cli", "pose2id.experiments")
+COMMAND_MODULES = ("pose2id.ipg.cli", "pose2id.ipg.convert", "pose2id.experiments")
 
 # What a user can cause (a wrong path, a non-image, missing weights, no GPU, out of GPU memory):
 # reported as one message, not a traceback. POSE2ID_DEBUG=1 shows the traceback.

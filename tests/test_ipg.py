@@ -196,3 +196,21 @@ def test_without_reid_model_identity_vectors_are_required(person):
     out = pipeline(person, load_standard_poses()[:1], num_inference_steps=1, output_type="np",
                    reid_features=torch.randn(160), negative_reid_features=torch.zeros(160))
     assert out.images.shape == (1, 256, 128, 3)
+
+
+def test_pose_guider_is_diffusers_conditioning_embedding_with_the_official_computation():
+    from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
+    from torch.nn import functional as F
+
+    guider = PoseGuider(32, 3, (8, 16, 16, 32))
+    assert isinstance(guider, ControlNetConditioningEmbedding) and guider.config.block_out_channels == (8, 16, 16, 32)
+    torch.nn.init.normal_(guider.conv_out.weight, std=0.1)
+    x = torch.rand(2, 3, 64, 32)
+    # the official PoseGuider: conv_in, SiLU, then each block conv and SiLU, then conv_out
+    expected = F.silu(guider.conv_in(x))
+    for block in guider.blocks:
+        expected = F.silu(block(expected))
+    expected = guider.conv_out(expected)
+    with torch.no_grad():
+        assert torch.equal(guider(x), expected.detach())
+    assert expected.shape == (2, 32, 8, 4)

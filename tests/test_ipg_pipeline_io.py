@@ -129,3 +129,78 @@ def test_output_types_and_return_dict(tiny, people, poses):
     assert len(pil) == 2 and all(isinstance(im, Image.Image) and im.size == (128, 256) for im in pil)
     with pytest.raises(ValueError, match="output_type"):
         run(output_type="jpeg")
+
+
+def test_model_cpu_offload_gives_the_same_images(people, poses):
+    """diffusers' model offload (here onto the CPU itself: the hooks and the order still run)."""
+    kwargs = dict(generator=torch.Generator().manual_seed(2), **STEPS)
+    plain = tiny_pipeline(seed=3)(people[0], poses[:2], **kwargs).images
+    offloaded = tiny_pipeline(seed=3)
+    offloaded.enable_model_cpu_offload(device="cpu")
+    assert offloaded.low_memory and offloaded.execution_device.type == "cpu"
+    images = offloaded(people[0], poses[:2], **{**kwargs, "generator": torch.Generator().manual_seed(2)}).images
+    assert np.abs(images - plain).max() < 1e-5
+
+
+def test_interrupt_from_a_step_callback_skips_the_remaining_steps(tiny, people, poses):
+    steps = []
+
+    def stop_after_first(pipe, i, t, kwargs):
+        steps.append(i)
+        pipe._interrupt = True
+        return {}
+
+    out = tiny(people[0], poses[:1], num_inference_steps=4, callback_on_step_end=stop_after_first, output_type="np")
+    assert steps == [0] and tiny.interrupt and out.images.shape == (1, 256, 128, 3)
+    tiny(people[0], poses[:1], num_inference_steps=1, output_type="latent")
+    assert not tiny.interrupt  # reset by the next call
+
+
+@pytest.mark.slow
+def test_convert_writes_a_folder_that_loads_as_the_official_files_do(tmp_path, capsys):
+    """Official-layout random files (small UNet config) -> `convert` -> from_pretrained equals from_official."""
+    from diffusers import AutoencoderKL
+
+    from pose2id.cli import main
+    from pose2id.configs import load_config
+    from pose2id.ipg import build, weights
+    from pose2id.ipg.components import build_unet
+
+    config = dict(load_config("sd15_unet"), block_out_channels=[320, 320], layers_per_block=1,
+                  down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"])
+    (tmp_path / "base" / "unet").mkdir(parents=True)
+    (tmp_path / "base" / "unet" / "config.json").write_text(json.dumps(config))
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    torch.manual_seed(0)
+    modules = {"denoising_unet": build_unet(config), "reference_unet": build_unet(config, reference=True)}
+    modules.update({name: build(name) for name in ("pose_guider", "ifr", "transreid")})
+    torch.nn.init.normal_(modules["pose_guider"].conv_out.weight)
+    for name, module in modules.items():
+        torch.save({"module." + k: v for k, v in module.state_dict().items()}, ckpt / weights.POSE2ID_FILES[name])
+    AutoencoderKL.from_config(load_config("tiny")["vae"]).save_pretrained(tmp_path / "vae")
+    sources = ["--ckpt-dir", str(ckpt), "--vae", str(tmp_path / "vae"), "--base-model", str(tmp_path / "base")]
+
+    assert main(["convert", *sources, "--out", str(tmp_path / "ipg")]) == 0
+    assert "from_pretrained" in capsys.readouterr().err
+    converted = IPGPipeline.from_pretrained(tmp_path / "ipg")
+    with pytest.warns(UserWarning, match="CPU"):
+        direct = IPGPipeline.from_official(ckpt, base_model=tmp_path / "base", vae=tmp_path / "vae", device="cpu",
+                                           allow_cpu=True)
+    for name, model in direct.models.items():
+        theirs = getattr(converted, name).state_dict()
+        assert theirs.keys() == model.state_dict().keys(), name
+        assert all(torch.equal(v, theirs[k]) for k, v in model.state_dict().items()), name
+    def settings(scheduler):
+        return {k: v for k, v in scheduler.config.items() if not k.startswith("_")}
+
+    assert settings(converted.scheduler) == settings(direct.scheduler)
+    x = torch.rand(1, 3, 64, 32)
+    with torch.no_grad():
+        assert torch.equal(converted.pose_guider(x), modules["pose_guider"](x))
+
+    # a folder that is not empty is refused, naming the option
+    assert main(["convert", *sources, "--out", str(tmp_path / "ipg")]) == 1
+    assert "--out" in capsys.readouterr().err
+    assert main(["convert", "--ckpt-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "other")]) == 1
+    assert "--ckpt-dir" in capsys.readouterr().err

@@ -336,8 +336,11 @@ def run_ipg(config, photo, poses, steps, guidance, seed):
     if torch.cuda.is_available() and pipeline.execution_device.type != "cuda":
         pipeline.to("cuda", torch.float16)
     messages = queue.Queue()
+    stopped = threading.Event()  # set when the caller stops listening (the Stop button cancels it)
 
-    def on_step(_pipe, index, _timestep, kwargs):
+    def on_step(pipe, index, _timestep, kwargs):
+        if stopped.is_set():
+            pipe._interrupt = True  # the pipeline skips the remaining steps
         messages.put(("step", index, kwargs["preview"]))
         return {}
 
@@ -364,13 +367,16 @@ def run_ipg(config, photo, poses, steps, guidance, seed):
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
-    while True:
-        item = messages.get()
-        if item[0] == "error":
-            raise item[1]
-        yield item
-        if item[0] == "done":
-            return
+    try:
+        while True:
+            item = messages.get()
+            if item[0] == "error":
+                raise item[1]
+            yield item
+            if item[0] == "done":
+                return
+    finally:
+        stopped.set()
 
 
 class Generate:

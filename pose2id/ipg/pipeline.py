@@ -189,7 +189,15 @@ class IPGPipeline(DiffusionPipeline):
 
     def to(self, *args, **kwargs):
         """``DiffusionPipeline.to`` (device and/or dtype of every model); returns self."""
-        super().to(*args, **kwargs)
+        from diffusers.utils import logging
+
+        # Casting is what this method is for: no "set torch_dtype in from_pretrained" warning per model.
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()
+        try:
+            super().to(*args, **kwargs)
+        finally:
+            logging.set_verbosity(verbosity)
         self._negative_tokens = None
         return self
 
@@ -223,6 +231,15 @@ class IPGPipeline(DiffusionPipeline):
         self._low_memory = True
         self.vae.enable_slicing()
         self.pose_batch_size = pose_chunk
+        return self
+
+    def compile(self, mode="reduce-overhead", **kwargs):
+        """Opt-in ``torch.compile`` of the denoising UNet (the 20-step loop's cost), in place
+        (``nn.Module.compile``: the module, its hooks and ``save_pretrained`` stay as they are).
+        ``mode``: "reduce-overhead" (CUDA graphs: fewer kernel launches on the small latents),
+        "max-autotune", or "default"; other keyword arguments go to ``torch.compile``. The first
+        call after this compiles (minutes); later calls of the same shape are fast. Returns self."""
+        self.denoising_unet.compile(mode=mode, **kwargs)
         return self
 
     @property
