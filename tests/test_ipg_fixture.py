@@ -149,3 +149,20 @@ def test_previews_are_small_rgb(official_vectors_run):
     assert len(previews) == 2
     assert all(p.mode == "RGB" and p.size == (64, 128) for p in previews)
     assert len(set(np.asarray(previews[0]).reshape(-1, 3).sum(1).tolist())) > 10  # an actual picture, not flat
+
+
+@pytest.mark.slow
+def test_pipeline_matches_official_after_save_and_load(fixture, tmp_path):
+    """The same equivalence through save_pretrained -> from_pretrained (safetensors, model_index.json)."""
+    fixture["pipeline"].save_pretrained(tmp_path / "ipg")
+    loaded = IPGPipeline.from_pretrained(tmp_path / "ipg")
+    loaded.set_progress_bar_config(disable=True)
+    # fresh aligned storage, as load_fixture gives the directly built one (GEMM rounding only)
+    for model in loaded.models.values():
+        for p in list(model.parameters()) + list(model.buffers()):
+            p.data = p.data.clone()
+    vectors, call = fixture["inputs"]["reid_vectors"], fixture["call"]
+    out = loaded(fixture["ref"], fixture["poses"], num_inference_steps=call["num_inference_steps"],
+                 guidance_scale=call["guidance_scale"], latents=fixture["inputs"]["init_latents"], output_type="np",
+                 reid_features=vectors[2], negative_reid_features=vectors[0])
+    assert _max_diff(out.images, fixture["expected"]["images"].permute(0, 2, 3, 1)) <= 1e-4
