@@ -110,7 +110,7 @@ def hosting():
     return GPU_SPACE if torch.cuda.is_available() else CPU_SPACE
 
 
-def gpu_duration(config, photo, poses, steps, guidance, seed):
+def gpu_duration(config, photo, poses, steps, guidance, seed, names=None):
     """Seconds to ask ZeroGPU for one generation of ``len(poses)`` poses in ``steps`` steps
     (the arguments of :func:`run_ipg`, as ``spaces.GPU(duration=...)`` passes them)."""
     seconds = GPU_SECONDS_FIXED + GPU_SECONDS_PER_POSE_STEP * max(1, len(poses)) * max(1, int(steps))
@@ -134,9 +134,9 @@ def gpu_task():
     return _GPU_TASKS[id(module)][1]
 
 
-def _run_ipg(config, photo, poses, steps, guidance, seed):
+def _run_ipg(config, photo, poses, steps, guidance, seed, names=None):
     """:func:`run_ipg`, looked up when called (the wrapper of :func:`gpu_task` is built once)."""
-    yield from run_ipg(config, photo, poses, steps, guidance, seed)
+    yield from run_ipg(config, photo, poses, steps, guidance, seed, names)
 
 
 def preload_pipeline(config):
@@ -322,8 +322,16 @@ def fusion_summary(photo, images, eta):
     return f"IPG fusion (eta={eta:g}, handcrafted features): cosine to the generated images' centre {before:.3f} → {after:.3f}."
 
 
-def run_ipg(config, photo, poses, steps, guidance, seed):
+def pose_seed_names(labelled):
+    """The name that keys each pose's initial noise (:func:`pose2id.ipg.seed_for`): a standard
+    pose's number, as ``generate --ref`` names it, and "editor" for the editor's pose."""
+    return [pose.name if label.startswith("pose ") else "editor" for label, pose in labelled]
+
+
+def run_ipg(config, photo, poses, steps, guidance, seed, names=None):
     """Run IPG and yield ("step", index, previews) after every step, then ("done", images);
+    each pose's noise comes from (seed, its name in ``names``; default "1", "2", …), so a pose's
+    image does not change when other poses are drawn with it;
     ("note", text) when the GPU ran out of memory and generation started again in the
     pipeline's low-memory mode (which it then keeps).
 
@@ -345,9 +353,11 @@ def run_ipg(config, photo, poses, steps, guidance, seed):
         return {}
 
     def call():
-        generator = torch.Generator("cpu").manual_seed(int(seed))
+        from pose2id.ipg import pose_generator
+
+        generators = [pose_generator(int(seed), "", name) for name in (names or [str(i + 1) for i in range(len(poses))])]
         return pipeline(photo, poses, num_inference_steps=steps, guidance_scale=guidance,
-                        generator=generator, callback_on_step_end=on_step)
+                        generator=generators, callback_on_step_end=on_step)
 
     def work():
         try:
@@ -667,7 +677,8 @@ class Generate:
                 return
             images = None
             try:
-                for item in gpu_task()(self.config, image, poses, steps, guidance, seed):
+                for item in gpu_task()(self.config, image, poses, steps, guidance, seed,
+                                       pose_seed_names(labelled)):
                     if item[0] == "step":
                         progress((item[1] + 1, steps), desc="Denoising", unit="steps")
                         text = f"{note}{self.generator_label()}: step {item[1] + 1} of {steps}…"
