@@ -277,7 +277,9 @@ def test_generate_pose_file_errors_name_the_file(tmp_path):
     assert str(info.value) == f"--poses {malformed}: not valid JSON (Expecting ',' delimiter at line 1, column 41)"
 
     two = tmp_path / "two.json"
-    two.write_text(json.dumps([{"people": [{"pose_keypoints_2d": [1] * 54}]}, {"people": []}]))
+    from pose2id.poses import load_standard_poses
+
+    two.write_text(json.dumps([load_standard_poses()[0].to_openpose(), {"people": []}]))
     with pytest.raises(ValueError) as info:
         cli.load_poses(str(two))
     assert str(info.value) == f"--poses {two}, pose 2 of 2: 'people' is empty, so there is no pose to read"
