@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import pose2id as p2
-from pose2id.cli import check_device, device, in_option_terms, non_negative_float, positive_int
+from pose2id._options import check_device, device, in_option_terms, non_negative_float, positive_int
 from pose2id.lru import ByteLRU
 
 METHODS = ("Base", "+NFC", "+IPG", "+NFC+IPG")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from pose2id.cli import in_option_terms, positive_int
+from pose2id._options import in_option_terms, positive_int
 from pose2id.ipg import weights
 from pose2id.ipg.dataset_generation import SPLITS
 
