@@ -353,6 +353,25 @@ def launch_options(args, galleries=None):
     )
 
 
+def _demo_from(args):
+    """(the app's Blocks, its galleries) for parsed options."""
+    galleries = Galleries(data=args.data, data_extractor=args.features)
+    blocks = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu,
+                        galleries=galleries)
+    blocks.delete_cache = DELETE_CACHE
+    return blocks, galleries
+
+
+def __getattr__(name):
+    """``app.demo``: the app's Blocks, built on first use with the settings of the environment
+    variables (what ``gradio app.py``'s reload mode and a notebook look for); ``main`` sets it
+    to the Blocks it launches."""
+    if name == "demo":
+        globals()["demo"] = _demo_from(parse_args([]))[0]
+        return globals()["demo"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     from pose2id._threads import fix_threads
@@ -368,10 +387,8 @@ def main(argv=None):
     if kind == ZERO_GPU:
         # ZeroGPU: the weights are loaded and moved to CUDA once, before serving
         preload_pipeline(config)
-    galleries = Galleries(data=args.data, data_extractor=args.features)
-    demo = build_demo(data=args.data, ckpt_dir=args.ckpt_dir, test_pipeline=args.test_pipeline, allow_cpu=args.cpu,
-                      galleries=galleries)
-    demo.delete_cache = DELETE_CACHE
+    global demo
+    demo, galleries = _demo_from(args)
     # CPU work (retrieval, plots) runs concurrently; generation is limited to one at a time above.
     demo.queue(default_concurrency_limit=8).launch(**launch_options(args, galleries))
     # Once the app serves: SynthPed (the gallery every page opens with) is prepared in the

@@ -1441,3 +1441,15 @@ def test_ticking_another_pose_leaves_the_other_poses_images_as_they_were(tmp_pat
     first, third = images(["1", "3"])
     assert np.abs(third - alone).max() <= 2  # a grey level or two: batch size changes the last bits
     assert np.abs(first - alone).max() > 10  # another pose, other noise: not the same picture
+
+
+def test_the_module_has_a_demo_for_gradios_reload_mode():
+    # `gradio app.py` and notebooks look for a module-level `demo`
+    import gradio as gr
+
+    import app
+
+    assert isinstance(app.demo, gr.Blocks) and app.demo is app.demo
+    assert {"/retrieve", "/generate"} <= {f"/{d.api_name}" for d in app.demo.fns.values() if d.api_name}
+    with pytest.raises(AttributeError):
+        app.no_such_thing
