@@ -203,7 +203,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         waiting = dict(show_progress_on=rankings, **PRIVATE)  # one progress text where the lists will be
         demo.load(retrieve.open_gallery, [gallery_choice, gallery_key], opened, **waiting)
         gallery_choice.input(retrieve.open_gallery, [gallery_choice, gallery_key], opened, **waiting)
-        upload.upload(retrieve.upload_zip, [upload, gallery_key], opened, **waiting)
+        upload.upload(retrieve.upload_zip_in_box, [upload, gallery_key], [*opened, upload], **waiting)
         upload.clear(retrieve.close_zip, gallery_key, opened, **waiting)
         demo.unload(retrieve.session_ended)  # the page closed: the zips only it uploaded are removed
 

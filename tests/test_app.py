@@ -1005,6 +1005,16 @@ def test_broken_zip_keeps_the_current_gallery(tmp_path, market):
     assert "current gallery stays" in message and not re.search(r"[^.]\.\.[^.]", message)
 
 
+def test_a_refused_zip_leaves_the_upload_box_and_a_used_one_stays(tmp_path, market):
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(b"PK\x03\x04 definitely not a zip")
+    retrieve = Retrieve(Galleries())
+    *view, message, box = retrieve.upload_zip_in_box(str(bad), "synthped")
+    assert box is None and "Cannot use broken.zip" in message
+    *view, message, box = retrieve.upload_zip_in_box(str(_zip_of(market, tmp_path / "my_cams.zip")), "synthped")
+    assert view[0].startswith("zip:") and box == {"__type__": "update"}
+
+
 def test_zip_with_parent_paths_is_refused(tmp_path, market):
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as archive:

@@ -608,8 +608,19 @@ class Retrieve:
         """Like :meth:`open_gallery` for an uploaded Market-style zip, which becomes a choice of
         the gallery selector (labelled by its file name) and is selected. A bad zip leaves the
         current view and says what is wrong with it (without server paths)."""
+        return self._upload(path, current, progress, request)[:-1]
+
+    def upload_zip_in_box(self, path, current=None, progress=gr.Progress(), request: gr.Request = None):
+        """:meth:`upload_zip`'s outputs, then the upload box's value: emptied when the zip was
+        refused, so that a zip not in use is not shown as if it were."""
+        *outputs, refused = self._upload(path, current, progress, request)
+        return (*outputs, None if refused is True else gr.update())
+
+    def _upload(self, path, current, progress, request):
+        """:meth:`_upload_zip`'s outputs, then True if the zip was refused."""
         ticket = self._ticket(request)
-        return self._newest(ticket, self._upload_zip(path, current, progress, getattr(request, "session_hash", None)))
+        outputs, refused = self._upload_zip(path, current, progress, getattr(request, "session_hash", None))
+        return (*self._newest(ticket, outputs), refused)
 
     def session_ended(self, request: gr.Request = None):
         """The page closed (Gradio's ``unload``): the galleries only it uploaded are removed."""
@@ -620,9 +631,10 @@ class Retrieve:
                 self._latest.pop(session, None)
 
     def _upload_zip(self, path, current, progress, session=None):
+        """(the outputs of :meth:`upload_zip`, True if the zip was refused)."""
         keep = (gr.update(),) * 5
         if path is None:
-            return *keep, status("Upload a .zip of a Market-1501 style folder.", "info")
+            return (*keep, status("Upload a .zip of a Market-1501 style folder.", "info")), False
         name = Path(path).name
         try:
             if not name.lower().endswith(".zip"):
@@ -630,15 +642,16 @@ class Retrieve:
             progress(0, desc=f"Preparing {name}…")
             key = self.galleries.add_zip(path, progress=self._progress(None, name, progress), session=session)
         except (ValueError, OSError) as error:
-            return *keep, warn(f"Cannot use {name}: {public_message(error, path)}. The current gallery stays.")
+            return (*keep, warn(f"Cannot use {name}: {public_message(error, path)}. The current gallery stays.")), True
         selector = gr.update(choices=self.galleries.choices(uploaded=key), value=key)
         bench = self.galleries.benchmark(key)
         if self.galleries.skipped(key):
             gr.Warning(f"{name}: {len(self.galleries.skipped(key))} unreadable image(s) skipped; the status line lists them.",
                        duration=TOAST_SECONDS)
         if key == current:  # the same archive again: the view stays as it is
-            return gr.update(), selector, gr.update(), gr.update(), gr.update(), status(self.label(bench, key), "ok")
-        return key, selector, query_strip(bench), 0, False, status(f"{self.label(bench, key)} Ranking query #0…", "ok")
+            return (gr.update(), selector, gr.update(), gr.update(), gr.update(), status(self.label(bench, key), "ok")), False
+        return (key, selector, query_strip(bench), 0, False,
+                status(f"{self.label(bench, key)} Ranking query #0…", "ok")), False
 
     def close_zip(self, current=None, progress=gr.Progress(), request: gr.Request = None):
         """The uploaded zip removed: its choice leaves the gallery selector and, if it was the
