@@ -47,6 +47,7 @@ def test_drag_a_joint_then_generate_with_the_tiny_pipeline(open_app, screenshot,
         page.locator("#pose-names").get_by_label(name, exact=True).uncheck()
 
     canvas = page.locator("#pose-editor canvas.p2-canvas")
+    canvas.scroll_into_view_if_needed()  # the editor sits below the main flow; the mouse needs it on screen
     before = editor_pose(page)
     box = canvas.bounding_box()
     scale = box["width"] / before["canvas_width"]
@@ -76,6 +77,7 @@ def test_drag_a_joint_then_generate_with_the_tiny_pipeline(open_app, screenshot,
 def test_remove_add_mirror_and_export_in_the_editor(open_app, tmp_path, viewports):
     page = open_app(viewports["laptop"])
     canvas = page.locator("#pose-editor canvas.p2-canvas")
+    canvas.scroll_into_view_if_needed()  # the editor sits below the main flow; the mouse needs it on screen
     pose = editor_pose(page)
     box = canvas.bounding_box()
     scale = box["width"] / pose["canvas_width"]
