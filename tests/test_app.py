@@ -1207,7 +1207,7 @@ def test_feature_space_follows_its_controls_with_the_methods_the_gallery_has(tmp
     # the default "+NFC+IPG" needs generated images: the best method there is is shown instead
     after, bars, tsne, message = space.view(DATA, "+NFC+IPG", 2, 2, 2.0, 30)
     assert after == {"__type__": "update", "choices": ["+NFC"], "value": "+NFC"}
-    assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC"] and "+NFC in one map" in tsne
+    assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC"] and "+NFC placed into it" in tsne
     assert "p2-warning" in message and "Showing +NFC instead of +NFC+IPG: no generated images" in message
     # +NFC chosen: a plain note that +IPG is not offered
     *_, message = space.view(DATA, "+NFC", 2, 2, 2.0, 30)

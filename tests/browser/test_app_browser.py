@@ -1,6 +1,7 @@
 """Click through every tab of the app as a person would, in headless Chromium."""
 
 import json
+import re
 import struct
 import urllib.request
 import zipfile
@@ -247,13 +248,15 @@ def test_feature_space_plots(open_app, screenshot, viewports):
     before = page.locator("#tsne-plot h4").inner_text()
     set_slider(page, "sample-size", 100)  # the plots follow: no button to press
     page.wait_for_function("b => document.querySelector('#tsne-plot h4').innerText !== b", arg=before)
-    shown = int(page.locator("#tsne-plot h4").inner_text().split()[2])  # "t-SNE of N features ..."
+    shown = int(re.search(r"(\d+) images", page.locator("#tsne-plot h4").inner_text()).group(1))  # "… of N images …"
     assert 100 <= shown < 130  # whole identities, so slightly more than asked
     assert page.locator("#tsne-plot circle").count() == shown
     page.locator("#tsne-plot .p2-tsne-play").click()  # the new map plays too
     _dot_at(page, page.locator("#tsne-plot circle[data-t='3']"), 1)
     dot = page.locator("#tsne-plot circle[data-t='3']")
-    dot.hover()
+    # the pointer over this dot (dispatched on it: in the fixed map another dot may lie on top of it)
+    box = dot.bounding_box()
+    dot.dispatch_event("mouseover", {"clientX": box["x"] + box["width"] / 2, "clientY": box["y"] + box["height"] / 2})
     tip = page.locator("#tsne-plot .p2-tsne-tip")
     tip.wait_for()
     assert tip.locator("img").get_attribute("src").startswith("data:image/jpeg")
