@@ -422,7 +422,7 @@ def test_cpu_flag_runs_ipg_without_a_gpu_and_says_it_is_slow(tmp_path, monkeypat
     import torch
 
     import app
-    import pose2id.demo.generate as generate_module
+    import pose2id.demo.ipg_runner as generate_module
     import pose2id.ipg.weights as weights
     from pose2id.demo.generate import IPGUnavailable
 
@@ -534,7 +534,7 @@ def test_tiny_pipeline_streams_previews_then_results(tmp_path):
 def test_out_of_gpu_memory_starts_again_in_low_memory_mode(tmp_path, monkeypatch):
     import torch
 
-    from pose2id.demo import generate as generate_module
+    from pose2id.demo import ipg_runner as generate_module
     from pose2id.ipg import IPGPipeline
 
     monkeypatch.setattr(generate_module, "_PIPELINES", {})  # a pipeline of this test's own
@@ -853,7 +853,7 @@ def test_uploaded_photo_with_a_gallery_without_generated_images(tmp_path, monkey
 
 
 def test_generate_records_its_images_for_the_retrieve_tab(tmp_path, monkeypatch):
-    from pose2id.demo import generate as generate_module
+    from pose2id.demo import ipg_runner as generate_module
     from pose2id.demo.inputs import photo_digest
 
     gen = Generate()

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 from PIL import Image
 
-from pose2id.demo import generate as generate_module
+from pose2id.demo import ipg_runner as generate_module
 from pose2id.ipg import IPGPipeline
 from pose2id.poses import load_standard_poses
 

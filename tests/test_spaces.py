@@ -7,8 +7,9 @@ import types
 import pytest
 
 from pose2id.demo import generate as gen
-from pose2id.demo.generate import (CPU_SPACE, GPU_SPACE, IPG, LOCAL, ORACLE, ZERO_GPU, Generate, GenerateConfig,
-                                   gpu_duration, hosting)
+from pose2id.demo import ipg_runner
+from pose2id.demo.generate import IPG, ORACLE, Generate
+from pose2id.demo.ipg_runner import CPU_SPACE, GPU_SPACE, LOCAL, ZERO_GPU, GenerateConfig, gpu_duration, hosting
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -105,9 +106,9 @@ def test_zero_gpu_asks_for_a_time_slot_sized_by_steps_and_poses(space, monkeypat
 
 def test_gpu_duration_grows_with_the_work_within_bounds():
     short = gpu_duration(None, None, [0], 1, 3.5, 1)
-    assert short == gen.GPU_SECONDS_MIN
+    assert short == ipg_runner.GPU_SECONDS_MIN
     assert gpu_duration(None, None, [0] * 4, 20, 3.5, 1) < gpu_duration(None, None, [0] * 8, 50, 3.5, 1)
-    assert gpu_duration(None, None, [0] * 9, 200, 3.5, 1) == gen.GPU_SECONDS_MAX
+    assert gpu_duration(None, None, [0] * 9, 200, 3.5, 1) == ipg_runner.GPU_SECONDS_MAX
 
 
 def test_zero_gpu_loads_the_pipeline_at_start_up_and_moves_it_to_cuda(space, monkeypatch):
@@ -119,8 +120,8 @@ def test_zero_gpu_loads_the_pipeline_at_start_up_and_moves_it_to_cuda(space, mon
             moves.append(device)
             return self
 
-    monkeypatch.setattr(gen, "load_pipeline", lambda config: Pipeline())
-    assert isinstance(gen.preload_pipeline(GenerateConfig()), Pipeline)
+    monkeypatch.setattr(ipg_runner, "load_pipeline", lambda config: Pipeline())
+    assert isinstance(ipg_runner.preload_pipeline(GenerateConfig()), Pipeline)
     assert moves == ["cuda"]
 
 
@@ -128,10 +129,10 @@ def test_preloading_where_ipg_cannot_run_leaves_the_tab_to_say_why(space, monkey
     space(LOCAL)
 
     def unavailable(config):
-        raise gen.IPGUnavailable("IPG needs a CUDA GPU")
+        raise ipg_runner.IPGUnavailable("IPG needs a CUDA GPU")
 
-    monkeypatch.setattr(gen, "load_pipeline", unavailable)
-    assert gen.preload_pipeline(GenerateConfig()) is None
+    monkeypatch.setattr(ipg_runner, "load_pipeline", unavailable)
+    assert ipg_runner.preload_pipeline(GenerateConfig()) is None
 
 
 def test_the_oracle_needs_no_gpu_slot(space, monkeypatch):

@@ -4,23 +4,11 @@ oracle generator, streaming a preview of every denoising step.
 IPG runs where it can: a CUDA GPU with the official weights (fetched from the Hub on first use
 on a Space), or the tiny random-weight pipeline in test mode. Everywhere else the tab says why
 it cannot run and offers the SynthPed oracle, which re-renders a synthetic identity exactly and
-is labelled as not being a model.
-
-Where the app runs (:func:`hosting`): on this machine ("local"), a CPU Space ("cpu-space": the
-oracle by default, IPG on the CPU only if the owner sets ``POSE2ID_CPU=1``), a ZeroGPU Space
-("zero-gpu", ``SPACES_ZERO_GPU`` set: the pipeline is loaded at start-up and moved to CUDA, and
-each generation asks ``spaces.GPU`` for a time slot sized by steps x poses,
-:func:`gpu_duration`), or a Space with a dedicated GPU ("gpu-space").
+is labelled as not being a model. The pipeline's lifecycle and GPU policy live in
+:mod:`pose2id.demo.ipg_runner`, seeds and poses in :mod:`pose2id.demo.seeds`, pictures and the
+zip in :mod:`pose2id.demo.compositing`.
 """
 
-import json
-import os
-import queue
-import math
-import random
-import sys
-import threading
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,34 +16,21 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pose2id.demo import editor, scratch
+from pose2id.demo import editor, ipg_runner, scratch
+from pose2id.demo.compositing import pair_image, pose_previews, preview_strip, write_zip  # noqa: F401
 from pose2id.demo.inputs import InputError, open_photo, photo_digest
+from pose2id.demo.ipg_runner import (CPU_SPACE, GPU_SPACE, LOCAL, ZERO_GPU, GenerateConfig,  # noqa: F401
+                                     IPGUnavailable, hosting, load_pipeline, preload_pipeline, wants_low_memory)
 from pose2id.demo.messages import status, warn
-from pose2id.poses import PoseError, render
+from pose2id.demo.seeds import MAX_SEED, RANDOM_SEED, pose_seed_names, resolve_seed, selected_poses  # noqa: F401
+from pose2id.poses import PoseError
 
 IPG = "IPG (Pose2ID model)"
 ORACLE = "SynthPed oracle (re-renders a synthetic identity; not a model)"
-MAX_SEED = 2**31 - 1
-RANDOM_SEED = -1  # the usual "pick one for me" seed
 # SynthPed identities offered among the examples (varied clothes, hair and bags); the first one is
 # chosen when the app starts on a machine where IPG cannot run, so Generate works at once.
 SYNTHPED_EXAMPLES = (41, 44, 46, 47, 50)
 EDITOR_POSE = "editor"
-# GPUs with less memory than this start in the pipeline's low-memory mode (POSE2ID_LOW_MEMORY=1
-# forces it): the two float16 UNets alone take 3.4 GB.
-LOW_MEMORY_BELOW_GIB = 12
-
-
-@dataclass
-class GenerateConfig:
-    """How IPG is obtained: ``test_pipeline`` injects ``pose2id.ipg.tiny_pipeline()``;
-    otherwise the official weights are read from ``ckpt_dir`` (or the Hub cache / the Hub).
-    ``allow_cpu`` (the app's ``--cpu``) runs IPG on a machine without a CUDA GPU, in float32:
-    many minutes per image."""
-
-    ckpt_dir: str = None
-    test_pipeline: bool = False
-    allow_cpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,231 +55,6 @@ class Generations:
     error: str = ""
 
 
-LOCAL, CPU_SPACE, ZERO_GPU, GPU_SPACE = "local", "cpu-space", "zero-gpu", "gpu-space"
-# The time slot asked of ZeroGPU for one generation: start-up plus a share per pose per step
-# (reference + denoising UNet with classifier-free guidance at 256x512), within ZeroGPU's bounds.
-GPU_SECONDS_FIXED = 20
-GPU_SECONDS_PER_POSE_STEP = 0.25
-GPU_SECONDS_MIN, GPU_SECONDS_MAX = 30, 300
-
-
-def on_spaces():
-    """Whether the app runs on a Hugging Face Space (``SPACE_ID`` is set there)."""
-    return bool(os.environ.get("SPACE_ID"))
-
-
-def _flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def hosting():
-    """Where the app runs: LOCAL (no ``SPACE_ID``), ZERO_GPU (``SPACES_ZERO_GPU`` set: the GPU
-    exists only inside ``@spaces.GPU`` calls), GPU_SPACE (a Space whose machine has CUDA) or
-    CPU_SPACE (any other Space: the free tier)."""
-    if _flag("SPACES_ZERO_GPU"):
-        return ZERO_GPU
-    if not on_spaces():
-        return LOCAL
-    import torch
-
-    return GPU_SPACE if torch.cuda.is_available() else CPU_SPACE
-
-
-def gpu_duration(config, photo, poses, steps, guidance, seed, names=None):
-    """Seconds to ask ZeroGPU for one generation of ``len(poses)`` poses in ``steps`` steps
-    (the arguments of :func:`run_ipg`, as ``spaces.GPU(duration=...)`` passes them)."""
-    seconds = GPU_SECONDS_FIXED + GPU_SECONDS_PER_POSE_STEP * max(1, len(poses)) * max(1, int(steps))
-    return int(min(GPU_SECONDS_MAX, max(GPU_SECONDS_MIN, math.ceil(seconds))))
-
-
-_GPU_TASKS = {}
-
-
-def gpu_task():
-    """:func:`run_ipg` as ZeroGPU runs it: wrapped by ``spaces.GPU(duration=gpu_duration)`` of
-    the ``spaces`` module imported now (outside ZeroGPU the wrapper is ``spaces``' own no-op;
-    without the package, run_ipg itself). Built once per ``spaces`` module."""
-    try:
-        import spaces
-    except ImportError:
-        return run_ipg
-    module = sys.modules.get("spaces", spaces)
-    if id(module) not in _GPU_TASKS:
-        _GPU_TASKS[id(module)] = (module, module.GPU(duration=gpu_duration)(_run_ipg))
-    return _GPU_TASKS[id(module)][1]
-
-
-def _run_ipg(config, photo, poses, steps, guidance, seed, names=None):
-    """:func:`run_ipg`, looked up when called (the wrapper of :func:`gpu_task` is built once)."""
-    yield from run_ipg(config, photo, poses, steps, guidance, seed, names)
-
-
-def preload_pipeline(config):
-    """Load IPG at start-up where a Space will generate with it: on ZeroGPU the weights are read
-    and moved to CUDA in the main process, as the ZeroGPU documentation asks (the ``spaces``
-    package makes that move take effect inside each ``@spaces.GPU`` call). Returns the pipeline,
-    or None when IPG cannot run here (the tab then says why)."""
-    try:
-        pipeline = load_pipeline(config)
-    except IPGUnavailable:
-        return None
-    if hosting() == ZERO_GPU and not config.test_pipeline:
-        import torch
-
-        pipeline.to("cuda", torch.float16)
-    return pipeline
-
-
-class IPGUnavailable(RuntimeError):
-    """IPG cannot run here; the message says why and what to do."""
-
-
-_PIPELINES = {}
-_PIPELINE_LOCK = threading.Lock()
-
-
-def load_pipeline(config):
-    """The IPG pipeline for ``config``, built once per process.
-
-    Raises
-    ------
-    IPGUnavailable when there is no GPU (outside test mode) or weights are missing.
-    """
-    key = ("tiny",) if config.test_pipeline else ("official", config.ckpt_dir)
-    with _PIPELINE_LOCK:
-        if key in _PIPELINES:
-            return _PIPELINES[key]
-        if config.test_pipeline:
-            from pose2id.ipg import tiny_pipeline
-
-            pipeline = tiny_pipeline()
-        else:
-            pipeline = _load_official(config)
-        _PIPELINES[key] = pipeline
-        return pipeline
-
-
-def _load_official(config):
-    import torch
-
-    import pose2id.ipg as ipg
-
-    # On ZeroGPU the GPU appears only inside @spaces.GPU calls; the weights load on CPU first.
-    zero_gpu = hosting() == ZERO_GPU
-    if not torch.cuda.is_available() and not zero_gpu and not config.allow_cpu:
-        raise IPGUnavailable(
-            "IPG needs a CUDA GPU: this machine has none. Run the app on a GPU machine after "
-            "`python -m pose2id download`, or open it on a Hugging Face Space with a GPU (or start it with "
-            "`--cpu`: many minutes per image). Meanwhile, pick a SynthPed identity and use the SynthPed oracle."
-        )
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        pipeline = ipg.IPGPipeline.from_official(
-            ckpt_dir=config.ckpt_dir, device=device, allow_cpu=zero_gpu or config.allow_cpu,
-            dtype=torch.float16 if device == "cuda" or zero_gpu else torch.float32)
-    except ipg.MissingWeightsError as error:
-        raise IPGUnavailable(f"IPG weights are missing. {error}") from None
-    except RuntimeError as error:
-        raise IPGUnavailable(str(error)) from None
-    if device == "cuda" and wants_low_memory(torch.cuda.get_device_properties(0).total_memory):
-        pipeline.enable_low_memory()
-    return pipeline
-
-
-def wants_low_memory(gpu_bytes):
-    """Start in low-memory mode on a GPU of ``gpu_bytes``? (or when POSE2ID_LOW_MEMORY=1)"""
-    return os.environ.get("POSE2ID_LOW_MEMORY") == "1" or gpu_bytes < LOW_MEMORY_BELOW_GIB * 2**30
-
-
-def selected_poses(pose_names, use_editor, editor_value):
-    """The poses to generate: the chosen standard poses in order, then the editor's pose, which
-    must be enough of a body to draw a person in (:meth:`pose2id.poses.Pose.check_body`).
-
-    Returns
-    -------
-    list of (label, Pose) on the 64x128 canvas.
-    """
-    poses = [(f"pose {name}", editor.standard_pose(name)) for name in sorted(pose_names or [], key=str)]
-    if use_editor:
-        try:
-            pose = editor.from_value(editor_value).check_body()
-        except PoseError as error:
-            raise PoseError(f"the editor pose cannot be generated: {str(error).removeprefix('JSON text: ')}. Fix it "
-                            "in the skeleton editor (Reset gives a standard pose) or untick 'Include the editor pose'."
-                            ) from None
-        poses.append(("editor pose", pose))
-    if not poses:
-        raise PoseError("no pose selected: tick at least one standard pose or 'Include the editor pose'.")
-    return poses
-
-
-def resolve_seed(seed, randomize):
-    """(seed to use, True if it was drawn at random): a random one for ``randomize`` or seed -1,
-    otherwise ``seed``, which must be a whole number from 0 to MAX_SEED (ValueError says so)."""
-    if randomize or seed == RANDOM_SEED:
-        return random.randint(0, MAX_SEED), True
-    usage = f"enter a whole number from 0 to {MAX_SEED}, or {RANDOM_SEED} for a random seed"
-    if seed is None or seed == "":
-        raise ValueError(f"The seed is empty: {usage}.")
-    try:
-        value = float(seed)
-    except (TypeError, ValueError):
-        raise ValueError(f"The seed {seed!r} is not a number: {usage}.") from None
-    if not (np.isfinite(value) and value == int(value)):
-        raise ValueError(f"The seed {value:g} is not a whole number: {usage}.")
-    if not 0 <= value <= MAX_SEED:
-        raise ValueError(f"The seed {value:.0f} is out of range: {usage}.")
-    return int(value), False
-
-
-def pair_image(pose, generated):
-    """One gallery tile: the pose skeleton and the generated image side by side, same height
-    (small images are enlarged for display, without smoothing)."""
-    if generated.height < 256:
-        factor = -(-256 // generated.height)
-        generated = generated.resize((generated.width * factor, generated.height * factor), Image.NEAREST)
-    height = generated.height
-    skeleton = render(pose.fit(generated.width, height))
-    tile = Image.new("RGB", (generated.width * 2 + 4, height), (255, 255, 255))
-    tile.paste(skeleton, (0, 0))
-    tile.paste(generated, (generated.width + 4, 0))
-    return tile
-
-
-def preview_strip(images, height=192):
-    """The per-step previews of all poses side by side, scaled to ``height``."""
-    scaled = [im.resize((max(1, round(im.width * height / im.height)), height), Image.NEAREST) for im in images]
-    strip = Image.new("RGB", (sum(im.width for im in scaled) + 4 * (len(scaled) - 1), height), (255, 255, 255))
-    x = 0
-    for im in scaled:
-        strip.paste(im, (x, 0))
-        x += im.width + 4
-    return strip
-
-
-def write_zip(photo, labelled, images, settings):
-    """A zip with the reference, every pose (PNG and OpenPose JSON), every generated image and
-    the settings used. Returns its path."""
-    path = scratch.folder("generated") / "pose2id_generated.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("reference.png", _png(photo))
-        for k, ((label, pose), image) in enumerate(zip(labelled, images), start=1):
-            stem = f"{k:02d}_{label.replace(' ', '_')}"
-            archive.writestr(f"{stem}_generated.png", _png(image))
-            archive.writestr(f"{stem}_pose.png", _png(render(pose.fit(image.width, image.height))))
-            archive.writestr(f"{stem}_pose.json", json.dumps(pose.to_openpose()))
-        archive.writestr("settings.json", json.dumps(settings, indent=1))
-    return str(path)
-
-
-def _png(image):
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def fusion_summary(photo, images, eta):
     """How IPG fusion moves the photo's feature (training-free handcrafted features): cosine
     similarity to the generated images' centre before and after ``normalize(f + eta * mean(g))``."""
@@ -320,73 +70,6 @@ def fusion_summary(photo, images, eta):
     fused = np.asarray(p2.ipg_fuse(f, g, eta=eta))[0]
     after = float(fused @ centre)
     return f"IPG fusion (eta={eta:g}, handcrafted features): cosine to the generated images' centre {before:.3f} → {after:.3f}."
-
-
-def pose_seed_names(labelled):
-    """The name that keys each pose's initial noise (:func:`pose2id.ipg.seed_for`): a standard
-    pose's number, as ``generate --ref`` names it, and "editor" for the editor's pose."""
-    return [pose.name if label.startswith("pose ") else "editor" for label, pose in labelled]
-
-
-def run_ipg(config, photo, poses, steps, guidance, seed, names=None):
-    """Run IPG and yield ("step", index, previews) after every step, then ("done", images);
-    each pose's noise comes from (seed, its name in ``names``; default "1", "2", …), so a pose's
-    image does not change when other poses are drawn with it;
-    ("note", text) when the GPU ran out of memory and generation started again in the
-    pipeline's low-memory mode (which it then keeps).
-
-    The pipeline runs in a worker thread so its step callback can hand previews to this
-    generator as they are made. On ZeroGPU the GPU exists only inside this function (called as
-    :func:`gpu_task`), so a pipeline not yet there is moved to it here."""
-    import torch
-
-    pipeline = load_pipeline(config)
-    if torch.cuda.is_available() and pipeline.execution_device.type != "cuda":
-        pipeline.to("cuda", torch.float16)
-    messages = queue.Queue()
-    stopped = threading.Event()  # set when the caller stops listening (the Stop button cancels it)
-
-    def on_step(pipe, index, _timestep, kwargs):
-        if stopped.is_set():
-            pipe._interrupt = True  # the pipeline skips the remaining steps
-        messages.put(("step", index, kwargs["preview"]))
-        return {}
-
-    def call():
-        from pose2id.ipg import pose_generator
-
-        generators = [pose_generator(int(seed), "", name) for name in (names or [str(i + 1) for i in range(len(poses))])]
-        return pipeline(photo, poses, num_inference_steps=steps, guidance_scale=guidance,
-                        generator=generators, callback_on_step_end=on_step)
-
-    def work():
-        try:
-            try:
-                out = call()
-            except torch.OutOfMemoryError:
-                if pipeline.low_memory:
-                    raise
-                pipeline.enable_low_memory()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                messages.put(("note", "The GPU ran out of memory: started again in low-memory mode (slower)."))
-                out = call()
-            messages.put(("done", out.images))
-        except Exception as error:  # handed to the caller, which reports it
-            messages.put(("error", error))
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = messages.get()
-            if item[0] == "error":
-                raise item[1]
-            yield item
-            if item[0] == "done":
-                return
-    finally:
-        stopped.set()
 
 
 class Generate:
@@ -669,7 +352,7 @@ class Generate:
                 # that the Retrieve tab's +IPG of it says "still generating" from the start
                 yield *keep, status(f"{note}{self.generator_label()}: starting…", "info"), seed, running
                 try:
-                    load_pipeline(self.config)  # built once, outside the GPU time slot
+                    ipg_runner.load_pipeline(self.config)  # built once, outside the GPU time slot
                 except IPGUnavailable as error:
                     unavailable = str(error)
             if unavailable:
@@ -677,7 +360,7 @@ class Generate:
                 return
             images = None
             try:
-                for item in gpu_task()(self.config, image, poses, steps, guidance, seed,
+                for item in ipg_runner.gpu_task()(self.config, image, poses, steps, guidance, seed,
                                        pose_seed_names(labelled)):
                     if item[0] == "step":
                         progress((item[1] + 1, steps), desc="Denoising", unit="steps")
@@ -701,19 +384,3 @@ class Generate:
         text = f"{label}: {len(images)} image(s), {used}. " + fusion_summary(image, images, eta)
         done = Generations(finished=GeneratedImages(digest, tuple(images), tuple(n for n, _ in labelled), label))
         yield preview_strip(images), gallery, archive, status(note + text, "ok"), seed, done
-
-
-def pose_previews(size=(80, 160)):
-    """One image of the 8 standard poses side by side, each numbered below its skeleton."""
-    from PIL import ImageDraw
-
-    poses = editor.standard_poses()
-    label_height, gap = 22, 6
-    strip = Image.new("RGB", (len(poses) * (size[0] + gap) - gap, size[1] + label_height), (255, 255, 255))
-    draw = ImageDraw.Draw(strip)
-    for k, pose in enumerate(poses):
-        x = k * (size[0] + gap)
-        strip.paste(render(pose.fit(*size)), (x, 0))
-        draw.text((x + size[0] // 2, size[1] + label_height // 2), f"pose {pose.name}", fill=(30, 41, 59), anchor="mm",
-                  font_size=15)
-    return strip
