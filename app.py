@@ -20,7 +20,8 @@ from pose2id.demo.about import ABOUT
 from pose2id.demo.components import ClampedSlider, PhotoInput, StrictCheckbox
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
-from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, Generations, pose_previews
+from pose2id.demo.generate import (IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, GeneratorRadio,
+                                   Generations, SeedNumber, pose_previews)
 from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve, highlight_query
 from pose2id.demo.theme import CSS, HEAD, theme
 
@@ -66,19 +67,20 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                         pose_names = gr.CheckboxGroup([str(i) for i in range(1, 9)], value=["1", "3", "5", "7"],
                                                       label="Poses to generate", elem_id="pose-names")
                         note = generate.ipg_note()
-                        generator = gr.Radio(
-                            [(generate.generator_label(), IPG), (ORACLE, ORACLE)],
+                        generator = GeneratorRadio(
+                            generate.generator_choices(),
                             value=ORACLE if note else IPG, label="Generator", elem_id="generator")
                         if note:
                             gr.HTML(status(note, "warning"), js_on_load=None)
                         generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
                         stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
+                        generate_api = gr.Button("Generate (API)", visible=False)  # /generate for API clients
                         with gr.Accordion("Settings: steps, guidance, seed, eta", open=False):
                             steps = ClampedSlider(1, 50, value=20, step=1, label="Steps", elem_id="steps")
                             guidance = ClampedSlider(1.0, 10.0, value=3.5, step=0.5, label="Guidance scale", elem_id="guidance")
                             with gr.Row():
                                 # no minimum/maximum: Gradio would refuse -1 before the tab can say anything
-                                seed = gr.Number(42, label="Seed", precision=0, elem_id="seed",
+                                seed = SeedNumber(42, label="Seed", precision=0, elem_id="seed",
                                                  info=f"0 to {MAX_SEED}; {RANDOM_SEED} = random")
                                 randomize = gr.Checkbox(False, label="Randomize seed", elem_id="randomize")
                             eta = ClampedSlider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
@@ -186,13 +188,14 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         photo_pose_button.click(editor.from_photo, photo, [pose_editor, editor_status], **PRIVATE)
         import_button.upload(editor.import_json, import_button, [pose_editor, editor_status], **PRIVATE)
         export_button.click(editor.export_json, pose_editor, [export_file, editor_status], **PRIVATE)
-        generating = generate_button.click(
-            generate.generate,
-            [photo, pose_names, use_editor, pose_editor, generator, synth_pid, steps, guidance, seed, randomize, eta,
-             generations],
-            [preview, results, archive, generate_status, seed, generations],
-            api_name="generate", concurrency_limit=1, concurrency_id="gpu",
-        )
+        generate_inputs = [photo, pose_names, use_editor, pose_editor, generator, synth_pid, steps, guidance, seed,
+                           randomize, eta, generations]
+        generate_outputs = [preview, results, archive, generate_status, seed, generations]
+        generating = generate_button.click(generate.generate_in_page, generate_inputs, generate_outputs,
+                                           concurrency_limit=1, concurrency_id="gpu", **PRIVATE)
+        # /generate for API clients: the same, but a refusal is raised (gradio_client raises it in turn)
+        generate_api.click(generate.generate, generate_inputs, generate_outputs, api_name="generate",
+                           concurrency_limit=1, concurrency_id="gpu")
         # Stop cancels the event; run_ipg then interrupts the pipeline at its next step.
         stop_button.click(None, None, None, cancels=[generating], **PRIVATE)
 

@@ -144,9 +144,8 @@ def main(argv=None):
                                        api_name=name)
                     else:
                         name = "/generate"
-                        client.predict(None, ["1", "3"], False, "", "SynthPed oracle (re-renders a synthetic "
-                                       "identity; not a model)", ORACLE_PID, 20, 3.5, rng.randrange(1000), False,
-                                       2.0, api_name=name)
+                        client.predict(None, ["1", "3"], False, "", "oracle", ORACLE_PID, 20, 3.5,
+                                       rng.randrange(1000), False, 2.0, api_name=name)
                 except Exception as error:  # noqa: BLE001  (counted and printed)
                     with lock:
                         errors.append(f"{name}: {type(error).__name__}: {str(error)[:200]}")

@@ -3,12 +3,17 @@ the zip of everything made."""
 
 import io
 import json
+import os
+import tempfile
 import zipfile
+from pathlib import Path
 
 from PIL import Image
 
 from pose2id.demo import editor, scratch
 from pose2id.poses import render
+
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold
 
 
 def pair_image(pose, generated):
@@ -36,18 +41,55 @@ def preview_strip(images, height=192):
     return strip
 
 
-def write_zip(photo, labelled, images, settings):
+def write_zip(photo, labelled, images, settings, folder=None):
     """A zip with the reference, every pose (PNG and OpenPose JSON), every generated image and
-    the settings used. Returns its path."""
-    path = scratch.folder("generated") / "pose2id_generated.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("reference.png", _png(photo))
+    the settings used, written atomically into ``folder`` (default: a new scratch folder).
+
+    Parameters
+    ----------
+    photo : PIL image, the reference.
+    labelled : list of (label, Pose), one per generated image.
+    images : list of PIL images.
+    settings : dict, stored as ``settings.json``.
+    folder : the call's own folder (:func:`pose2id.demo.scratch.folder`), or None for a new one.
+
+    Returns
+    -------
+    str, the zip's path (``pose2id_generated.zip`` in ``folder``).
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        def add(name, data):  # a fixed date: the same generation gives the same bytes
+            archive.writestr(zipfile.ZipInfo(name, date_time=ZIP_DATE), data, zipfile.ZIP_DEFLATED)
+
+        add("reference.png", _png(photo))
         for k, ((label, pose), image) in enumerate(zip(labelled, images), start=1):
             stem = f"{k:02d}_{label.replace(' ', '_')}"
-            archive.writestr(f"{stem}_generated.png", _png(image))
-            archive.writestr(f"{stem}_pose.png", _png(render(pose.fit(image.width, image.height))))
-            archive.writestr(f"{stem}_pose.json", json.dumps(pose.to_openpose()))
-        archive.writestr("settings.json", json.dumps(settings, indent=1))
+            add(f"{stem}_generated.png", _png(image))
+            add(f"{stem}_pose.png", _png(render(pose.fit(image.width, image.height))))
+            add(f"{stem}_pose.json", json.dumps(pose.to_openpose()))
+        add("settings.json", json.dumps(settings, indent=1))
+    return write_atomically(Path(folder or scratch.folder("generated")) / "pose2id_generated.zip", buffer.getvalue())
+
+
+def save_png(image, path):
+    """Write PIL ``image`` as a PNG at ``path`` atomically; returns the path (str)."""
+    return write_atomically(path, _png(image))
+
+
+def write_atomically(path, data):
+    """Write ``data`` (bytes) at ``path`` through a temporary file in the same folder renamed
+    into place (``os.replace``), so a reader never sees a partly written file. Returns str."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # a folder pruned by many later calls meanwhile
+    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
     return str(path)
 
 

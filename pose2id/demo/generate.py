@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from pose2id.demo import editor, ipg_runner, scratch
-from pose2id.demo.compositing import pair_image, pose_previews, preview_strip, write_zip  # noqa: F401
+from pose2id.demo.compositing import pair_image, pose_previews, preview_strip, save_png, write_zip  # noqa: F401
 from pose2id.demo.inputs import InputError, open_photo, photo_digest
 from pose2id.demo.ipg_runner import (CPU_SPACE, GPU_SPACE, LOCAL, ZERO_GPU, GenerateConfig,  # noqa: F401
                                      IPGUnavailable, hosting, load_pipeline, preload_pipeline, wants_low_memory)
@@ -25,13 +25,52 @@ from pose2id.demo.messages import status, warn
 from pose2id.demo.seeds import MAX_SEED, RANDOM_SEED, pose_seed_names, resolve_seed, selected_poses  # noqa: F401
 from pose2id.poses import PoseError
 
-IPG = "IPG (Pose2ID model)"
-ORACLE = "SynthPed oracle (re-renders a synthetic identity; not a model)"
+# the generator choice: short values (what the API takes) and the labels the page shows
+IPG, ORACLE = "ipg", "oracle"
+IPG_LABEL = "IPG (Pose2ID model)"
+ORACLE_LABEL = "SynthPed oracle (re-renders a synthetic identity; not a model)"
+GENERATORS = (IPG, ORACLE)
 # SynthPed identities offered among the examples (varied clothes, hair and bags); the first one is
 # chosen when the app starts on a machine where IPG cannot run, so Generate works at once.
 SYNTHPED_EXAMPLES = (41, 44, 46, 47, 50)
 EDITOR_POSE = "editor"
 
+
+
+class GeneratorRadio(gr.Radio):
+    """``gr.Radio`` of the generator choice that hands any value on to :meth:`Generate.generate`,
+    which refuses one not in :data:`GENERATORS` naming the parameter and the allowed values
+    (stock ``gr.Radio`` refuses it while preprocessing, in its own words).
+    (No ``__init__`` override; see :class:`pose2id.demo.components.PhotoInput`.)"""
+
+    def preprocess(self, payload):
+        return payload
+
+    def get_block_name(self):
+        return "radio"
+
+    @classmethod
+    def get_component_class_id(cls):
+        return gr.Radio.get_component_class_id()
+
+
+class SeedNumber(gr.Number):
+    """``gr.Number`` of the seed that hands a value it cannot read as a number (``"seven"``) on
+    to :func:`pose2id.demo.seeds.resolve_seed`, which refuses it naming the seed (stock
+    ``gr.Number`` fails while preprocessing, in Gradio's words). (No ``__init__`` override.)"""
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (TypeError, ValueError):
+            return payload
+
+    def get_block_name(self):
+        return "number"
+
+    @classmethod
+    def get_component_class_id(cls):
+        return gr.Number.get_component_class_id()
 
 @dataclass(frozen=True)
 class GeneratedImages:
@@ -130,7 +169,11 @@ class Generate:
     def generator_label(self):
         if self.config.test_pipeline:
             return "IPG: tiny random-weight pipeline (test mode; images are noise)"
-        return f"{IPG} on the CPU (slow: many minutes per image)" if self._on_cpu() else IPG
+        return f"{IPG_LABEL} on the CPU (slow: many minutes per image)" if self._on_cpu() else IPG_LABEL
+
+    def generator_choices(self):
+        """The generator choice as (label, value) pairs, values as :data:`GENERATORS`."""
+        return [(self.generator_label(), IPG), (ORACLE_LABEL, ORACLE)]
 
     # ----------------------------------------------------------------- SynthPed identities
     def identities(self):
@@ -275,6 +318,16 @@ class Generate:
         return photos[index], None, None, status(f"Example photo {name}: generate it in new poses with IPG.", "info")
 
     # ----------------------------------------------------------------- the main action
+    def generate_in_page(self, photo, pose_names, use_editor, editor_value, generator, synth_pid, steps,
+                         guidance, seed, randomize, eta, generations=None, progress=gr.Progress()):
+        """:meth:`generate` for the page's Generate button: a refusal is said in the status it
+        yields, and not raised again (the page would add an error toast and badges to it)."""
+        try:
+            yield from self.generate(photo, pose_names, use_editor, editor_value, generator, synth_pid, steps,
+                                     guidance, seed, randomize, eta, generations, progress=progress)
+        except gr.Error:
+            return
+
     def generate(self, photo, pose_names, use_editor, editor_value, generator, synth_pid, steps, guidance,
                  seed, randomize, eta, generations=None, progress=gr.Progress()):
         """Stream (preview, gallery, zip path, status, seed used, generations) while generating;
@@ -284,8 +337,14 @@ class Generate:
         running while IPG denoises, then holds the finished images (or the failure, keeping the
         images of the last generation that finished).
 
-        Every bad input ends in one yield with a specific status that leaves everything else as it
-        was: what the user entered and the results of the last generation (``gr.update()``).
+        Every bad input (no photo, no pose, a bad seed, steps, guidance, eta or generator, the
+        oracle without a SynthPed identity, IPG where it cannot run) ends in one yield with a
+        specific status that leaves everything else as it was (``gr.update()``), then raises
+        ``gr.Error`` with the same message: the page shows it, an API client raises it.
+
+        Every picture and the zip are files written atomically into a folder of this call's own
+        (:func:`pose2id.demo.scratch.folder`), so concurrent calls never share or rewrite a file
+        a download may be reading.
 
         The SynthPed oracle needs no photo: it draws identity ``synth_pid`` and uses the identity's
         own picture (:meth:`identity_picture`) as the reference, for the fusion line and the
@@ -297,13 +356,15 @@ class Generate:
         keep = (gr.update(), gr.update(), gr.update())
         empty = (None, [], None)
         try:
-            steps, guidance, eta = int(steps), float(guidance), float(eta)
+            steps, guidance, eta = _number("steps", steps, int), _number("guidance", guidance), _number("eta", eta)
             if not 1 <= steps <= 100:
                 raise ValueError(f"steps must be between 1 and 100, got {steps}")
             if not 0 <= guidance <= 20:
                 raise ValueError(f"guidance must be between 0 and 20, got {guidance}")
             if not (np.isfinite(eta) and eta >= 0):
                 raise ValueError(f"eta must be a number >= 0, got {eta}")
+            if generator not in GENERATORS:
+                raise ValueError(f"generator must be one of {', '.join(map(repr, GENERATORS))}, got {generator!r}")
             seed, random_seed = resolve_seed(seed, randomize)
             oracle_pid = None
             if generator == ORACLE and synth_pid not in (None, ""):
@@ -312,7 +373,7 @@ class Generate:
             labelled = selected_poses(pose_names, use_editor, editor_value)
         except (InputError, PoseError, ValueError, TypeError) as error:
             yield *keep, warn(str(error)), gr.update(), generations
-            return
+            raise gr.Error(str(error)) from None
         note = ""  # a remark to keep in front of the final status
         if oracle_pid is not None:
             reference = self.identity_picture(oracle_pid)
@@ -336,7 +397,7 @@ class Generate:
                            "(labelled synthetic) or choose one under 'SynthPed identity'; your photo is kept. A real "
                            "photo needs IPG.")
                 yield *keep, warn(message), gr.update(), failed(message)
-                return
+                raise gr.Error(message)
             from pose2id.data.synthped import OracleGenerator
 
             oracle = OracleGenerator(fidelity=0.0, identities=self.identities())
@@ -357,15 +418,16 @@ class Generate:
                     unavailable = str(error)
             if unavailable:
                 yield *keep, warn(unavailable), gr.update(), failed(unavailable)
-                return
-            images = None
+                raise gr.Error(unavailable)
+            images, folder = None, scratch.folder("generated")
             try:
                 for item in ipg_runner.gpu_task()(self.config, image, poses, steps, guidance, seed,
                                        pose_seed_names(labelled)):
                     if item[0] == "step":
                         progress((item[1] + 1, steps), desc="Denoising", unit="steps")
                         text = f"{note}{self.generator_label()}: step {item[1] + 1} of {steps}…"
-                        yield preview_strip(item[2]), [], None, status(text, "info"), seed, running
+                        step = save_png(preview_strip(item[2]), folder / f"step_{item[1] + 1:03d}.png")
+                        yield step, [], None, status(text, "info"), seed, running
                     elif item[0] == "note":
                         note = item[1] + " "
                         yield gr.update(), [], None, status(item[1], "warning"), seed, running
@@ -379,8 +441,23 @@ class Generate:
             used = f"{steps} steps, guidance {guidance:g}, {used}"
             # named: a photo changed while it ran must not seem to be the one these images are of
             used += f", of {Path(photo).name}" if photo else ""
-        gallery = [(pair_image(pose, im), f"{name} | generated") for (name, pose), im in zip(labelled, images)]
-        archive = write_zip(image, labelled, images, settings)
+        if generator == ORACLE:
+            folder = scratch.folder("generated")
+        gallery = [(save_png(pair_image(pose, im), folder / f"{k:02d}_{name.replace(' ', '_')}.png"), f"{name} | generated")
+                   for k, ((name, pose), im) in enumerate(zip(labelled, images), start=1)]
+        archive = write_zip(image, labelled, images, settings, folder)
         text = f"{label}: {len(images)} image(s), {used}. " + fusion_summary(image, images, eta)
         done = Generations(finished=GeneratedImages(digest, tuple(images), tuple(n for n, _ in labelled), label))
-        yield preview_strip(images), gallery, archive, status(note + text, "ok"), seed, done
+        strip = save_png(preview_strip(images), folder / "preview.png")
+        yield strip, gallery, archive, status(note + text, "ok"), seed, done
+
+
+def _number(name, value, kind=float):
+    """``value`` as a finite ``kind`` (int: a whole number), or ValueError naming ``name``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(number) or (kind is int and number != int(number)):
+        raise ValueError(f"{name} must be a {'whole' if kind is int else 'finite'} number, got {value!r}")
+    return kind(number)

@@ -278,6 +278,7 @@ def test_about_tab(open_app, screenshot, viewports):
 
 def test_named_api_endpoints_with_gradio_client(app_url, tmp_path):
     from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
 
     client = Client(app_url, verbose=False)
     html, table, message, _ = client.predict("synthped", 4, 3, 2, 2.0, False, 5, api_name="/retrieve")
@@ -289,16 +290,15 @@ def test_named_api_endpoints_with_gradio_client(app_url, tmp_path):
     photo = tmp_path / "person.png"
     Image.new("RGB", (64, 128), (90, 40, 40)).save(photo)
     preview, gallery, archive, message, seed = client.predict(
-        handle_file(str(photo)), ["2", "4"], False, pose, "SynthPed oracle (re-renders a synthetic identity; not a model)",
-        45, 5, 3.5, 11, False, 2.0, api_name="/generate")
+        handle_file(str(photo)), ["2", "4"], False, pose, "oracle", 45, 5, 3.5, 11, False, 2.0, api_name="/generate")
     assert len(gallery) == 2 and seed == 11 and "SynthPed oracle" in message
     assert zipfile.is_zipfile(archive)
 
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    *_, message, _ = client.predict(handle_file(str(text)), ["1"], False, pose, "IPG (Pose2ID model)", None, 2, 3.5, 1,
-                                    False, 2.0, api_name="/generate")
-    assert "not an image" in message
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(str(text)), ["1"], False, pose, "ipg", None, 2, 3.5, 1, False, 2.0,
+                       api_name="/generate")
 
     bars, tsne, message = client.predict("synthped", "+NFC", 2, 2, 2.0, 60, api_name="/feature_space")
     assert "global ID²" in message
