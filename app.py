@@ -17,11 +17,10 @@ import gradio as gr
 
 from pose2id.demo import editor
 from pose2id.demo.about import ABOUT
-from pose2id.demo.components import ClampedSlider, PhotoInput, StrictCheckbox
+from pose2id.demo.components import ClampedSlider, GeneratorRadio, PhotoInput, SeedNumber, StrictCheckbox
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
-from pose2id.demo.generate import (IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, GeneratorRadio,
-                                   Generations, SeedNumber, pose_previews)
+from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, Generations, pose_previews
 from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve, highlight_query
 from pose2id.demo.theme import CSS, HEAD, theme
 

@@ -1,48 +1,22 @@
 """The app's API as a gradio_client user sees it, against a launched app."""
 
-import socket
-
 import pytest
-
+from app_server import launched
 from tiny_market import market_folder
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The app on a tiny --data gallery, launched as ``main`` launches it: (url, gallery folder)."""
-    import os
-
-    import app
     from pose2id.demo.retrieve import Galleries
 
     root = tmp_path_factory.mktemp("api")
-    old = {name: os.environ.get(name) for name in ("POSE2ID_CACHE", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")}
-    os.environ["POSE2ID_CACHE"] = str(root / "cache")
-    os.environ.pop("GRADIO_SERVER_NAME", None)
-    os.environ.pop("GRADIO_SERVER_PORT", None)
     market = market_folder(root / "market")
-    args = app.parse_args(["--data", str(market), "--test-pipeline", "--port", str(_free_port())])
-    galleries = Galleries(data=args.data)
-    demo = app.build_demo(data=args.data, test_pipeline=True, galleries=galleries)
-    demo.delete_cache = app.DELETE_CACHE
-    demo.queue(default_concurrency_limit=4).launch(**app.launch_options(args, galleries))
-    try:
-        yield f"http://127.0.0.1:{args.port}/", market, galleries
-    finally:
-        demo.close()
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    galleries = Galleries(data=str(market))
+    with launched(root, ["--data", str(market)], data=str(market), galleries=galleries) as url:
+        yield url, market, galleries
 
 
 @pytest.fixture(scope="module")

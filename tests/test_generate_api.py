@@ -1,47 +1,21 @@
 """/generate as a gradio_client user sees it: short generator values, refusals raised as
 errors that name the input, and outputs that stay downloadable call after call."""
 
-import socket
 import zipfile
 
 import pytest
+from app_server import launched
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    import os
-
     from gradio_client import Client
 
-    import app
-
     root = tmp_path_factory.mktemp("generate-api")
-    old = {name: os.environ.get(name) for name in ("POSE2ID_CACHE", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")}
-    os.environ["POSE2ID_CACHE"] = str(root / "cache")
-    os.environ.pop("GRADIO_SERVER_NAME", None)
-    os.environ.pop("GRADIO_SERVER_PORT", None)
-    args = app.parse_args(["--test-pipeline", "--port", str(_free_port())])
-    demo = app.build_demo(test_pipeline=True)
-    demo.delete_cache = app.DELETE_CACHE
-    demo.queue(default_concurrency_limit=4).launch(**app.launch_options(args))
-    try:
-        yield Client(f"http://127.0.0.1:{args.port}/", verbose=False, httpx_kwargs={"timeout": 600},
-                     download_files=str(root / "downloads"))
-    finally:
-        demo.close()
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with launched(root) as url:
+        yield Client(url, verbose=False, httpx_kwargs={"timeout": 600}, download_files=str(root / "downloads"))
 
 
 def _oracle(client, **overrides):

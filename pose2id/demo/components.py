@@ -5,6 +5,17 @@ import math
 import gradio as gr
 
 
+def stock_frontend(base):
+    """Class decorator: the component's browser side is stock ``base``'s (same block name, same
+    frontend code); only its server-side preprocessing differs."""
+    def decorate(cls):
+        cls.get_block_name = lambda self: base.__name__.lower()
+        cls.get_component_class_id = classmethod(lambda _cls: base.get_component_class_id())
+        return cls
+    return decorate
+
+
+@stock_frontend(gr.Image)
 class PhotoInput(gr.Image):
     """``gr.Image`` that hands the uploaded file's path over unopened.
 
@@ -21,15 +32,8 @@ class PhotoInput(gr.Image):
             raise gr.Error("The photo upload arrived without a file; upload it again.")
         return str(payload.path)
 
-    # The browser side is stock gr.Image: same block name, same frontend code.
-    def get_block_name(self):
-        return "image"
 
-    @classmethod
-    def get_component_class_id(cls):
-        return gr.Image.get_component_class_id()
-
-
+@stock_frontend(gr.Slider)
 class ClampedSlider(gr.Slider):
     """``gr.Slider`` that takes a typed value outside its range as the nearest end of the range.
 
@@ -60,14 +64,8 @@ class ClampedSlider(gr.Slider):
             value = round(min(self.minimum + steps * self.step, self.maximum), 10)  # 2.4, not 2.4000000000000004
         return gr.Number.round_to_precision(value, self.precision)
 
-    def get_block_name(self):
-        return "slider"
 
-    @classmethod
-    def get_component_class_id(cls):
-        return gr.Slider.get_component_class_id()
-
-
+@stock_frontend(gr.Checkbox)
 class StrictCheckbox(gr.Checkbox):
     """``gr.Checkbox`` that takes only true or false: stock ``gr.Checkbox`` turns any value an
     API client sends into a bool, so ``"false"`` would tick it. Anything else raises
@@ -78,9 +76,26 @@ class StrictCheckbox(gr.Checkbox):
             return payload
         raise gr.Error(f"{self.label or 'A checkbox'}: {payload!r} is not true or false.")
 
-    def get_block_name(self):
-        return "checkbox"
 
-    @classmethod
-    def get_component_class_id(cls):
-        return gr.Checkbox.get_component_class_id()
+@stock_frontend(gr.Radio)
+class GeneratorRadio(gr.Radio):
+    """``gr.Radio`` of the generator choice that hands any value on to
+    :meth:`pose2id.demo.generate.Generate.generate`, which refuses one not in its ``GENERATORS``
+    naming the parameter and the allowed values (stock ``gr.Radio`` refuses it while
+    preprocessing, in its own words). (No ``__init__`` override; see :class:`PhotoInput`.)"""
+
+    def preprocess(self, payload):
+        return payload
+
+
+@stock_frontend(gr.Number)
+class SeedNumber(gr.Number):
+    """``gr.Number`` of the seed that hands a value it cannot read as a number (``"seven"``) on
+    to :func:`pose2id.demo.seeds.resolve_seed`, which refuses it naming the seed (stock
+    ``gr.Number`` fails while preprocessing, in Gradio's words). (No ``__init__`` override.)"""
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (TypeError, ValueError):
+            return payload

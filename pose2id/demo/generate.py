@@ -36,42 +36,6 @@ SYNTHPED_EXAMPLES = (41, 44, 46, 47, 50)
 EDITOR_POSE = "editor"
 
 
-
-class GeneratorRadio(gr.Radio):
-    """``gr.Radio`` of the generator choice that hands any value on to :meth:`Generate.generate`,
-    which refuses one not in :data:`GENERATORS` naming the parameter and the allowed values
-    (stock ``gr.Radio`` refuses it while preprocessing, in its own words).
-    (No ``__init__`` override; see :class:`pose2id.demo.components.PhotoInput`.)"""
-
-    def preprocess(self, payload):
-        return payload
-
-    def get_block_name(self):
-        return "radio"
-
-    @classmethod
-    def get_component_class_id(cls):
-        return gr.Radio.get_component_class_id()
-
-
-class SeedNumber(gr.Number):
-    """``gr.Number`` of the seed that hands a value it cannot read as a number (``"seven"``) on
-    to :func:`pose2id.demo.seeds.resolve_seed`, which refuses it naming the seed (stock
-    ``gr.Number`` fails while preprocessing, in Gradio's words). (No ``__init__`` override.)"""
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except (TypeError, ValueError):
-            return payload
-
-    def get_block_name(self):
-        return "number"
-
-    @classmethod
-    def get_component_class_id(cls):
-        return gr.Number.get_component_class_id()
-
 @dataclass(frozen=True)
 class GeneratedImages:
     """Images generated of one reference photo, for the +IPG of that photo in the Retrieve tab."""
