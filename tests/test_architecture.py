@@ -158,8 +158,6 @@ def test_the_checker_sees_a_circle_and_a_lazy_import(tmp_path):
 # Circles that exist today, each with what closes it. Nothing else may appear, and these may not
 # grow; when one is broken, its entry goes.
 KNOWN_CIRCLES = {
-    ("pose2id.data.oracle", "pose2id.data.synthped"):
-        "the oracle draws with synthped's renderer, and synthped builds its generated sets with the oracle",
 }
 
 

@@ -1,10 +1,12 @@
+import threading
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from pose2id.data import Market1501, parse_name
 from pose2id.data.oracle import OracleGenerator
-from pose2id.data.synthped import DISPLAY_NAME, Identity, SynthPedConfig, load_synthped
+from pose2id.data.synthped import DISPLAY_NAME, Identity, SynthPedConfig, load_synthped, synthped_stages
 from pose2id.poses import load_standard_poses
 
 SMALL = SynthPedConfig(num_identities=6, num_train_identities=2, num_cameras=3, num_distractors=3, num_junk=2)
@@ -124,3 +126,65 @@ def test_oracle_default_identities_match_default_synthped():
     # built from the seed alone, without generating any image
     oracle = OracleGenerator(0.3, seed=0)
     assert len(oracle.identities) == SynthPedConfig().num_identities + SynthPedConfig().num_train_identities
+
+
+def test_staged_build_equals_one_shot_file_by_file(small, tmp_path):
+    root = tmp_path / "staged"
+    calls = []
+    originals = load_synthped(cache_dir=root, seed=3, config=SMALL, generated=False,
+                              progress=lambda done, total: calls.append((done, total)))
+    assert originals.has_generated is False
+    assert originals.generated("query") == {} and originals.generated("gallery") == {}
+    assert not (root / "query_gen").exists() and not (root / "bounding_box_test_gen").exists()
+    assert (root / "originals.json").is_file() and not (root / "synthped.json").is_file()
+    assert synthped_stages(root, seed=3, config=SMALL) == {"originals": True, "generated": False}
+    # the originals are the one-shot build's, byte for byte
+    assert _digest(root) == {k: v for k, v in _digest(small.root).items() if "_gen/" not in k}
+    assert calls[-1][0] == calls[-1][1] == len(list(root.rglob("*.jpg")))
+    stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*.jpg")}
+
+    calls.clear()
+    full = load_synthped(cache_dir=root, seed=3, config=SMALL, progress=lambda done, total: calls.append((done, total)))
+    assert full.has_generated is True
+    assert _digest(root) == _digest(small.root)
+    # stage 2 drew only the generated sets (one step per query/gallery person) and left the originals alone
+    assert calls[-1][0] == calls[-1][1] == len(small.query) + len(small.gallery)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert set(full.generated("query")) == {im.name for im in full.query}
+    assert synthped_stages(root, seed=3, config=SMALL) == {"originals": True, "generated": True}
+    # asking for the originals of a complete dataset draws nothing and still hides the generated sets
+    again = load_synthped(cache_dir=root, seed=3, config=SMALL, generated=False)
+    assert again.generated("gallery") == {}
+
+
+def test_concurrent_builds_of_both_stages_agree(small, tmp_path):
+    root = tmp_path / "together"
+    errors = []
+
+    def build(generated):
+        try:
+            load_synthped(cache_dir=root, seed=3, config=SMALL, generated=generated)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=build, args=(flag,)) for flag in (False, True, True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _digest(root) == _digest(small.root)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["together"]  # no temporary folder left
+
+
+def test_generated_argument_checked(tmp_path):
+    with pytest.raises(ValueError, match="generated"):
+        load_synthped(cache_dir=tmp_path / "x", config=SMALL, generated="no")
+
+
+def test_open_dataset_originals_only(tmp_path):
+    from pose2id.data import open_dataset
+
+    ds = open_dataset("synthped:5", cache_dir=tmp_path / "d", generated=False)
+    assert ds.is_synthetic and ds.has_generated is False and ds.generated("query") == {}
+    assert not (tmp_path / "d" / "query_gen").exists()

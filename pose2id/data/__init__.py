@@ -53,7 +53,7 @@ def _open_folder(path, kind=None, shown_as=None):
     return Market1501(path, name=name, shown_as=shown_as)
 
 
-def open_dataset(spec, cache_dir=None, progress=None):
+def open_dataset(spec, cache_dir=None, progress=None, generated=True):
     """Open a dataset from a short description.
 
     Parameters
@@ -66,6 +66,9 @@ def open_dataset(spec, cache_dir=None, progress=None):
         "cuhk03-np-labeled:PATH", "msmt17:PATH".
     cache_dir : where SynthPed / extracted archives go; default under ``$POSE2ID_CACHE``.
     progress : optional ``progress(done, total)`` while SynthPed is generated.
+    generated : SynthPed only: False draws (or reads) only its original images, a dataset without
+        generated images (Base and +NFC, in a few seconds on a fresh cache); True (default) also
+        draws the missing generated sets, reusing the originals on disk. Ignored for other datasets.
 
     Returns
     -------
@@ -80,7 +83,7 @@ def open_dataset(spec, cache_dir=None, progress=None):
         seed_text = spec.partition(":")[2] or "0"
         if not seed_text.isdigit():
             raise ValueError(f"spec {spec!r}: the SynthPed seed must be a non-negative integer")
-        return load_synthped(cache_dir=cache_dir, seed=int(seed_text), progress=progress)
+        return load_synthped(cache_dir=cache_dir, seed=int(seed_text), progress=progress, generated=generated)
     kind, _, rest = spec.partition(":")
     kind = kind.lower() if rest and kind.lower() in KINDS else None
     path = Path(rest if kind else spec).expanduser()

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from pose2id.data.synthped import (
+from pose2id.data.drawing import (
     CLOTHING_COLOURS,
     NEUTRAL_CAMERA,
     Camera,
