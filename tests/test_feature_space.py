@@ -130,3 +130,36 @@ def test_the_base_dots_are_the_same_whatever_method_and_parameters_are_shown(syn
     # eta 0: +IPG leaves every feature where it was, so every dot stays where it is
     still = _dots(fs.tsne_html(bench, "+IPG", 2, 2, 0.0, 250))
     assert all((d["data-x1"], d["data-y1"]) == (d["data-x0"], d["data-y0"]) for d in still)
+
+
+# ---------------------------------------------------------------------------- the /feature_space endpoint
+@pytest.fixture
+def market_space(tmp_path, monkeypatch):
+    """A FeatureSpace on a tiny Market-1501 folder, with its own cache."""
+    from tiny_market import market_folder
+
+    from pose2id.demo.retrieve import Galleries
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    return fs.FeatureSpace(Galleries(data=str(market_folder(tmp_path / "market"))))
+
+
+@pytest.mark.parametrize("after", [None, "", "+nfc", "Bogus", 3])
+def test_feature_space_api_refuses_an_unknown_after_naming_it_and_the_allowed_values(market_space, after):
+    import gradio as gr
+
+    from pose2id.demo.retrieve import DATA
+
+    with pytest.raises(gr.Error) as raised:
+        market_space.plots(DATA, after, 2, 2, 2.0, 20)
+    message = str(raised.value.message)
+    assert message.startswith("after must be one of") and repr(after) in message
+    allowed = re.search(r"\[(.*?)\]", message).group(1)
+    assert [name.strip(" '") for name in allowed.split(",")] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
+
+
+def test_feature_space_api_draws_an_allowed_after(market_space):
+    from pose2id.demo.retrieve import DATA
+
+    bars, tsne, message = market_space.plots(DATA, "+NFC", 2, 2, 2.0, 20)
+    assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC"] and "<svg" in tsne and "p2-ok" in message

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import pose2id as p2
-from pose2id.demo.messages import status, warn
+from pose2id.demo.messages import TOAST_SECONDS, status, warn
 
 
 def _features(bench, method, k1, k2, eta):
@@ -236,7 +236,14 @@ class FeatureSpace:
         import gradio as gr
 
         try:
-            bars, tsne, text = self._plots(self.galleries.benchmark(key), after, k1, k2, eta, sample_size)
+            bench = self.galleries.benchmark(key)
+        except (ValueError, OSError) as error:
+            return gr.update(), gr.update(), warn(str(error))
+        if after not in bench.methods:  # an API client's mistake (gr.Error is a ValueError: raised outside the try)
+            note = "" if bench.has_ipg else f" (+IPG and +NFC+IPG are not offered: {bench.ipg_note})"
+            raise gr.Error(f"after must be one of {list(bench.methods)}{note}, got {after!r}", duration=TOAST_SECONDS)
+        try:
+            bars, tsne, text = self._plots(bench, after, k1, k2, eta, sample_size)
         except (ValueError, OSError) as error:
             return gr.update(), gr.update(), warn(str(error))
         return bars, tsne, status(text, "ok")
