@@ -8,6 +8,7 @@ from test_data_market1501 import make_market
 import pose2id as p2
 from pose2id.data import Market1501, ReIDImage
 from pose2id.experiments import METHODS, Benchmark, format_table, prepare_benchmark, register
+from pose2id.features.handcrafted import HandcraftedExtractor
 
 
 def run_cli(argv):
@@ -245,3 +246,42 @@ def test_synthped_reproduces_the_papers_claims(synthped_cache, tmp_path, capsys)
         mp.setattr("pose2id.features.load_images", refuse)
         assert run_cli(["eval", "--dataset", "synthped", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["rows"] == result["rows"]
+
+
+class _CountingHandcrafted(HandcraftedExtractor):
+    """The handcrafted extractor, counting the images it describes (cache hits describe none)."""
+
+    def __init__(self):
+        super().__init__()
+        self.described = 0
+
+    def forward(self, batch, camids=None):
+        self.described += len(batch)
+        return super().forward(batch, camids)
+
+
+def test_staged_synthped_benchmark_reuses_original_features(tmp_path):
+    from pose2id.data.synthped import SynthPedConfig, load_synthped
+
+    config = SynthPedConfig(num_identities=5, num_train_identities=1, num_cameras=3, num_distractors=2, num_junk=1)
+    counter = _CountingHandcrafted()
+    originals = load_synthped(cache_dir=tmp_path / "staged", seed=2, config=config, generated=False)
+    first = prepare_benchmark(originals, counter, cache_dir=tmp_path / "feats")
+    originals_count = len(first.query) + len(first.gallery)
+    assert counter.described == originals_count
+    assert first.q_gen is None and first.g_gen is None and first.methods == METHODS[:2]
+    assert first.ipg_note and "+IPG" not in [row["method"] for row in first.table()]
+
+    full = load_synthped(cache_dir=tmp_path / "staged", seed=2, config=config)
+    second = prepare_benchmark(full, counter, cache_dir=tmp_path / "feats")
+    # the originals came from the cache: only the 8 generated images of each were described
+    assert counter.described == originals_count + 8 * originals_count
+    assert second.methods == METHODS
+
+    once = load_synthped(cache_dir=tmp_path / "one-shot", seed=2, config=config)
+    reference = prepare_benchmark(once, _CountingHandcrafted(), cache_dir=tmp_path / "feats-one-shot")
+    for name in ("qf", "gf", "q_gen", "g_gen"):
+        np.testing.assert_array_equal(getattr(second, name), getattr(reference, name))
+    np.testing.assert_array_equal(first.qf, reference.qf)
+    for method in METHODS:
+        assert second.row(method) == reference.row(method)
