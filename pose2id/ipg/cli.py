@@ -72,6 +72,10 @@ def register(subparsers):
     p.add_argument("--cpu", action="store_true", help="allow running on the CPU (slow: minutes per image)")
     p.add_argument("--low-memory", action="store_true",
                    help="for small GPUs: models visit the GPU one at a time, 2 poses per UNet call (slower)")
+    p.add_argument("--offload", choices=OFFLOAD_MODES, default=None,
+                   help="how weights wait off the GPU: model (a network at a time, what --low-memory uses), "
+                        "group (a few layers at a time, copied while the previous ones compute) or sequential "
+                        "(a layer at a time, least memory, slowest); nothing to offload on the CPU")
     p.add_argument("--model", default=None,
                    help="a saved pipeline: a folder written by save_pretrained / `convert`, or a Hub id "
                         "(default: the official .pth weights, --ckpt-dir and --vae)")
@@ -308,7 +312,35 @@ def load_pipeline(args, device=None):
             warnings.filterwarnings("ignore", "running IPG on the CPU")  # said above, without a source line
             pipeline = IPGPipeline.from_official(ckpt_dir=args.ckpt_dir, vae=args.vae, device=device,
                                                  allow_cpu=args.cpu)
-    return pipeline.enable_low_memory() if args.low_memory else pipeline
+    return apply_memory_options(pipeline, getattr(args, "offload", None), args.low_memory)
+
+
+OFFLOAD_MODES = ("model", "group", "sequential")
+
+
+def apply_memory_options(pipeline, offload=None, low_memory=False):
+    """Apply ``--offload`` and ``--low-memory`` to a pipeline already on its device; returns it.
+
+    Parameters
+    ----------
+    pipeline : IPGPipeline
+    offload : {None, "model", "group", "sequential"}
+        The offload mode (None: ``"model"`` with ``low_memory``, else none). On a CPU pipeline
+        nothing is offloaded.
+    low_memory : bool
+        Also decode one image at a time and run 2 poses per UNet call (``enable_low_memory``).
+    """
+    if offload is not None and offload not in OFFLOAD_MODES:
+        raise ValueError(f"offload: {offload!r} is not one of {', '.join(OFFLOAD_MODES)}")
+    device = pipeline.execution_device
+    if offload is not None and device.type != "cpu":
+        if offload == "group":
+            pipeline.enable_group_offload(device, use_stream=device.type == "cuda")
+        elif offload == "sequential":
+            pipeline.enable_sequential_cpu_offload(device=device)
+        else:
+            pipeline.enable_model_cpu_offload(device=device)
+    return pipeline.enable_low_memory() if low_memory else pipeline
 
 
 def contact_sheet(reference, pose_images, images, height=256):

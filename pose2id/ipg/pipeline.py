@@ -14,7 +14,8 @@ bottom, is in :meth:`IPGPipeline.__call__`:
 5. decode with the VAE.
 
 The pipeline is a ``diffusers.DiffusionPipeline``: ``save_pretrained`` / ``from_pretrained``,
-``enable_model_cpu_offload`` / ``enable_sequential_cpu_offload``, ``set_progress_bar_config``,
+``enable_model_cpu_offload`` / ``enable_sequential_cpu_offload`` / ``enable_group_offload``,
+``set_progress_bar_config``,
 ``callback_on_step_end`` and ``interrupt`` work as in every diffusers pipeline.
 """
 
@@ -103,6 +104,7 @@ class IPGPipeline(DiffusionPipeline):
         denoising_unet.conv_in.register_forward_hook(self._add_pose_features)
         self._negative_tokens = None
         self._low_memory = False
+        self._offload = None  # "model", "sequential" or "group" once an offload mode is on
         self._interrupt = False
         self.pose_batch_size = None
 
@@ -203,21 +205,107 @@ class IPGPipeline(DiffusionPipeline):
 
     @property
     def low_memory(self):
-        """True after :meth:`enable_low_memory`, :meth:`enable_model_cpu_offload` or
-        :meth:`enable_sequential_cpu_offload`."""
+        """True after :meth:`enable_low_memory`, :meth:`enable_model_cpu_offload`,
+        :meth:`enable_sequential_cpu_offload` or :meth:`enable_group_offload`."""
         return self._low_memory
 
     def enable_model_cpu_offload(self, gpu_id=None, device=None):
         """diffusers' model offload: every model waits on the CPU and visits the accelerator when it runs."""
         super().enable_model_cpu_offload(gpu_id=gpu_id, device=device)
         self._low_memory = True
+        self._offload = "model"
         self._negative_tokens = None
 
     def enable_sequential_cpu_offload(self, gpu_id=None, device=None):
         """diffusers' sequential offload: weights visit the accelerator layer by layer (least memory, slowest)."""
         super().enable_sequential_cpu_offload(gpu_id=gpu_id, device=device)
         self._low_memory = True
+        self._offload = "sequential"
         self._negative_tokens = None
+
+    def enable_group_offload(self, onload_device, offload_device="cpu", offload_type="block_level",
+                             num_blocks_per_group=1, use_stream=False, non_blocking=False, record_stream=False,
+                             low_cpu_mem_usage=False, exclude=()):
+        """diffusers' group offloading: every network's weights wait on ``offload_device`` and move to
+        ``onload_device`` one group of layers at a time, just before the group runs.
+
+        Between :meth:`enable_model_cpu_offload` (a whole network at a time) and
+        :meth:`enable_sequential_cpu_offload` (one layer at a time) in memory and speed; with
+        ``use_stream=True`` the next group is copied while the current one computes, which hides
+        most of the transfer time. The images are the same as without offloading.
+
+        Parameters
+        ----------
+        onload_device : str or torch.device
+            Where the layers compute, e.g. ``"cuda"`` (``"cpu"`` is accepted: nothing moves).
+        offload_device : str or torch.device
+            Where the weights wait (default ``"cpu"``).
+        offload_type : {"block_level", "leaf_level"}
+            ``"block_level"``: groups of ``num_blocks_per_group`` top-level blocks (each ``ModuleList``
+            or ``Sequential`` entry, e.g. a UNet down block); ``"leaf_level"``: every leaf layer on its
+            own (least memory).
+        num_blocks_per_group : int >= 1
+            Blocks per group with ``"block_level"`` (default 1); ignored with ``"leaf_level"``.
+        use_stream : bool
+            Overlap transfers and compute on a CUDA stream (needs an accelerator as ``onload_device``).
+        non_blocking, record_stream, low_cpu_mem_usage : bool
+            Passed to ``diffusers.hooks.apply_group_offloading`` (``record_stream`` needs ``use_stream``;
+            ``low_cpu_mem_usage`` skips pinning CPU copies of the weights).
+        exclude : iterable of str
+            Networks (names from :attr:`models`) to keep whole on ``onload_device`` instead.
+
+        Returns
+        -------
+        IPGPipeline
+            self.
+        """
+        from diffusers.hooks import apply_group_offloading
+
+        try:
+            onload = torch.device(onload_device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"onload_device: {onload_device!r} is not a torch device (e.g. 'cuda', 'cuda:0', "
+                             "'cpu')") from None
+        try:
+            offload = torch.device(offload_device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"offload_device: {offload_device!r} is not a torch device (e.g. 'cpu')") from None
+        if offload_type not in ("block_level", "leaf_level"):
+            raise ValueError(f"offload_type: {offload_type!r} is not 'block_level' or 'leaf_level'")
+        if offload_type == "block_level" and (isinstance(num_blocks_per_group, bool)
+                                              or not isinstance(num_blocks_per_group, int)
+                                              or num_blocks_per_group < 1):
+            raise ValueError(f"num_blocks_per_group: {num_blocks_per_group!r} must be an integer >= 1")
+        if use_stream and onload.type == "cpu":
+            raise ValueError(f"use_stream=True needs an accelerator as onload_device (got {onload}); pass "
+                             "use_stream=False")
+        if record_stream and not use_stream:
+            raise ValueError("record_stream=True needs use_stream=True")
+        exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+        unknown = sorted(set(exclude) - set(self.models))
+        if unknown:
+            raise ValueError(f"exclude: {', '.join(unknown)} not among {', '.join(self.models)}")
+        if self._offload is not None:
+            raise ValueError(f"enable_group_offload: this pipeline already uses {self._offload} offload; "
+                             "diffusers cannot combine two offload modes (build a fresh pipeline)")
+        options = dict(onload_device=onload, offload_device=offload, offload_type=offload_type,
+                       num_blocks_per_group=num_blocks_per_group if offload_type == "block_level" else None,
+                       non_blocking=non_blocking, use_stream=use_stream, record_stream=record_stream,
+                       low_cpu_mem_usage=low_cpu_mem_usage)
+        for name, module in self.models.items():
+            if module is None:
+                continue
+            if name in exclude:
+                module.to(onload)
+            elif getattr(module, "_supports_group_offloading", False):
+                module.enable_group_offload(**options)
+            else:
+                # plain torch modules (and models that opt out of ModelMixin's check): the hook itself
+                apply_group_offloading(module, **options)
+        self._low_memory = True
+        self._offload = "group"
+        self._negative_tokens = None
+        return self
 
     def enable_low_memory(self, pose_chunk=2):
         """Fit small GPUs (8 GB): :meth:`enable_model_cpu_offload` (models wait on the CPU and visit
