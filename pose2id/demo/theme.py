@@ -88,9 +88,13 @@ CSS = """
 
 /* the SynthPed identity's description ends before the dropdown's arrow, with an ellipsis */
 #identity input { padding-right: 2.2em !important; text-overflow: ellipsis; }
-/* the query strip: rows of one height, two whole rows in view (the rest scrolls) */
+/* the query strip: rows of one height, exactly two whole rows in view (the rest scrolls, no row cut in
+   half): 8px padding + 76px row + 8px gap + 76px row + 8px padding */
 #queries .grid-container { grid-auto-rows: 76px !important; }
 #queries .thumbnail-item { height: 76px !important; }
+#queries { height: auto !important; }
+#queries .gallery-container { flex: 0 0 auto !important; }
+#queries .grid-wrap { height: 176px !important; max-height: 176px !important; }
 /* wide screens: two lists a row, so the 8 ranked thumbnails of each stay on one line */
 @media (min-width: 1800px) {
   .p2-rank-cols { grid-template-columns: repeat(2, minmax(0, 1fr)); }
