@@ -22,7 +22,7 @@ from PIL import Image
 
 from pose2id.demo.galleries import DATA, EXTRACTOR, SYNTHPED, SYNTHPED_LABEL, Galleries  # noqa: F401  (re-exported)
 from pose2id.demo.messages import TOAST_SECONDS, status, warn
-from pose2id.experiments import METHODS
+from pose2id import retrieval
 
 METRIC_HEADERS = ["Method", "mAP %", "Rank-1 %", "Rank-5 %", "Rank-10 %", "ID² (lower = more central)"]
 METRICS_LABEL = "Metrics over the whole query set"
@@ -79,12 +79,11 @@ def highlight_query(index=None):
 
 
 def metrics_rows(bench, k1, k2, eta, rerank):
-    """Rows of the metrics table (percentages, ID² to 4 decimals) for every available method."""
-    rows = []
-    for row in bench.table(k1=k1, k2=k2, eta=eta, rerank=rerank):
-        rows.append([row["method"], round(100 * row["mAP"], 2), round(100 * row["rank1"], 2),
-                     round(100 * row["rank5"], 2), round(100 * row["rank10"], 2), round(row["id2"], 4)])
-    return rows
+    """Rows of the metrics table (percentages, ID² to 4 decimals) for every available method:
+    :func:`pose2id.retrieval.metrics_rows` rounded for display."""
+    return [[row["method"], round(100 * row["mAP"], 2), round(100 * row["rank1"], 2), round(100 * row["rank5"], 2),
+             round(100 * row["rank10"], 2), round(row["id2"], 4)]
+            for row in retrieval.metrics_rows(bench, k1=k1, k2=k2, eta=eta, rerank=rerank)]
 
 
 def metrics_frame(rows):
@@ -104,24 +103,14 @@ def metrics_table(rows, k1, k2, eta, rerank):
 
 
 def ranked_list(bench, query_index, method, k1, k2, eta, rerank, top_k):
-    """Top-k of one method for one query, Market protocol (same identity in the same camera
-    is not counted, so it is not shown).
+    """Top-k of one method for one query (:func:`pose2id.retrieval.ranked_list`).
 
     Returns
     -------
     list of (gallery index, distance, correct) of length <= top_k.
     """
-    if rerank:
-        dist = bench.distances(method, k1, k2, eta, rerank=True)[query_index]
-    else:
-        # one row of the squared Euclidean distances: the full matrix is only needed for the metrics
-        q, g = bench.features(method, k1, k2, eta)
-        dist = np.sum((g - q[query_index]) ** 2, axis=1)
-    q_pid, q_cam = bench.q_pids[query_index], bench.q_camids[query_index]
-    keep = ~((bench.g_pids == q_pid) & (bench.g_camids == q_cam))
-    candidates = np.flatnonzero(keep)
-    order = candidates[np.argsort(dist[candidates], kind="stable")[:top_k]]
-    return [(int(g), float(dist[g]), bool(bench.g_pids[g] == q_pid)) for g in order]
+    return [(m.index, m.distance, m.correct)
+            for m in retrieval.ranked_list(bench, query_index, method, k1, k2, eta, rerank, top_k)]
 
 
 def rankings_html(bench, query_index, k1, k2, eta, rerank, top_k):
@@ -166,23 +155,9 @@ def _whole(value, name):
 
 
 def rankings_data(bench, query_index, k1, k2, eta, rerank, top_k):
-    """The ranked lists of :func:`rankings_html` as plain data, for API clients.
-
-    Returns
-    -------
-    dict: ``query`` ({"index", "name", "pid", "camera"}), ``parameters`` and ``methods``:
-    method -> list of {"rank", "name", "pid", "distance", "correct"} (top-k, Market protocol).
-    """
-    query = bench.query[query_index]
-    methods = {}
-    for method in bench.methods:
-        methods[method] = [
-            {"rank": rank, "name": bench.gallery[g].name, "pid": int(bench.g_pids[g]), "distance": d, "correct": ok}
-            for rank, (g, d, ok) in enumerate(ranked_list(bench, query_index, method, k1, k2, eta, rerank, top_k),
-                                              start=1)]
-    return {"query": {"index": int(query_index), "name": query.name, "pid": int(query.pid), "camera": int(query.camid) + 1},
-            "parameters": {"k1": k1, "k2": k2, "eta": eta, "rerank": rerank, "top_k": top_k},
-            "methods": methods}
+    """The ranked lists of :func:`rankings_html` as plain data, for API clients: see
+    :func:`pose2id.retrieval.rankings`."""
+    return retrieval.rankings(bench, query_index, k1, k2, eta, rerank, top_k)
 
 
 IPG_HINT = ("For +IPG, generate images of this photo in the Generate tab (IPG needs the official weights and a "
@@ -233,35 +208,8 @@ def photo_generated_images(digest, generations):
 
 
 def uploaded_query_features(bench, feature, gen_feats, k1, k2, eta):
-    """An uploaded photo's feature after each method, made as the benchmark makes a query's.
-
-    Parameters
-    ----------
-    bench : the :class:`pose2id.experiments.Benchmark` the photo is ranked against.
-    feature : (D,) raw feature of the photo, from the benchmark's extractor.
-    gen_feats : (P, D) raw features of the photo's generated images (same extractor), or None:
-        then only Base and +NFC are made.
-    k1, k2 : NFC neighbours; eta : IPG fusion weight.
-
-    Returns
-    -------
-    dict method -> (D,) float32, L2-normalized, in the benchmark's method order. Base =
-    normalize(f); +IPG = :func:`pose2id.ipg_fuse`, normalize(f + eta * mean_p g_p); +NFC and
-    +NFC+IPG = NFC on the query set after Base / +IPG with the photo's row added (NFC runs on the
-    query set, never with the gallery), the photo's row taken.
-    """
-    import pose2id as p2
-
-    raw = np.asarray(feature, dtype=np.float32)[None]
-    own = {"Base": raw[0] / max(float(np.linalg.norm(raw)), 1e-12)}
-    if gen_feats is not None:
-        gen = np.asarray(gen_feats, dtype=np.float32)[None]
-        own["+IPG"] = np.asarray(p2.ipg_fuse(raw, gen, eta=eta))[0]
-    for plain, centralized in (("Base", "+NFC"), ("+IPG", "+NFC+IPG")):
-        if plain in own:
-            queries, _ = bench.features(plain, k1, k2, eta)
-            own[centralized] = np.asarray(p2.nfc(np.concatenate([queries, own[plain][None]]), k1=k1, k2=k2))[-1]
-    return {method: own[method] for method in METHODS if method in own}
+    """An uploaded photo's feature after each method: :func:`pose2id.retrieval.photo_features`."""
+    return retrieval.photo_features(bench, feature, gen_feats, k1, k2, eta)
 
 
 def uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note="", rerank=False):
@@ -278,14 +226,11 @@ def uploaded_query_html(bench, features, thumbnail, k1, k2, eta, top_k, note="",
     """
     columns = []
     for method, q in features.items():
-        _, g = bench.features(method, k1, k2, eta)
-        dist = np.sum((g - q) ** 2, axis=1)
-        order = np.argsort(dist, kind="stable")[:top_k]
         cells = "".join(
-            f'<figure class="p2-hit" title="{html.escape(bench.gallery[i].name)}">'
-            f'<img src="{thumbnail_uri(str(bench.gallery[i].path))}" alt="rank {rank}">'
-            f'<figcaption>{rank}. {dist[i]:.3f}</figcaption></figure>'
-            for rank, i in enumerate(order, start=1)
+            f'<figure class="p2-hit" title="{html.escape(m.name)}">'
+            f'<img src="{thumbnail_uri(str(bench.gallery[m.index].path))}" alt="rank {rank}">'
+            f'<figcaption>{rank}. {m.distance:.3f}</figcaption></figure>'
+            for rank, m in enumerate(retrieval.photo_ranked_list(bench, q, method, k1, k2, eta, top_k), start=1)
         )
         columns.append(f'<div class="p2-rank-col" data-method="{html.escape(method)}"><h4>{html.escape(method)}</h4>'
                        f'<div class="p2-hits-row">{cells}</div></div>')
