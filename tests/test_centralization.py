@@ -5,6 +5,7 @@ import torch
 import pose2id as p2
 from pose2id.centralization import _nfc_torch
 from test_knn import brute_knn, clustered
+from testkit import WORKER_SETUPS, use_worker_setup
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +71,9 @@ def test_nfc_with_tied_distances_follows_the_lower_index(block_size):
     )
 
 
-@pytest.mark.parametrize("setup", ["no threadpoolctl", "one core", "eight cores"])
+@pytest.mark.parametrize("setup", WORKER_SETUPS)
 def test_nfc_same_for_every_worker_setup(monkeypatch, setup):
-    import sys
-
-    import pose2id.knn as knn
-
-    if setup == "no threadpoolctl":
-        monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import raises ImportError
-    else:
-        monkeypatch.setattr(knn, "_cpu_count", lambda: 1 if setup == "one core" else 8)
+    use_worker_setup(monkeypatch, setup)
     x, _ = clustered(400, 10, 30, seed=7)
     np.testing.assert_allclose(p2.nfc(x, 2, 3, block_size=20), brute_nfc(x, 2, 3), atol=1e-5)
 

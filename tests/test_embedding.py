@@ -2,18 +2,14 @@
 
 import numpy as np
 import pytest
+from testkit import gaussian_identities
 
 from pose2id import embedding
 
 
-def _clusters(seed=0, ids=5, per_id=12, dim=64):
-    """(before, after, pids): Gaussian identities; after = halfway from each feature to its centre."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(ids, dim))
-    pids = np.repeat(np.arange(1, ids + 1), per_id)
-    before = centres[pids - 1] + rng.normal(scale=0.8, size=(len(pids), dim))
-    after = 0.5 * before + 0.5 * centres[pids - 1]
-    return before, after, pids
+def _clusters():
+    """(before, after, pids): 5 Gaussian identities of 12; after = halfway to the centres."""
+    return gaussian_identities(ids=5, per_id=12)
 
 
 def _spread(xy, pids):

@@ -5,20 +5,16 @@ import re
 
 import numpy as np
 import pytest
+from testkit import gaussian_identities
 
 from pose2id.demo import feature_space as fs
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def _clusters(seed=0, ids=4, per_id=15, dim=64):
-    """(before, after, pids): Gaussian identities in ``dim`` dimensions; after = halfway to the centres."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(ids, dim))
-    pids = np.repeat(np.arange(1, ids + 1), per_id)
-    before = centres[pids - 1] + rng.normal(scale=0.8, size=(len(pids), dim))
-    after = 0.5 * before + 0.5 * centres[pids - 1]
-    return before.astype(np.float32), after.astype(np.float32), pids
+def _clusters():
+    """(before, after, pids): 4 Gaussian identities of 15, float32; after = halfway to the centres."""
+    return gaussian_identities(ids=4, per_id=15, dtype=np.float32)
 
 
 def _dots(html):

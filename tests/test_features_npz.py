@@ -1,22 +1,15 @@
 """--features npz:FILE: features of any model, evaluated with the dataset's pids and cameras."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 from test_data_market1501 import make_market
+from testkit import run_cli
 
 from pose2id.data import Market1501
-from pose2id.experiments import METHODS, Benchmark, prepare_benchmark, register
+from pose2id.experiments import METHODS, Benchmark, prepare_benchmark
 from pose2id.features.npz import FeatureFile, FeatureFileError
-
-
-def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="pose2id")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from pose2id.ipg import IPGPipeline, pose_generator, seed_for, tiny_pipeline
 from pose2id.poses import load_standard_poses
+from testkit import small_official_modules
 
 STEPS = dict(num_inference_steps=2, output_type="np")
 
@@ -163,18 +164,11 @@ def test_convert_writes_a_folder_that_loads_as_the_official_files_do(tmp_path, c
 
     from pose2id.cli import main
     from pose2id.configs import load_config
-    from pose2id.ipg import build, weights
-    from pose2id.ipg.components import build_unet
+    from pose2id.ipg import weights
 
-    config = dict(load_config("sd15_unet"), block_out_channels=[320, 320], layers_per_block=1,
-                  down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"])
-    (tmp_path / "base" / "unet").mkdir(parents=True)
-    (tmp_path / "base" / "unet" / "config.json").write_text(json.dumps(config))
+    modules = small_official_modules(tmp_path)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    torch.manual_seed(0)
-    modules = {"denoising_unet": build_unet(config), "reference_unet": build_unet(config, reference=True)}
-    modules.update({name: build(name) for name in ("pose_guider", "ifr", "transreid")})
     torch.nn.init.normal_(modules["pose_guider"].conv_out.weight)
     for name, module in modules.items():
         torch.save({"module." + k: v for k, v in module.state_dict().items()}, ckpt / weights.POSE2ID_FILES[name])

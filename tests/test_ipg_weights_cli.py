@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 from pose2id.ipg import IPGPipeline, MissingWeightsError, build, cli, tiny_pipeline
 from pose2id.ipg import weights
+from testkit import small_official_modules
 
 
 def test_missing_local_files_are_listed(tmp_path):
@@ -54,18 +55,11 @@ def test_from_official_loads_official_files_and_generates(tmp_path):
     from diffusers import AutoencoderKL
 
     from pose2id.configs import load_config
-    from pose2id.ipg.components import build_unet
     from pose2id.poses import load_standard_poses
 
-    config = dict(load_config("sd15_unet"), block_out_channels=[320, 320], layers_per_block=1,
-                  down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"])
-    (tmp_path / "base" / "unet").mkdir(parents=True)
-    (tmp_path / "base" / "unet" / "config.json").write_text(json.dumps(config))
+    modules = small_official_modules(tmp_path)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    torch.manual_seed(0)
-    modules = {"denoising_unet": build_unet(config), "reference_unet": build_unet(config, reference=True)}
-    modules.update({name: build(name) for name in ("pose_guider", "ifr", "transreid")})
     for name, module in modules.items():
         state = {k: v.half() for k, v in module.state_dict().items()}  # half the disk; loaded as float32
         filename = weights.POSE2ID_FILES[name]

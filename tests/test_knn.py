@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from pose2id.knn import nearest_neighbors
+from testkit import WORKER_SETUPS, use_worker_setup
 
 
 def brute_knn(x, k):
@@ -84,18 +85,11 @@ def test_block_scan_in_small_steps_finds_the_same_neighbours(monkeypatch):
             np.testing.assert_array_equal(nearest_neighbors(x, 4, block_size), brute_knn(x, 4))
 
 
-@pytest.mark.parametrize("setup", ["no threadpoolctl", "one core", "eight cores"])
+@pytest.mark.parametrize("setup", WORKER_SETUPS)
 def test_worker_setups_find_the_same_neighbours(monkeypatch, setup):
     # Blocks are scanned by one worker per core (at most 4) and merged as they finish, or by
     # one worker when the BLAS threads cannot be limited; the lists must not depend on it.
-    import sys
-
-    import pose2id.knn as knn
-
-    if setup == "no threadpoolctl":
-        monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import raises ImportError
-    else:
-        monkeypatch.setattr(knn, "_cpu_count", lambda: 1 if setup == "one core" else 8)
+    use_worker_setup(monkeypatch, setup)
     x, _ = clustered(400, 10, 30, seed=7)
     for block_size in (8, 33):
         np.testing.assert_array_equal(nearest_neighbors(x, 3, block_size), brute_knn(x, 3))

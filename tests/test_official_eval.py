@@ -1,23 +1,16 @@
 """The official evaluation's rules on made-up data laid out as published: generated images for the
 real identities only, re-ranking parameters, camera ids for the original images only."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 from test_data_market1501 import make_market
+from testkit import run_cli
 
 import pose2id as p2
 from pose2id.data import Market1501
-from pose2id.experiments import METHODS, Benchmark, prepare_benchmark, register
-
-
-def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="pose2id")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+from pose2id.experiments import METHODS, Benchmark, prepare_benchmark
 
 
 @pytest.fixture
