@@ -361,6 +361,23 @@ def prepare_benchmark(dataset, extractor, progress=None, cache_dir=None, device=
     )
 
 
+def _no_generated_note(dataset):
+    """Why +IPG is unavailable, naming the generated-image folders this dataset would read."""
+    if getattr(dataset, "is_synthetic", False) and getattr(dataset, "has_generated", True) is False:
+        return ("no generated images: SynthPed was opened without its generated sets "
+                "(open_dataset('synthped') draws them)")
+    test_dir = getattr(dataset, "test_dir", None)  # MSMT17: one test folder for query and gallery
+    if test_dir is not None:
+        folders = [test_dir.name]
+    else:
+        split_dirs = getattr(dataset, "_split_dirs", {})
+        folders = list(dict.fromkeys(d.name for d in split_dirs.values() if d != getattr(dataset, "root", None)))
+    if not folders:
+        return "no generated images in this dataset (its images are not in split folders, so it has no *_gen folders)"
+    listed = " and ".join(f"{name}_gen/" for name in folders)
+    return f"no generated images ({listed} {'folders' if len(folders) > 1 else 'folder'} with pose1..poseP) in this dataset"
+
+
 def _extracted(dataset, extractor, progress, cache_dir):
     """qf, gf, q_gen, g_gen, ipg_note, coverage computed by ``extractor`` (see :func:`prepare_benchmark`)."""
     from pose2id.features import extract
@@ -372,8 +389,7 @@ def _extracted(dataset, extractor, progress, cache_dir):
     coverage = {split: {"with_generated": int(has[split].sum()), "total": len(images)}
                 for split, images in splits.items()}
     use_ipg = bool(has["query"].any() or has["gallery"].any())
-    ipg_note = "" if use_ipg else (
-        "no generated images (query_gen/ and bounding_box_test_gen/ folders with pose1..poseP) in this dataset")
+    ipg_note = "" if use_ipg else _no_generated_note(dataset)
     poses = 0
     if use_ipg:
         counts = {len(paths) for split in splits for paths in gen_paths[split].values()}

@@ -160,6 +160,18 @@ def test_prepare_benchmark_without_generated_images(tmp_path):
     bench = prepare_benchmark(f"market1501:{root}", "handcrafted", cache_dir=tmp_path / "feats")
     assert bench.q_gen is None and bench.methods == ("Base", "+NFC")
     assert "no generated images" in bench.ipg_note
+    assert "query_gen/" in bench.ipg_note and "bounding_box_test_gen/" in bench.ipg_note
+
+
+def test_no_generated_note_names_the_datasets_own_folder(tmp_path):
+    from test_data_msmt17 import make_msmt17
+
+    from pose2id.data import MSMT17
+
+    root = make_msmt17(tmp_path / "MSMT17", test_dir="mask_test_v2")
+    bench = prepare_benchmark(MSMT17(root), "handcrafted", cache_dir=tmp_path / "feats")
+    assert bench.q_gen is None and "no generated images" in bench.ipg_note
+    assert "mask_test_v2_gen/" in bench.ipg_note and "query_gen" not in bench.ipg_note
 
 
 def test_eval_cli_on_market_folder(market, tmp_path, monkeypatch, capsys):
