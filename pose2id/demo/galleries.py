@@ -12,6 +12,9 @@ SYNTHPED = "synthped"
 DATA = "data"  # the key of the --data gallery (keys hold no server paths: API clients see them)
 SYNTHPED_LABEL = "SynthPed (synthetic, built in)"
 EXTRACTOR = "handcrafted"
+# what +IPG says while SynthPed's generated images are being drawn after its originals
+ARRIVING = ("SynthPed's generated images are still being drawn and featurized; +IPG and +NFC+IPG appear here by "
+            "themselves when they are ready")
 
 
 class Galleries:
@@ -41,6 +44,9 @@ class Galleries:
         self._locks = {}
         self._lock = threading.Lock()
         self._reported = {}  # key -> the last (stage, done, total) of the gallery being prepared
+        self._partial = {}  # key -> SynthPed's stage-1 Benchmark (originals only) while the full one is made
+        self._completing = {}  # key -> the thread making the full Benchmark after the partial one
+        self._completion = {}  # key -> the last (stage, done, total) of that thread, or an error message
 
     def choices(self, uploaded=None):
         """(label, key) pairs for the gallery selector: the built-in galleries, and the uploaded
@@ -64,18 +70,35 @@ class Galleries:
         return folders
 
     def is_ready(self, key):
-        """Whether gallery ``key`` is prepared (then :meth:`benchmark` returns at once)."""
+        """Whether gallery ``key`` can be ranked at once: prepared, or (SynthPed) its originals
+        prepared while its generated images are being drawn (``benchmark(key, partial=True)``
+        returns at once)."""
+        return key in self._benchmarks or key in self._partial
+
+    def is_complete(self, key):
+        """Whether gallery ``key`` is fully prepared, +IPG included where it has generated images."""
         return key in self._benchmarks
+
+    def completion(self, key):
+        """While SynthPed's generated images are made after its originals: the last
+        ``(stage, done, total)`` of that work, or ``str`` (why it failed); None otherwise."""
+        return None if key in self._benchmarks else self._completion.get(key)
 
     def skipped(self, key):
         """``(path, reason)`` of the images of gallery ``key`` skipped as unreadable."""
         return self._skipped.get(key, [])
 
-    def benchmark(self, key, progress=None):
+    def benchmark(self, key, progress=None, partial=False):
         """The prepared :class:`Benchmark` of gallery ``key`` (built once, thread-safe).
 
         ``progress(stage, done, total)`` is called while SynthPed's images are drawn ("drawing
         images") and while features are extracted ("features").
+
+        ``partial=True`` (the page's first rankings): SynthPed not yet complete is prepared in two
+        stages. Its originals are drawn and featurized first and that Benchmark (Base and +NFC;
+        ``ipg_note`` is :data:`ARRIVING`) is returned at once; a background thread then draws the
+        generated images and makes the full one (:meth:`is_complete`, :meth:`completion`), which
+        later calls return. The default waits for the full Benchmark.
         """
         if not key:
             raise ValueError("no gallery is open yet: wait until it has opened (the first visit builds SynthPed, "
@@ -91,19 +114,56 @@ class Galleries:
             if progress is not None and key in self._reported:
                 progress(*self._reported[key])
         try:
+            def report(stage, done, total):
+                self._reported[key] = (stage, done, total)
+                if progress is not None:
+                    progress(stage, done, total)
+
             if key in self._benchmarks:
                 self._touch(key)
+                return self._benchmarks[key]
+            if key == SYNTHPED and (partial or key in self._partial):
+                if key not in self._partial:
+                    bench = self._prepare(key, report, generated=False)
+                    bench.ipg_note = ARRIVING
+                    self._partial[key] = bench
+                    self._complete_later(key)
+                if partial:
+                    return self._partial[key]
+                thread = self._completing.get(key)
             else:
-                def report(stage, done, total):
-                    self._reported[key] = (stage, done, total)
-                    if progress is not None:
-                        progress(stage, done, total)
-
                 self._benchmarks[key] = self._prepare(key, report)
-            return self._benchmarks[key]
+                return self._benchmarks[key]
         finally:
             self._reported.pop(key, None)
             lock.release()
+        # the full one is being made in the background: wait for it (its failure is raised here)
+        thread.join()
+        if key not in self._benchmarks:
+            raise RuntimeError(f"preparing the generated images of gallery {key!r} failed: {self._completion[key]}")
+        return self._benchmarks[key]
+
+    def _complete_later(self, key):
+        """Start the thread that makes gallery ``key``'s full Benchmark after its partial one."""
+        def work():
+            def report(stage, done, total):
+                self._completion[key] = (stage, done, total)
+
+            try:
+                full = self._prepare(key, report)
+            except Exception as error:  # noqa: BLE001  (kept for completion(); the partial one stays)
+                logging.getLogger(__name__).warning("preparing gallery %s's generated images failed: %s", key, error)
+                self._completion[key] = str(error)
+                self._partial[key].ipg_note = f"drawing SynthPed's generated images failed: {error}"
+                return
+            with self._lock:
+                self._benchmarks[key] = full
+                self._partial.pop(key, None)
+                self._completion.pop(key, None)
+
+        thread = threading.Thread(target=work, name=f"complete {key}", daemon=True)
+        self._completing[key] = thread
+        thread.start()
 
     def warm_up(self, key):
         """Prepare gallery ``key`` in a background thread (the app does this for SynthPed at
@@ -112,7 +172,7 @@ class Galleries:
         the visitor's own attempt then reports it."""
         def work():
             try:
-                self.benchmark(key)
+                self.benchmark(key, partial=True)
             except Exception as error:  # noqa: BLE001  (reported again when a visitor opens it)
                 logging.getLogger(__name__).warning("preparing gallery %s in the background failed: %s", key, error)
 
@@ -120,7 +180,7 @@ class Galleries:
         thread.start()
         return thread
 
-    def _prepare(self, key, progress):
+    def _prepare(self, key, progress, generated=True):
         from pose2id.data import open_dataset
         from pose2id.experiments import prepare_benchmark
 
@@ -135,7 +195,7 @@ class Galleries:
             spec = self.data
         else:
             raise ValueError(f"unknown gallery {key!r}; choose one of {[k for _, k in self.choices()]}")
-        dataset = open_dataset(spec, progress=stage("drawing images"))
+        dataset = open_dataset(spec, progress=stage("drawing images"), generated=generated)
         self._skipped[key] = list(dataset.skipped)
         extractor = self.data_extractor if key == DATA else self.extractor
         return prepare_benchmark(dataset, extractor, progress=stage("features"))
