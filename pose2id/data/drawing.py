@@ -225,8 +225,10 @@ def _pattern_mask(pattern, period, size):
     return Image.fromarray((on * 255).astype(np.uint8))
 
 
+@lru_cache(maxsize=32)
 def _fabric(base, second, pattern, period, size):
-    """PIL RGB: the garment fabric over the whole canvas."""
+    """PIL RGB: the garment fabric over the whole canvas. Cached (the 8 poses of one generated set,
+    and the images of one identity, share it): callers paste it and must not draw on it."""
     image = Image.new("RGB", size, tuple(base))
     if pattern in ("stripes", "checks"):
         image.paste(tuple(second), (0, 0), _pattern_mask(pattern, period, size))
@@ -378,7 +380,7 @@ def render_person(identity, keypoints, camera, rng, view=None):
     for a, b, w in sleeve_parts:
         _limb(mdraw, a, b, w, 255)
     period = int(round(3 * s))
-    fabric = _fabric(upper, identity.pattern_colour, identity.upper_pattern, max(period, 2), size)
+    fabric = _fabric(tuple(upper), tuple(identity.pattern_colour), identity.upper_pattern, max(period, 2), size)
     canvas.paste(fabric, (0, 0), mask)
     draw = ImageDraw.Draw(canvas)
 

@@ -320,14 +320,17 @@ def _draw_generated(root, seed, config, plan, gen_items, identities, cameras, tr
     (a temporary folder beside ``root``, its folders moved in under the lock, marker last)."""
     oracle = OracleGenerator(config.oracle_fidelity, seed=seed, identities=identities)
     tmp = Path(tempfile.mkdtemp(prefix=root.name + ".gen-tmp", dir=root.parent))
+    folders = {}
     try:
         for index in gen_items:
             split, identity, camid, _ = plan[index]
             name = _image_name(identity, camid, index)
             generated = oracle.generate(identity, camera=cameras[camid], seed=[seed, 3, index])
             for p, gen in enumerate(generated, start=1):
-                folder = tmp / f"{split}_gen" / f"pose{p}"
-                folder.mkdir(parents=True, exist_ok=True)
+                folder = folders.get((split, p))
+                if folder is None:
+                    folder = folders[(split, p)] = tmp / f"{split}_gen" / f"pose{p}"
+                    folder.mkdir(parents=True, exist_ok=True)
                 gen.save(folder / name, quality=92)
             tracker.step()
         info = {"name": DISPLAY_NAME, "version": VERSION, "seed": seed, "config": asdict(config), "images": len(plan),
