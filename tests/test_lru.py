@@ -85,3 +85,14 @@ def test_a_bad_bound_in_the_environment_is_named(monkeypatch, text):
         default_max_bytes()
     monkeypatch.setenv("POSE2ID_RESULT_CACHE_MB", "64")
     assert default_max_bytes() == 64 * MB
+
+
+def test_release_freed_memory_answers_without_glibc(monkeypatch):
+    import ctypes.util
+
+    from pose2id.demo import memory
+
+    assert isinstance(memory.release_freed_memory(), bool)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert memory.release_freed_memory() is False
+    assert memory.return_freed_memory() is False

@@ -28,3 +28,18 @@ def return_freed_memory():
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_ARENA_MAX, ARENA_MAX))
+
+
+def release_freed_memory():
+    """Hand the heap's free pages back to the system now (glibc's ``malloc_trim(0)``), e.g. after
+    a request that allocated and freed much. Returns True where something was released, and
+    False where nothing was or the C library is not glibc."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return bool(trim(0))
