@@ -61,9 +61,10 @@ class ByteLRU:
     ``max_bytes`` (None: ``default_max_bytes()``).
 
     Reading an entry (``cache[key]``, ``get``) makes it the most recently used. The entry a
-    thread stored last is never evicted by another thread's store, so the usual
-    ``if key not in cache: cache[key] = make(); return cache[key]`` cannot lose it in between;
-    a single entry larger than the bound is kept until the next store.
+    thread last stored, read or found with ``in`` is never evicted by another thread's store,
+    so the usual ``if key not in cache: cache[key] = make(); return cache[key]`` cannot lose it
+    in between, whichever branch it takes; a single entry larger than the bound is kept until
+    the next store.
     """
 
     def __init__(self, max_bytes=None):
@@ -72,7 +73,7 @@ class ByteLRU:
             raise ValueError(f"max_bytes must be positive, got {max_bytes!r}")
         self._items = OrderedDict()  # key -> (value, bytes)
         self._bytes = 0
-        self._last_stored = {}  # thread id -> the key it stored last
+        self._pinned = {}  # thread id -> the key it last stored, read or found
         self._lock = threading.Lock()
 
     @property
@@ -84,7 +85,11 @@ class ByteLRU:
         return len(self._items)
 
     def __contains__(self, key):
-        return key in self._items
+        with self._lock:
+            if key not in self._items:
+                return False
+            self._pinned[threading.get_ident()] = key
+            return True
 
     def __iter__(self):
         return iter(list(self._items))
@@ -93,6 +98,7 @@ class ByteLRU:
         with self._lock:
             value, _ = self._items[key]
             self._items.move_to_end(key)
+            self._pinned[threading.get_ident()] = key
             return value
 
     def get(self, key, default=None):
@@ -108,17 +114,17 @@ class ByteLRU:
                 self._bytes -= self._items.pop(key)[1]
             self._items[key] = (value, size)
             self._bytes += size
-            self._last_stored[threading.get_ident()] = key
-            pinned = set(self._last_stored.values())
+            self._pinned[threading.get_ident()] = key
+            pinned = set(self._pinned.values())
             for old in list(self._items):
                 if self._bytes <= self.max_bytes:
                     break
                 if old in pinned:
                     continue
                 self._bytes -= self._items.pop(old)[1]
-            if len(self._last_stored) > 256:  # threads that have ended
+            if len(self._pinned) > 256:  # threads that have ended
                 alive = {thread.ident for thread in threading.enumerate()}
-                self._last_stored = {t: k for t, k in self._last_stored.items() if t in alive}
+                self._pinned = {t: k for t, k in self._pinned.items() if t in alive}
 
     def __delitem__(self, key):
         with self._lock:

@@ -60,6 +60,36 @@ def test_an_entry_just_stored_by_a_thread_is_not_evicted_by_another_threads_stor
     assert seen == {"mine": True}
 
 
+def test_an_entry_a_thread_found_in_the_cache_is_not_evicted_before_it_reads_it():
+    # the `if key not in cache: ...; return cache[key]` pattern taking its "already there" branch
+    cache = ByteLRU(max_bytes=MB)
+    cache["mine"] = np.zeros(MB - 1000, dtype=np.uint8)
+    cache["filler"] = np.zeros(10, dtype=np.uint8)  # this thread's last store is no longer "mine"
+    found, other_done = threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        seen["found"] = "mine" in cache
+        found.set()
+        assert other_done.wait(300)
+        try:
+            seen["read"] = cache["mine"].shape == (MB - 1000,)
+        except KeyError:
+            seen["read"] = False
+
+    def second():
+        assert found.wait(300)
+        cache["theirs"] = np.zeros(MB - 1000, dtype=np.uint8)
+        other_done.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert seen == {"found": True, "read": True}
+
+
 def test_benchmark_results_stay_within_the_bound(monkeypatch):
     from pose2id.experiments import Benchmark
     from pose2id.data.market1501 import ReIDImage
