@@ -2,10 +2,8 @@
 
 import json
 import re
-import struct
 import threading
 import zipfile
-import zlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,19 +16,17 @@ from pose2id.demo.generate import (IPG, MAX_SEED, ORACLE, SYNTHPED_EXAMPLES, Gen
 from pose2id.demo.inputs import InputError, open_photo
 from pose2id.demo.retrieve import DATA, SYNTHPED, Galleries, Retrieve, ranked_list
 from pose2id.poses import MIRROR_INDEX, Pose, PoseError
+from testkit import png_header_only
 from tiny_market import market_folder
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def _png_header_only(path, width, height):
-    """A PNG whose header claims width x height (no real pixel data needed to be refused)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
-    return path
+def _kind(message):
+    """The kind of a status box ("info", "ok", "warning", "error"): its p2-<kind> class."""
+    kinds = re.findall(r'class="p2-status p2-(\w+)"', message)
+    assert len(kinds) == 1, message
+    return kinds[0]
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -42,7 +38,7 @@ def test_open_photo_refuses_a_non_image(tmp_path):
 
 
 def test_open_photo_refuses_a_huge_image_from_its_header(tmp_path):
-    path = _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    path = png_header_only(tmp_path / "huge.png", 20000, 20000)
     with pytest.raises(InputError, match="too large|megapixels"):
         open_photo(path)
 
@@ -92,7 +88,7 @@ def test_mirror_swaps_left_and_right_joints():
     pose = editor.standard_pose("3")
     value, message = editor.mirror(editor.to_value(pose))
     mirrored = editor.from_value(value)
-    assert "mirrored" in message
+    assert _kind(message) == "ok" and "mirrored" in message
     np.testing.assert_allclose(mirrored.keypoints[2, 0], 64 - pose.keypoints[MIRROR_INDEX[2], 0], atol=1e-4)
 
 
@@ -128,7 +124,7 @@ def test_import_of_a_pose_without_a_body_keeps_the_pose_and_says_why(tmp_path, f
     path.write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
     value, message = editor.import_json(str(path))
     assert value == KEEP  # the editor keeps the user's pose
-    assert "Cannot import empty.json" in message and why in message and "Your pose is unchanged" in message
+    assert _kind(message) == "error" and "empty.json" in message and why in message and "unchanged" in message
     assert "JSON text" not in message and "0 joints" not in message
 
 
@@ -183,8 +179,7 @@ def test_oracle_generates_one_pair_per_pose_and_a_zip():
     outputs = _run(gen, photo=photo, synth_pid=pid, use_editor=True)
     preview, gallery, archive, message, seed, _ = outputs[-1]
     assert len(gallery) == 3 and seed == 7
-    assert "SynthPed oracle (not a model)" in message
-    assert "seed 7 (for the oracle it changes only the background and the camera noise)" in message
+    assert _kind(message) == "ok" and "oracle" in message and "seed 7" in message
     names = zipfile.ZipFile(archive).namelist()
     assert sum(n.endswith("_generated.png") for n in names) == 3 and "settings.json" in names
     assert json.loads(zipfile.ZipFile(archive).read("settings.json"))["seed"] == 7
@@ -206,7 +201,7 @@ def test_seed_minus_one_is_random_and_out_of_range_seeds_are_refused():
                      (None, "seed is empty"), (1.5, "not a whole number")]:
         outputs = _run(gen, photo=photo, synth_pid=pid, seed=bad)
         (preview, gallery, archive, message, seed, _), = outputs
-        assert why in message and f"0 to {MAX_SEED}, or -1 for a random seed" in message
+        assert why in message and str(MAX_SEED) in message and "-1" in message  # the range it accepts
         assert "p2-error" in message and preview == gallery == archive == seed == KEEP  # nothing of the user's lost
 
 
@@ -244,8 +239,8 @@ def test_oracle_without_a_synthped_identity_explains(tmp_path):
     photo = tmp_path / "p.png"
     Image.new("RGB", (64, 128)).save(photo)
     outputs = _run(Generate(), photo=str(photo))
-    assert len(outputs) == 1 and "only re-renders SynthPed identities" in outputs[0][3]
-    assert "pick a SynthPed example" in outputs[0][3] and outputs[0][1] == KEEP
+    message = outputs[0][3]
+    assert len(outputs) == 1 and _kind(message) != "ok" and "SynthPed" in message and outputs[0][1] == KEEP
 
 
 @pytest.mark.parametrize("editor_value, why", [
@@ -265,7 +260,7 @@ def test_generate_refuses_an_editor_pose_without_a_body(editor_value, why, gener
     outputs = _run(gen, photo=photo, synth_pid=pid, generator=generator, pose_names=["1"], use_editor=True,
                    editor_value=editor_value)
     (_, gallery, archive, message, _, generations), = outputs  # refused before anything runs
-    assert why in message and "the editor pose cannot be generated" in message and "Include the editor pose" in message
+    assert _kind(message) == "error" and why in message and "editor pose" in message
     assert gallery == archive == KEEP and generations.finished is None
     # the same pose, not included: the standard pose alone is generated
     if generator == ORACLE:
@@ -301,7 +296,7 @@ def test_oracle_with_another_photo_uses_the_identitys_picture_and_says_so():
     gen = Generate()
     photo = Path(__file__).resolve().parents[1] / "assets" / "examples" / "rgb1.jpg"
     *_, message, _, generations = _run(gen, photo=str(photo), synth_pid=41)[-1]
-    assert "Your photo was not used" in message and "identity #41" in message
+    assert "not used" in message and "identity #41" in message
     # the fusion line and the +IPG record are the identity's, not the photo's mixed with identity #41
     assert generations.finished.photo_digest == photo_digest(gen.identity_picture(41))
     assert generations.finished.photo_digest != photo_digest(open_photo(photo))
@@ -335,14 +330,14 @@ def test_generate_status_follows_the_reference_photo(monkeypatch, tmp_path):
     assert f"SynthPed identity #{pid}" in message
     # the photo removed with ✕: the identity goes with it and the status asks for another photo
     pid, identity, message = gen.photo_changed(None)
-    assert pid is identity is None and "No reference photo" in message and "upload a photo" in message
-    assert "#41" not in message and "press Generate" not in message
+    assert pid is identity is None and "reference photo" in message.lower() and "#41" not in message
+    assert "press Generate" not in message
     # another photo on a CPU machine: said at once that it can be searched, not generated here
     photo = tmp_path / "walker.png"
     Image.new("RGB", (64, 128), (120, 60, 30)).save(photo)
     pid, identity, message = gen.photo_changed(str(photo))
     assert pid is identity is None and "walker.png (64x128)" in message and "CUDA GPU" in message
-    assert "Search the gallery with this person" in message and "SynthPed example" in message
+    assert "Search the gallery" in message and "SynthPed example" in message  # what can be done instead
     # where IPG runs: press Generate
     _, _, message = Generate(GenerateConfig(test_pipeline=True)).photo_changed(str(photo))
     assert "press Generate" in message and "tiny random-weight" in message
@@ -350,12 +345,12 @@ def test_generate_status_follows_the_reference_photo(monkeypatch, tmp_path):
     fake = tmp_path / "fake.jpg"
     fake.write_text("not a photo")
     _, _, message = gen.photo_changed(str(fake))
-    assert "p2-error" in message and "Reference photo: fake.jpg is not an image, or a damaged one" in message
+    assert _kind(message) == "error" and "fake.jpg" in message and "not an image" in message
     side = int(MAX_PIXELS ** 0.5) + 100
     huge = tmp_path / "huge.png"
     Image.new("1", (side, side)).save(huge)  # bilevel: small file, many pixels
     _, _, message = gen.photo_changed(str(huge))
-    assert f"huge.png is {side}x{side}" in message and "megapixels" in message
+    assert _kind(message) == "error" and f"{side}x{side}" in message and "megapixels" in message
 
 
 def test_the_status_follows_the_generator_chosen(monkeypatch):
@@ -367,12 +362,12 @@ def test_the_status_follows_the_generator_chosen(monkeypatch):
     photo, pid, _ = gen.start_state()
     # the CPU machine opens on SynthPed #41 with the oracle; IPG chosen instead: why it cannot run
     message = gen.generator_changed(IPG, photo, pid)
-    assert "p2-warning" in message and "IPG needs a CUDA GPU" in message and "oracle" not in message.split(".")[0]
-    assert f"draw SynthPed identity #{pid}" in gen.generator_changed(ORACLE, photo, pid)
-    assert "only draws SynthPed identities" in gen.generator_changed(ORACLE, "photo.jpg", None)
+    assert _kind(message) == "warning" and "CUDA GPU" in message and "oracle" not in message.split(".")[0]
+    assert f"#{pid}" in gen.generator_changed(ORACLE, photo, pid)
+    assert "SynthPed" in gen.generator_changed(ORACLE, "photo.jpg", None)  # the oracle draws only those
     able = Generate(GenerateConfig(test_pipeline=True))
-    assert "Press Generate to draw this person" in able.generator_changed(IPG, "photo.jpg", None)
-    assert "upload a reference photo" in able.generator_changed(IPG, None, None)
+    assert "Press Generate" in able.generator_changed(IPG, "photo.jpg", None)
+    assert "reference photo" in able.generator_changed(IPG, None, None)
 
 
 def test_a_file_that_cannot_be_used_gives_way_to_the_previous_photo(tmp_path):
@@ -385,13 +380,13 @@ def test_a_file_that_cannot_be_used_gives_way_to_the_previous_photo(tmp_path):
     # a text file dropped over it: the good photo comes back, with its SynthPed identity untouched
     photo, kept, pid, identity, message = gen.photo_uploaded(str(text), str(good))
     assert photo == kept == str(good) and pid == identity == {"__type__": "update"}
-    assert "notimage.jpg is not an image, or a damaged one" in message and "The previous photo is kept." in message
+    assert _kind(message) == "error" and "notimage.jpg" in message and "not an image" in message and "kept" in message
     # nothing before it: the box is emptied, and the message says why
     photo, kept, *_, message = gen.photo_uploaded(str(text), None)
-    assert photo is kept is None and "not an image, or a damaged one" in message and "kept" not in message
+    assert photo is kept is None and "not an image" in message and "kept" not in message
     # removed: no photo, and none to come back
     photo, kept, pid, identity, message = gen.photo_uploaded(None, str(good))
-    assert kept is None and pid is None and "No reference photo" in message
+    assert kept is None and pid is None and "reference photo" in message.lower()
 
 
 def test_a_cpu_machine_starts_with_a_synthped_identity_that_generates(monkeypatch):
@@ -406,7 +401,7 @@ def test_a_cpu_machine_starts_with_a_synthped_identity_that_generates(monkeypatc
     assert len(gallery) == 2 and "p2-ok" in message
     # a real example photo on this machine: told at once that it cannot be generated here
     _, pid, dropdown, message = gen.pick_example(["rgb1.jpg"], 0)
-    assert pid is dropdown is None and "IPG needs a CUDA GPU" in message and "SynthPed example" in message
+    assert pid is dropdown is None and "CUDA GPU" in message and "SynthPed example" in message
     # where IPG runs, nothing is chosen for the user
     assert Generate(GenerateConfig(test_pipeline=True)).start_state() == (None, None, "")
 
@@ -448,9 +443,9 @@ def test_cpu_flag_runs_ipg_without_a_gpu_and_says_it_is_slow(tmp_path, monkeypat
     gen = Generate(GenerateConfig(allow_cpu=True))
     assert gen.ipg_note() == "" and gen.start_state() == (None, None, "")  # no SynthPed identity chosen
     *_, message = gen.photo_changed(str(photo))
-    assert "on the CPU (slow: many minutes per image)" in message and "needs a CUDA GPU" not in message
+    assert "CPU" in message and "slow" in message and "needs a CUDA GPU" not in message
     starting, (_, gallery, _, message, _, _) = _run(gen, photo=str(photo), generator=IPG)
-    assert "IPG (Pose2ID model) on the CPU (slow: many minutes per image): starting" in starting[3]
+    assert "CPU" in starting[3] and "starting" in starting[3]
     assert gallery == KEEP and "stopped here by the test" in message
     # without the flag the same machine says IPG needs a GPU, and how to run it anyway
     *_, message = Generate(GenerateConfig()).photo_changed(str(photo))
@@ -482,7 +477,7 @@ def test_ipg_without_its_weights_says_so_before_generate(tmp_path, monkeypatch, 
     assert "weights are missing" in note and "denoising_unet.pth" in note and "python -m pose2id download" in note
     assert gen.start_state()[1] == SYNTHPED_EXAMPLES[0]  # Generate works at once, with the oracle
     *_, message = gen.photo_changed(str(photo))
-    assert "needs its weights, which are not on this machine" in message and "GPU" not in message
+    assert "weights" in message and "GPU" not in message
     (_, gallery, _, message, _, _), = _run(gen, photo=str(photo), generator=IPG)
     assert gallery == KEEP and "missing" in message and "denoising_unet" in message
     # online, with no --ckpt-dir, the first Generate downloads them: not a reason to refuse
@@ -506,14 +501,14 @@ def test_ipg_with_a_gpu_but_no_weights_lists_them(tmp_path, monkeypatch):
 def test_generate_with_bad_inputs_gives_specific_messages(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    huge = _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    huge = png_header_only(tmp_path / "huge.png", 20000, 20000)
     gen = Generate()
     assert "not an image" in _run(gen, photo=str(text))[-1][3]
     assert "megapixels" in _run(gen, photo=str(huge))[-1][3]
     photo = tmp_path / "ok.png"
     Image.new("L", (64, 128)).save(photo)
     message = _run(gen, photo=str(photo), pose_names=[])[-1][3]
-    assert "no pose selected" in message and message.endswith("Include the editor pose&#x27;.</div>")  # a sentence
+    assert _kind(message) == "error" and "no pose selected" in message and message.endswith(".</div>")  # a sentence
     assert "steps must be" in _run(gen, photo=str(photo), steps=0)[-1][3]
     (_, gallery, _, message, _, _), = _run(gen, photo=str(photo), use_editor=True, editor_value="{bad")
     assert gallery == KEEP and message.startswith('<div class="p2-status p2-error"') and "JSON" in message
@@ -703,10 +698,10 @@ def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_pa
     assert picker == {"__type__": "update", "selected_index": -1}  # no query highlighted while the photo is ranked
     assert "p2-ok" not in html and "p2-bad" not in html
     # nothing was generated: the note says how to get +IPG, on the page and in the status line
-    assert "Ranked your photo with Base and +NFC" in message
+    assert _kind(message) == "ok" and "Base and +NFC" in message
     for text in (html, message):
         assert "No images of this photo have been generated" in text and "Generate tab" in text
-        assert "CUDA GPU" in text and "Search the gallery with this person" in text
+        assert "CUDA GPU" in text and "Search the gallery" in text
     # the photo is itself a query image, so its identity's gallery images come first
     assert _ranked_names(html, "Base")[0].startswith("0003_")
     assert "Re-ranking" not in html + message
@@ -714,7 +709,7 @@ def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_pa
     (reranked, _, reranked_status), *_ = retrieve.refresh(key, 0, str(photo), True, Generations(), 2, 2, 2.0, True, 5)
     assert _ranked_names(reranked, "Base") == _ranked_names(html, "Base")
     for text in (reranked, reranked_status):
-        assert "Re-ranking is not applied to your photo" in text
+        assert "Re-ranking is not applied" in text
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
     update, message, shown, picker = retrieve.upload_query(key, str(bad), Generations(), 2, 2, 2.0, 5)
@@ -789,7 +784,7 @@ def test_an_uploaded_photo_gets_ipg_from_the_generate_tabs_images(market, tmp_pa
     key = DATA
     html, message, shown, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 2.0, 30)
     assert shown is True and _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
-    assert "+IPG from 2 generated images of your photo" in message and "tiny random-weight" in message
+    assert "+IPG from 2 generated images" in message and "tiny random-weight" in message  # how many, and which model
     assert "pose 1, pose 2" in message and "eta 2" in message
     # the tiny pipeline's images are noise, so fusing them moves the feature: another order than Base
     assert _ranked_names(html, "+IPG") != _ranked_names(html, "Base")
@@ -833,13 +828,12 @@ def test_uploaded_photo_says_why_there_is_no_ipg(market, tmp_path):
     oracle_refusal = ("The SynthPed oracle only re-renders SynthPed identities: pick a SynthPed example (labelled "
                       "synthetic) or choose one under 'SynthPed identity'; your photo is kept. A real photo needs IPG.")
     _, message, *_ = retrieve.upload_query(key, str(photo), Generations(failed=digest, error=oracle_refusal), 2, 2, 2.0, 5)
-    assert ("No +IPG: the Generate tab could not generate images of this photo (the SynthPed oracle only re-renders "
-            "SynthPed identities).") in message
+    assert "No +IPG" in message and "SynthPed oracle" in message and "pick a SynthPed example" not in message
     assert "kept" not in message and "needs IPG" not in message and "official weights" not in message
     # a new generation of the same photo that fails keeps the images of the one that finished
     kept = Generations(finished=GeneratedImages(digest, (noise,), ("pose 1",), "IPG"), failed=digest, error="boom")
     html, message, _, _ = retrieve.upload_query(key, str(photo), kept, 2, 2, 2.0, 5)
-    assert _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"] and "+IPG from 1 generated image of your photo" in message
+    assert _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"] and "+IPG from 1 generated image " in message
     # the photo removed
     update, message, shown, _ = retrieve.upload_query(key, None, kept, 2, 2, 2.0, 5)
     assert update == shown == {"__type__": "update"} and "Upload a photo" in message
@@ -1009,7 +1003,7 @@ def test_broken_zip_keeps_the_current_gallery(tmp_path, market):
     bad.write_bytes(b"PK\x03\x04 definitely not a zip")
     *view, message = Retrieve(Galleries()).upload_zip(str(bad), "synthped")
     assert view == [{"__type__": "update"}] * 5  # the view stays, an uploaded photo's included
-    assert message.count("Cannot use broken.zip: broken.zip is not a readable zip archive") == 1
+    assert _kind(message) == "error" and "broken.zip" in message and message.count("not a readable zip") == 1
     assert "current gallery stays" in message and not re.search(r"[^.]\.\.[^.]", message)
 
 
@@ -1123,16 +1117,15 @@ def test_zip_errors_say_what_is_wrong_without_server_paths(tmp_path, market):
     names = ["0001_c1s1_000001_00.jpg", "0001_c2s1_000001_00.jpg", "0002_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"]
     fake = _zip_files(tmp_path / "market_fakeimgs.zip", {name: b"0123456789" for name in names})
     message = Retrieve(Galleries()).upload_zip(str(fake), "synthped")[-1]
-    assert message.startswith('<div class="p2-status p2-error" role="status">Error: Cannot use market_fakeimgs.zip: '
-                              'none of the 4 file(s) with Market-1501 style names in market_fakeimgs.zip is a readable '
-                              'image: 0001_c1s1_000001_00.jpg (not image data), ')
-    assert message.endswith("0002_c2s1_000001_00.jpg (not image data). The current gallery stays.</div>")
+    assert _kind(message) == "error" and "market_fakeimgs.zip" in message and "4 file(s)" in message
+    assert all(f"{name} (not image data)" in message for name in names) and "current gallery stays" in message
     holiday = _zip_files(tmp_path / "holiday.zip", {"photos/holiday.jpg": (market / "query").iterdir().__next__().read_bytes()})
     message = Retrieve(Galleries()).upload_zip(str(holiday), "synthped")[-1]
-    assert "none of the 1 image file(s) in holiday.zip has a Market-1501 style name (for example &#x27;holiday.jpg&#x27;)" in message
+    assert _kind(message) == "error" and "1 image file(s)" in message and "holiday.jpg" in message
+    assert "Market-1501 style name" in message
     empty = _zip_files(tmp_path / "empty.zip", {})
     text = Retrieve(Galleries()).upload_zip(str(empty), "synthped")[-1]
-    assert "Cannot use empty.zip: there are no image files in empty.zip. Expected Market-1501 style names" in text
+    assert _kind(text) == "error" and "empty.zip" in text and "no image files" in text and "Market-1501 style" in text
     for text in (message, text, Retrieve(Galleries()).upload_zip(str(fake), "synthped")[-1]):
         assert str(cache_root()) not in text and str(tmp_path) not in text
         assert "root:" not in text and "zip_path" not in text
@@ -1143,7 +1136,7 @@ def test_unreadable_images_of_a_zip_are_listed(tmp_path, market):
     (market / "bounding_box_test" / "0001_c3s1_000009_00.jpg").write_bytes(b"not a jpeg")
     retrieve = Retrieve(Galleries())
     key, *_, message = retrieve.upload_zip(str(_zip_of(market, tmp_path / "mine.zip")), "synthped")
-    assert "1 unreadable image(s) skipped: 0001_c3s1_000009_00.jpg (not image data)." in message
+    assert "1 unreadable image(s)" in message and "0001_c3s1_000009_00.jpg (not image data)" in message
     # and it stays in the status line while the gallery is shown
     *_, (_, _, refreshed) = retrieve.refresh(key, 0, None, False, Generations(), 2, 2, 2.0, False, 5)
     assert "0001_c3s1_000009_00.jpg (not image data)" in refreshed
@@ -1172,7 +1165,7 @@ def test_a_gallery_being_built_says_what_is_happening(market):
     report("drawing images", 300, 1181)
     report("features", 9009, 9009)  # read from the cache: nothing to say
     assert calls == [(300 / 1181, f"{BUILDING_SYNTHPED} Drawing images: 300 of 1,181")]
-    assert BUILDING_SYNTHPED == "Building the SynthPed benchmark once (about 30 s); later visits are instant."
+    assert "SynthPed" in BUILDING_SYNTHPED and "30 s" in BUILDING_SYNTHPED  # what is built, how long it takes
     calls.clear()
     retrieve.open_gallery(DATA, None, progress)
     assert calls[0] == (0, "Opening Folder: market…")
@@ -1199,7 +1192,7 @@ def test_feature_space_plots_before_and_after(market):
     # eta 0: +IPG moves nothing, and the status says why rather than looking broken
     _, _, message = FeatureSpace(Galleries(data=str(market))).plots(DATA, "+IPG", 2, 2, 0, 30)
     before, after = re.search(r"global ID² ([\d.]+) \(Base\) → ([\d.]+)", message).groups()
-    assert before == after and "(+IPG; eta 0)" in message and "eta 0 gives the generated images no weight" in message
+    assert before == after and "(+IPG; eta 0)" in message and "no weight" in message
     # one map whose points move from Base to +NFC+IPG, one thumbnail per point for the hover view
     assert tsne.count("<svg") == 1 and "+NFC+IPG" in tsne and 'type="range"' in tsne
     points = tsne.count("<circle")
@@ -1216,10 +1209,10 @@ def test_feature_space_follows_its_controls_with_the_methods_the_gallery_has(tmp
     after, bars, tsne, message = space.view(DATA, "+NFC+IPG", 2, 2, 2.0, 30)
     assert after == {"__type__": "update", "choices": ["+NFC"], "value": "+NFC"}
     assert [trace.name.split(" ")[0] for trace in bars.data] == ["Base", "+NFC"] and "+NFC placed into it" in tsne
-    assert "p2-warning" in message and "Showing +NFC instead of +NFC+IPG: no generated images" in message
+    assert _kind(message) == "warning" and "+NFC instead of +NFC+IPG" in message and "no generated images" in message
     # +NFC chosen: a plain note that +IPG is not offered
     *_, message = space.view(DATA, "+NFC", 2, 2, 2.0, 30)
-    assert "p2-ok" in message and "+IPG and +NFC+IPG are not offered" in message
+    assert _kind(message) == "ok" and "not offered" in message
     # a gallery with generated images offers all three and keeps the choice
     after, *_, message = FeatureSpace(Galleries(data=str(market))).view(DATA, "+IPG", 2, 2, 2.0, 30)
     assert after == {"__type__": "update", "choices": ["+NFC", "+IPG", "+NFC+IPG"], "value": "+IPG"}
@@ -1234,7 +1227,7 @@ def test_feature_space_waits_for_the_first_gallery_and_draws_only_when_open(mark
     space = FeatureSpace(Galleries(data=str(market)))
     *unchanged, message = space.view(None, "+NFC", 2, 2, 2.0, 30)
     assert all(update == {"__type__": "update"} for update in unchanged)
-    assert "p2-info" in message and "still opening" in message and "the plots appear here when it is ready" in message
+    assert _kind(message) == "info" and "still opening" in message
     galleries = space.galleries
     space.galleries = None  # another tab shown: the gallery is not even looked at
     closed = space.view_if_open(False, DATA, "+NFC", 2, 2, 2.0, 30)
@@ -1262,7 +1255,7 @@ def test_feature_space_says_how_many_points_whole_identities_give(market):
 
     _, tsne, message = FeatureSpace(Galleries(data=str(market))).plots(DATA, "+NFC", 2, 2, 2.0, 20)
     points = tsne.count("<circle")  # 6 images per identity: 4 identities pass 20
-    assert points == 24 and "t-SNE of 24 points: 4 whole identities, for about 20 asked" in message
+    assert points == 24 and "24 points" in message and "4 whole identities" in message and "about 20" in message
 
 
 def test_feature_space_refuses_a_bad_sample_size(market):
@@ -1315,7 +1308,7 @@ def test_pose_from_a_pedestrian_photo_fills_the_editor():
     photo = Path(__file__).resolve().parents[1] / "assets" / "examples" / "rgb1.jpg"
     value, message = editor.from_photo(str(photo))
     pose = editor.from_value(value)
-    assert "Pose taken from the photo" in message
+    assert _kind(message) == "ok" and f"({int(pose.visible.sum())} joints found)" in message
     assert (pose.width, pose.height) == (64, 128)
     nose, l_ankle = pose.keypoints[0], pose.keypoints[13]
     assert pose.visible[0] and pose.visible[13] and nose[1] < l_ankle[1]

@@ -2,14 +2,13 @@
 
 import json
 import re
-import struct
 import urllib.request
 import zipfile
-import zlib
 
 import pytest
 from PIL import Image
 
+from testkit import png_header_only
 from pagetools import editor_pose, set_slider, status, upload, wait_until
 
 pytestmark = pytest.mark.browser
@@ -119,15 +118,6 @@ def test_oracle_for_a_synthped_identity(open_app, screenshot, viewports):
     screenshot(page, "generate_oracle_laptop")
 
 
-def _png_header_only(path, width, height):
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
-    return path
-
-
 def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp_path, screenshot, viewports):
     page = open_app(viewports["laptop"])
     # a pose the user made
@@ -157,7 +147,7 @@ def test_bad_inputs_show_specific_messages_and_keep_the_users_work(open_app, tmp
     page.locator("#generate-button").click()  # with the grey photo, which the oracle does not draw
     status(page, "generate-status", "only re-renders SynthPed identities")  # Generate's answer, not the radio's
 
-    huge = _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    huge = png_header_only(tmp_path / "huge.png", 20000, 20000)
     page.get_by_role("button", name="Remove Image").click()
     status(page, "generate-status", "No reference photo")
     upload(page, "#photo button.upload-container", huge)
