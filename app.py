@@ -119,6 +119,11 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                 # set (to a new number) whenever another query or photo is to be ranked: the rankings event
                 # below then runs again after one already running, so its last status is the shown query's
                 view_asked = gr.State(0)
+                # SynthPed's first rankings come from its originals alone; while its generated images are
+                # made in the background this timer looks each second, and once they are ready the page
+                # ranks again (+IPG appears) and redraws the feature space (ipg_arrived changes)
+                ipg_timer = gr.Timer(1.0, active=False)
+                ipg_arrived = gr.State(0)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=260):
                         gallery_choice = gr.Radio(galleries.choices(), value=SYNTHPED, label="Gallery", elem_id="gallery-choice")
@@ -238,6 +243,18 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         gr.on([gallery_key.change, view_asked.change, *(control.input for control in controls)], retrieve.refresh,
               [gallery_key, query_index, query_photo, photo_shown, generations, *controls],
               [rankings, metrics, retrieve_status], trigger_mode="always_last", **PRIVATE)
+        def watch_completion(key):
+            return gr.Timer(active=bool(key) and galleries.is_ready(key) and not galleries.is_complete(key))
+
+        def check_completion(key):
+            if not key or not (galleries.is_complete(key) or isinstance(galleries.completion(key), str)):
+                return gr.update(), gr.update(), gr.update()
+            now = time.monotonic_ns()  # complete (or failed, which the rankings' note then says)
+            return gr.Timer(active=False), now, now
+
+        gallery_key.change(watch_completion, gallery_key, ipg_timer, show_progress="hidden", **PRIVATE)
+        ipg_timer.tick(check_completion, gallery_key, [ipg_timer, view_asked, ipg_arrived], show_progress="hidden",
+                       concurrency_limit=None, **PRIVATE)
         retrieve_api.click(retrieve.update, [gallery_choice, api_query, *controls],
                            [rankings, metrics, retrieve_status, rankings_json],
                            api_name="retrieve")
@@ -254,8 +271,8 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         space_tab.select(lambda: True, None, space_open, **PRIVATE)
         for tab in (generate_tab, retrieve_tab, about_tab):
             tab.select(lambda: False, None, space_open, **PRIVATE)
-        gallery_key.change(space.view_if_open, [space_open, *space_inputs, after_wanted], [after, *space_outputs],
-                           trigger_mode="always_last", show_progress="hidden", **PRIVATE)
+        gr.on([gallery_key.change, ipg_arrived.change], space.view_if_open, [space_open, *space_inputs, after_wanted],
+              [after, *space_outputs], trigger_mode="always_last", show_progress="hidden", **PRIVATE)
         space_api.click(space.plots, [gallery_choice, *space_inputs[1:]], space_outputs, api_name="feature_space")
     return demo
 
@@ -394,7 +411,7 @@ def main(argv=None):
     # CPU work (retrieval, plots) runs concurrently; generation is limited to one at a time above.
     demo.queue(default_concurrency_limit=8).launch(**launch_options(args, galleries))
     # Once the app serves: SynthPed (the gallery every page opens with) is prepared in the
-    # background, so the first visitor seldom waits its 30 s; one who does sees its progress.
+    # background, its originals first, so the first visitor seldom waits; one who does sees its progress.
     galleries.warm_up(SYNTHPED)
     if kind == GPU_SPACE:  # a dedicated GPU: IPG loaded meanwhile, not in the first visitor's request
         threading.Thread(target=preload_pipeline, args=(config,), name="load IPG", daemon=True).start()

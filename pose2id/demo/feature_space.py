@@ -197,8 +197,8 @@ TSNE_JS = (_STATIC / "tsne.js").read_text(encoding="utf-8")
 TSNE_CSS = (_STATIC / "tsne.css").read_text(encoding="utf-8")
 
 
-OPENING = ("The gallery is still opening (the first visit builds SynthPed, about 30 s): the plots appear here "
-           "when it is ready.")
+OPENING = ("The gallery is still opening (a fresh server draws SynthPed for its first visit): the plots appear "
+           "here when it is ready.")
 
 
 class FeatureSpace:
@@ -261,7 +261,7 @@ class FeatureSpace:
         if not key:  # the page's first gallery is still opening: the app redraws when it has opened
             return gr.update(), gr.update(), gr.update(), status(OPENING, "info")
         try:
-            bench = self.galleries.benchmark(key)
+            bench = self.galleries.benchmark(key, partial=True)  # SynthPed's originals first: +IPG follows
             available = [method for method in bench.methods if method != "Base"]
             chosen = after if after in available else available[-1]
             bars, tsne, text = self._plots(bench, chosen, k1, k2, eta, sample_size)

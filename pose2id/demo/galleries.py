@@ -101,8 +101,8 @@ class Galleries:
         later calls return. The default waits for the full Benchmark.
         """
         if not key:
-            raise ValueError("no gallery is open yet: wait until it has opened (the first visit builds SynthPed, "
-                             "about 30 s)")
+            raise ValueError("no gallery is open yet: wait until it has opened (a fresh server draws SynthPed "
+                             "for its first visit)")
         if isinstance(key, str) and key.startswith("zip:") and key not in self._uploads:
             raise ValueError(f"the uploaded zip {key.split(':', 2)[-1]} is no longer on the server (uploads are kept "
                              f"while their page is open, {self.limits.max_galleries} at most): upload it again")
