@@ -218,7 +218,7 @@ def cold_page(browser, cold_app):
 
 
 @pytest.mark.slow
-def test_the_first_visit_says_that_synthped_is_being_built(cold_page, browser, screenshot):
+def test_the_first_visit_says_that_synthped_is_being_built(cold_page, cold_app, browser, screenshot):
     page = cold_page
     page.get_by_role("tab", name="Retrieve").click()
     page.get_by_text(BUILDING).first.wait_for()  # the progress text where the ranked lists will be
