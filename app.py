@@ -210,7 +210,9 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         waiting = dict(show_progress_on=rankings, **PRIVATE)  # one progress text where the lists will be
         demo.load(retrieve.open_gallery, [gallery_choice, gallery_key], opened, **waiting)
         gallery_choice.input(retrieve.open_gallery, [gallery_choice, gallery_key], opened, **waiting)
-        upload.upload(retrieve.upload_zip_in_box, [upload, gallery_key], [*opened, upload], **waiting)
+        # also /upload_zip for API clients (a zip in, the gallery selector with it chosen and the status out)
+        upload.upload(retrieve.upload_zip_in_box, [upload, gallery_key], [*opened, upload], api_name="upload_zip",
+                      show_progress_on=rankings)
         upload.clear(retrieve.close_zip, gallery_key, opened, **waiting)
         demo.unload(retrieve.session_ended)  # the page closed: the zips only it uploaded are removed
 

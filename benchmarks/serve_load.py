@@ -167,7 +167,7 @@ def main(argv=None):
             start = time.perf_counter()
             try:
                 outputs = uploader.predict(handle_file(str(path)), api_name="/upload_zip")
-                message = str(outputs[-1])
+                message = next(str(output) for output in outputs if "p2-status" in str(output))
                 upload_results["refused" if "p2-error" in message else "accepted"] += 1
             except Exception as error:  # noqa: BLE001
                 errors.append(f"/upload_zip: {type(error).__name__}: {str(error)[:200]}")

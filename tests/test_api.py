@@ -1,5 +1,7 @@
 """The app's API as a gradio_client user sees it, against a launched app."""
 
+import zipfile
+
 import pytest
 from app_server import launched
 from tiny_market import market_folder
@@ -77,3 +79,22 @@ def test_files_of_an_uploaded_zip_are_not_served_from_the_apps_origin(served, tm
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{url}gradio_api/file={page}", timeout=30)
     assert refused.value.code == 403
+
+
+def test_upload_zip_opens_an_uploaded_gallery_or_says_why_not(client, tmp_path):
+    from gradio_client import handle_file
+    from tiny_market import market_zip
+
+    good = market_zip(tmp_path / "my_cams.zip", pids=6)
+    outputs = client.predict(handle_file(str(good)), api_name="/upload_zip")
+    message = next(str(output) for output in outputs if "p2-status" in str(output))
+    assert "p2-ok" in message and "my_cams.zip" in message
+    choice = str(outputs[0])  # the gallery selector, the new gallery chosen by its key (no server path)
+    assert ":my_cams.zip'" in choice and str(tmp_path) not in choice
+
+    bad = tmp_path / "holiday.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("holiday.jpg", b"not an image")
+    outputs = client.predict(handle_file(str(bad)), api_name="/upload_zip")
+    message = next(str(output) for output in outputs if "p2-status" in str(output))
+    assert "p2-error" in message and "holiday.zip" in message
