@@ -956,18 +956,24 @@ def test_sliders_re_rank_the_uploaded_photo_while_it_is_shown(market):
 
 
 def test_a_gallery_warmed_up_at_launch_is_prepared_once_and_a_visitor_sees_its_progress(monkeypatch):
-    """The app prepares SynthPed in the background at launch; a visitor who opens it meanwhile
-    waits for that work (not a second build) and is told how far it has got."""
+    """The app prepares SynthPed in the background at launch (its originals, then its generated
+    images); a visitor who opens it meanwhile waits for that work (not a second build), is told how
+    far it has got, and gets the originals' benchmark; the whole one follows, each stage made once."""
     galleries = Galleries()
     started, release, calls = threading.Event(), threading.Event(), []
 
-    def prepare(key, progress):
-        calls.append(key)
+    whole = threading.Event()  # the generated images are made once the visitor has the originals
+
+    def prepare(key, progress, generated=True):
+        calls.append((key, generated))
+        if generated:
+            assert whole.wait(WAIT)
+            return SimpleNamespace(stage="whole", ipg_note="")
         progress("drawing images", 3, 10)
         started.set()
         assert release.wait(WAIT)
         progress("features", 10, 10)
-        return f"benchmark of {key}"
+        return SimpleNamespace(stage="originals", ipg_note="")
 
     monkeypatch.setattr(galleries, "_prepare", prepare)
     thread = galleries.warm_up(SYNTHPED)
@@ -978,7 +984,8 @@ def test_a_gallery_warmed_up_at_launch_is_prepared_once_and_a_visitor_sees_its_p
         seen.append(args)
         told.set()
 
-    visitor = threading.Thread(target=lambda: seen.append(galleries.benchmark(SYNTHPED, progress=visitor_progress)))
+    visitor = threading.Thread(target=lambda: seen.append(
+        galleries.benchmark(SYNTHPED, progress=visitor_progress, partial=True)))
     visitor.start()
     # the visitor waits, and is passed the warm-up's progress meanwhile
     assert told.wait(WAIT) and ("drawing images", 3, 10) in seen and visitor.is_alive()
@@ -986,12 +993,16 @@ def test_a_gallery_warmed_up_at_launch_is_prepared_once_and_a_visitor_sees_its_p
     visitor.join(WAIT)
     thread.join(WAIT)
     assert not visitor.is_alive() and not thread.is_alive()
-    assert seen[-1] == "benchmark of synthped" and calls == [SYNTHPED]  # built once
+    assert seen[-1].stage == "originals" and not galleries.is_complete(SYNTHPED)
+    whole.set()
+    assert galleries.benchmark(SYNTHPED).stage == "whole" and galleries.is_complete(SYNTHPED)
+    assert calls == [(SYNTHPED, False), (SYNTHPED, True)]  # each stage made once
 
 
 def test_a_failed_warm_up_is_reported_when_a_visitor_opens_the_gallery(monkeypatch, caplog):
     galleries = Galleries()
-    monkeypatch.setattr(galleries, "_prepare", lambda key, progress: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(galleries, "_prepare",
+                        lambda key, progress, generated=True: (_ for _ in ()).throw(OSError("disk full")))
     galleries.warm_up(SYNTHPED).join(WAIT)
     assert "disk full" in caplog.text
     *_, message = Retrieve(galleries).open_gallery(SYNTHPED, progress=lambda *a, **k: None)
@@ -1059,12 +1070,12 @@ def test_a_zip_uploaded_while_synthped_is_built_stays_the_gallery_shown(tmp_path
     built, release = threading.Event(), threading.Event()
     prepare = retrieve.galleries._prepare
 
-    def slow_synthped(key, progress):
+    def slow_synthped(key, progress, generated=True):
         if key == SYNTHPED:
             built.set()
             assert release.wait(WAIT)
-            return "SynthPed benchmark"
-        return prepare(key, progress)
+            return SimpleNamespace(ipg_note="")  # a SynthPed benchmark
+        return prepare(key, progress, generated)
 
     monkeypatch.setattr(retrieve.galleries, "_prepare", slow_synthped)
     monkeypatch.setattr(retrieve, "label", lambda bench, key=None: "label.")

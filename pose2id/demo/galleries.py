@@ -119,17 +119,19 @@ class Galleries:
                 if progress is not None:
                     progress(stage, done, total)
 
-            if key in self._benchmarks:
+            with self._lock:  # the background thread swaps the partial one for the whole one under it
+                whole, bench = self._benchmarks.get(key), self._partial.get(key)
+            if whole is not None:
                 self._touch(key)
-                return self._benchmarks[key]
-            if key == SYNTHPED and (partial or key in self._partial):
-                if key not in self._partial:
+                return whole
+            if key == SYNTHPED and (partial or bench is not None):
+                if bench is None:
                     bench = self._prepare(key, report, generated=False)
                     bench.ipg_note = ARRIVING
                     self._partial[key] = bench
                     self._complete_later(key)
                 if partial:
-                    return self._partial[key]
+                    return bench
                 thread = self._completing.get(key)
             else:
                 self._benchmarks[key] = self._prepare(key, report)
@@ -145,6 +147,8 @@ class Galleries:
 
     def _complete_later(self, key):
         """Start the thread that makes gallery ``key``'s full Benchmark after its partial one."""
+        partial = self._partial[key]
+
         def work():
             def report(stage, done, total):
                 self._completion[key] = (stage, done, total)
@@ -154,7 +158,7 @@ class Galleries:
             except Exception as error:  # noqa: BLE001  (kept for completion(); the partial one stays)
                 logging.getLogger(__name__).warning("preparing gallery %s's generated images failed: %s", key, error)
                 self._completion[key] = str(error)
-                self._partial[key].ipg_note = f"drawing SynthPed's generated images failed: {error}"
+                partial.ipg_note = f"drawing SynthPed's generated images failed: {error}"
                 return
             with self._lock:
                 self._benchmarks[key] = full
