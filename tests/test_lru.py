@@ -52,12 +52,17 @@ def test_an_entry_just_stored_by_a_thread_is_not_evicted_by_another_threads_stor
         cache["theirs"] = np.zeros(MB - 1000, dtype=np.uint8)
         other_done.set()
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    _run_together(first, second)
+    assert seen == {"mine": True}
+
+
+def _run_together(*functions):
+    """Run ``functions`` in threads of their own (they order themselves with events); wait for all."""
+    threads = [threading.Thread(target=function) for function in functions]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(300)
-    assert seen == {"mine": True}
 
 
 def test_an_entry_a_thread_found_in_the_cache_is_not_evicted_before_it_reads_it():
@@ -82,11 +87,7 @@ def test_an_entry_a_thread_found_in_the_cache_is_not_evicted_before_it_reads_it(
         cache["theirs"] = np.zeros(MB - 1000, dtype=np.uint8)
         other_done.set()
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
+    _run_together(first, second)
     assert seen == {"found": True, "read": True}
 
 
