@@ -58,7 +58,7 @@ element.addEventListener('click', (ev) => {
     const u = Math.min(1, (now - start) / duration);
     const t = u < 0.5 ? 2 * u * u : 1 - 2 * (1 - u) * (1 - u);  // ease in and out
     range.value = Math.round(100 * t);
-    show(root, t);
+    show(root, range.value / 100);  // the dots where the handle is (its whole percent), never between
     playing = u < 1 ? requestAnimationFrame(frame) : null;
   };
   playing = requestAnimationFrame(frame);
