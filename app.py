@@ -249,7 +249,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
             return gr.Timer(active=bool(key) and galleries.is_ready(key) and not galleries.is_complete(key))
 
         def check_completion(key):
-            if not key or not (galleries.is_complete(key) or isinstance(galleries.completion(key), str)):
+            if not key or not (galleries.is_complete(key) or galleries.completion_error(key) is not None):
                 return gr.update(), gr.update(), gr.update()
             now = time.monotonic_ns()  # complete (or failed, which the rankings' note then says)
             return gr.Timer(active=False), now, now

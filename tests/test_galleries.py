@@ -19,7 +19,7 @@ def test_synthped_ranks_from_its_originals_first_then_completes(galleries):
     assert not partial.has_ipg and list(partial.methods) == ["Base", "+NFC"] and partial.ipg_note == ARRIVING
 
     full = galleries.benchmark(SYNTHPED)  # waits for the background work
-    assert full.has_ipg and galleries.is_complete(SYNTHPED) and galleries.completion(SYNTHPED) is None
+    assert full.has_ipg and galleries.is_complete(SYNTHPED) and galleries.completion_error(SYNTHPED) is None
     assert galleries.benchmark(SYNTHPED, partial=True) is full  # the partial one is gone
     # the same originals, the same features: Base and +NFC do not change when +IPG arrives
     assert [im.name for im in partial.query] == [im.name for im in full.query]
@@ -43,5 +43,5 @@ def test_a_failure_of_the_generated_images_keeps_the_originals_ranked(galleries,
     partial = galleries.benchmark(SYNTHPED, partial=True)
     with pytest.raises(RuntimeError, match="disk full"):
         galleries.benchmark(SYNTHPED)  # waits for the background work, which failed
-    assert not galleries.is_complete(SYNTHPED) and "disk full" in galleries.completion(SYNTHPED)
+    assert not galleries.is_complete(SYNTHPED) and "disk full" in galleries.completion_error(SYNTHPED)
     assert galleries.benchmark(SYNTHPED, partial=True) is partial and "disk full" in partial.ipg_note

@@ -46,7 +46,7 @@ class Galleries:
         self._reported = {}  # key -> the last (stage, done, total) of the gallery being prepared
         self._partial = {}  # key -> SynthPed's stage-1 Benchmark (originals only) while the full one is made
         self._completing = {}  # key -> the thread making the full Benchmark after the partial one
-        self._completion = {}  # key -> the last (stage, done, total) of that thread, or an error message
+        self._failed = {}  # key -> why that thread could not make the full Benchmark
 
     def choices(self, uploaded=None):
         """(label, key) pairs for the gallery selector: the built-in galleries, and the uploaded
@@ -79,10 +79,10 @@ class Galleries:
         """Whether gallery ``key`` is fully prepared, +IPG included where it has generated images."""
         return key in self._benchmarks
 
-    def completion(self, key):
-        """While SynthPed's generated images are made after its originals: the last
-        ``(stage, done, total)`` of that work, or ``str`` (why it failed); None otherwise."""
-        return None if key in self._benchmarks else self._completion.get(key)
+    def completion_error(self, key):
+        """Why SynthPed's generated images could not be made after its originals (``str``; its
+        partial Benchmark stays), or None."""
+        return self._failed.get(key)
 
     def skipped(self, key):
         """``(path, reason)`` of the images of gallery ``key`` skipped as unreadable."""
@@ -97,7 +97,7 @@ class Galleries:
         ``partial=True`` (the page's first rankings): SynthPed not yet complete is prepared in two
         stages. Its originals are drawn and featurized first and that Benchmark (Base and +NFC;
         ``ipg_note`` is :data:`ARRIVING`) is returned at once; a background thread then draws the
-        generated images and makes the full one (:meth:`is_complete`, :meth:`completion`), which
+        generated images and makes the full one (:meth:`is_complete`, :meth:`completion_error`), which
         later calls return. The default waits for the full Benchmark.
         """
         if not key:
@@ -142,7 +142,7 @@ class Galleries:
         # the full one is being made in the background: wait for it (its failure is raised here)
         thread.join()
         if key not in self._benchmarks:
-            raise RuntimeError(f"preparing the generated images of gallery {key!r} failed: {self._completion[key]}")
+            raise RuntimeError(f"preparing the generated images of gallery {key!r} failed: {self._failed[key]}")
         return self._benchmarks[key]
 
     def _complete_later(self, key):
@@ -150,20 +150,16 @@ class Galleries:
         partial = self._partial[key]
 
         def work():
-            def report(stage, done, total):
-                self._completion[key] = (stage, done, total)
-
             try:
-                full = self._prepare(key, report)
-            except Exception as error:  # noqa: BLE001  (kept for completion(); the partial one stays)
+                full = self._prepare(key, None)
+            except Exception as error:  # noqa: BLE001  (kept for completion_error(); the partial one stays)
                 logging.getLogger(__name__).warning("preparing gallery %s's generated images failed: %s", key, error)
-                self._completion[key] = str(error)
+                self._failed[key] = str(error)
                 partial.ipg_note = f"drawing SynthPed's generated images failed: {error}"
                 return
             with self._lock:
                 self._benchmarks[key] = full
                 self._partial.pop(key, None)
-                self._completion.pop(key, None)
 
         thread = threading.Thread(target=work, name=f"complete {key}", daemon=True)
         self._completing[key] = thread
