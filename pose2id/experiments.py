@@ -90,6 +90,17 @@ class Benchmark:
                 split: {"with_generated": len(images) if self.has_ipg else 0, "total": len(images)}
                 for split, images in (("query", self.query), ("gallery", self.gallery))}
 
+    def share_cache(self, cache):
+        """Keep this benchmark's results in ``cache`` (a :class:`pose2id.lru.ByteLRU`, or a scope
+        of one) from now on, so that one bound in bytes holds for several benchmarks: a server
+        gives all its galleries one. Results held so far are dropped."""
+        self._cache.clear()
+        self._cache = cache.scope() if isinstance(cache, ByteLRU) else cache
+
+    def drop_results(self):
+        """Forget the results held for each parameter set (they are recomputed when asked for)."""
+        self._cache.clear()
+
     @property
     def has_ipg(self):
         return self.q_gen is not None

@@ -2,7 +2,9 @@
 
 :class:`pose2id.experiments.Benchmark` keeps the results of each parameter set in one, so a
 server that many visitors ask for many parameter sets holds only the most recently used ones
-(the ones a visitor is looking at stay) instead of all of them.
+(the ones a visitor is looking at stay) instead of all of them. Several benchmarks can share one
+bound (the app keeps one for the whole server, whatever the number of galleries) through
+:meth:`ByteLRU.scope`.
 """
 
 import os
@@ -92,7 +94,8 @@ class ByteLRU:
             return True
 
     def __iter__(self):
-        return iter(list(self._items))
+        with self._lock:
+            return iter(list(self._items))
 
     def __getitem__(self, key):
         with self._lock:
@@ -134,3 +137,56 @@ class ByteLRU:
         with self._lock:
             self._items.clear()
             self._bytes = 0
+
+    def scope(self):
+        """A :class:`CacheScope`: a view of this cache whose keys cannot meet another scope's, so
+        several owners share this one bound; its :meth:`CacheScope.clear` drops only its own entries."""
+        return CacheScope(self)
+
+    def _drop_where(self, keep):
+        with self._lock:
+            for key in [key for key in self._items if not keep(key)]:
+                self._bytes -= self._items.pop(key)[1]
+
+
+class CacheScope:
+    """Entries of one owner within a shared :class:`ByteLRU` (see :meth:`ByteLRU.scope`): the same
+    mapping operations, each key stored as ``(scope, key)``, evicted by the shared bound."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    @property
+    def max_bytes(self):
+        return self.cache.max_bytes
+
+    @property
+    def bytes(self):
+        """Bytes this scope's entries hold now."""
+        with self.cache._lock:
+            return sum(size for key, (_, size) in self.cache._items.items() if self._owns(key))
+
+    def _owns(self, key):
+        return isinstance(key, tuple) and len(key) == 2 and key[0] is self
+
+    def __len__(self):
+        return sum(1 for key in self.cache if self._owns(key))
+
+    def __contains__(self, key):
+        return (self, key) in self.cache
+
+    def __getitem__(self, key):
+        return self.cache[(self, key)]
+
+    def get(self, key, default=None):
+        return self.cache.get((self, key), default)
+
+    def __setitem__(self, key, value):
+        self.cache[(self, key)] = value
+
+    def __delitem__(self, key):
+        del self.cache[(self, key)]
+
+    def clear(self):
+        """Drop this scope's entries (the other scopes' stay)."""
+        self.cache._drop_where(lambda key: not self._owns(key))

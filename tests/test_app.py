@@ -1413,17 +1413,41 @@ def test_an_upload_may_expand_only_to_the_limit(tmp_path, market):
 
 def test_uploads_beyond_the_limit_and_of_ended_sessions_are_removed(tmp_path, market):
     galleries = _upload_galleries(tmp_path, max_galleries=2)
-    keys = []
+    keys, benches = [], []
     for k in range(3):
         copy = tmp_path / f"copy{k}"
         market_folder(copy / "market", pids=4 + k)  # three different archives
         keys.append(galleries.add_zip(_zip_of(copy / "market", tmp_path / f"m{k}.zip"), session=f"page{k}"))
-    assert galleries.uploads_kept() == keys[1:]  # the oldest one went, with its folder
+        benches.append(galleries.benchmark(keys[-1]))
+        benches[-1].evaluate("+NFC", k1=2, k2=2)  # results held in the server's cache
+    assert galleries.uploads_kept() == keys[1:]  # the oldest one went, with its folder and its results
+    assert len(benches[0]._cache) == 0 and len(benches[2]._cache) > 0
     assert not galleries._extracted.get(keys[0]) and len(list((galleries._folders.root).iterdir())) == 2
     message = Retrieve(galleries).open_gallery(keys[0], SYNTHPED)[-1]
     assert "no longer on the server" in message and "upload it again" in message
     galleries.release("page1")
     assert galleries.uploads_kept() == [keys[2]] and len(list(galleries._folders.root.iterdir())) == 1
+
+
+def test_all_galleries_keep_their_results_within_one_server_wide_bound(tmp_path, market):
+    from pose2id.demo.uploads import UploadFolders
+    from pose2id.lru import ByteLRU
+
+    bound = 2**20  # a few dozen feature sets of these galleries
+    galleries = Galleries(data=str(market), results=ByteLRU(max_bytes=bound),
+                          upload_folders=UploadFolders(tmp_path / "uploads"))
+    copy = tmp_path / "copy"
+    market_folder(copy / "market", pids=5)
+    upload = galleries.add_zip(_zip_of(copy / "market", tmp_path / "m.zip"), session="page")
+    first = galleries.benchmark(DATA).table(k1=2, k2=2)
+    for key in (DATA, upload):
+        for k1 in range(1, 5):
+            for k2 in range(1, 4):
+                galleries.benchmark(key).table(k1=k1, k2=k2)
+    held = galleries.benchmark(DATA)._cache.bytes + galleries.benchmark(upload)._cache.bytes
+    largest = max(size for _, size in galleries.results._items.values())
+    assert held == galleries.results.bytes and held <= bound + largest  # one bound (plus the entry last stored)
+    assert galleries.benchmark(DATA).table(k1=2, k2=2) == first  # recomputed after eviction: the same numbers
 
 
 def test_gallery_keys_hold_no_server_paths(tmp_path, market):

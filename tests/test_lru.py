@@ -20,6 +20,20 @@ def test_least_recently_used_entries_go_once_the_bound_is_passed():
     assert set(cache) == {"a", "c", "d"} and cache.bytes <= cache.max_bytes
 
 
+def test_scopes_share_one_bound_and_keep_their_keys_apart():
+    cache = ByteLRU(max_bytes=3 * MB + 4096)
+    first, second = cache.scope(), cache.scope()
+    first["x"] = np.zeros(MB, dtype=np.uint8)
+    second["x"] = np.ones(MB, dtype=np.uint8)
+    assert first["x"][0] == 0 and second["x"][0] == 1  # the same key, two entries
+    first["y"] = np.zeros(MB, dtype=np.uint8)
+    second["y"] = np.zeros(MB, dtype=np.uint8)  # a fourth MiB: the least recently used goes
+    assert cache.bytes <= cache.max_bytes and len(cache) == 3
+    assert "x" not in first and "x" in second  # first's "x" was the least recently used
+    first.clear()
+    assert len(first) == 0 and first.bytes == 0 and len(second) == 2 and len(cache) == 2
+
+
 def test_sizes_count_arrays_in_tuples_and_objects_once():
     array = np.zeros(1000, dtype=np.float32)
     assert nbytes((array, array)) < 2 * array.nbytes

@@ -25,15 +25,21 @@ class Galleries:
     data : optional Market-style folder or zip given at launch.
     extractor : feature extractor spec (training-free handcrafted features by default).
     data_extractor : the ``data`` gallery's own (e.g. "transreid:CKPT", "npz:FILE"); default ``extractor``.
+    results : the :class:`pose2id.lru.ByteLRU` all galleries keep their results per parameter set
+        in, so one bound in bytes (``$POSE2ID_RESULT_CACHE_MB``) holds for the whole server; default
+        a new one.
     """
 
-    def __init__(self, data=None, extractor=EXTRACTOR, upload_limits=None, upload_folders=None, data_extractor=None):
+    def __init__(self, data=None, extractor=EXTRACTOR, upload_limits=None, upload_folders=None, data_extractor=None,
+                 results=None):
         from pose2id.demo.uploads import UploadFolders, limits
+        from pose2id.lru import ByteLRU
 
         self.data = data
         self.extractor = extractor
         self.data_extractor = data_extractor or extractor
         self.limits = upload_limits or limits()
+        self.results = ByteLRU() if results is None else results
         self._benchmarks = {}
         self._skipped = {}  # key -> [(path, reason)] of the images the reader skipped as unreadable
         self._uploads = {}  # zip key -> (path of the upload, shown name)
@@ -160,6 +166,7 @@ class Galleries:
             with self._lock:
                 self._benchmarks[key] = full
                 self._partial.pop(key, None)
+            partial.drop_results()
 
         thread = threading.Thread(target=work, name=f"complete {key}", daemon=True)
         self._completing[key] = thread
@@ -198,7 +205,9 @@ class Galleries:
         dataset = open_dataset(spec, progress=stage("drawing images"), generated=generated)
         self._skipped[key] = list(dataset.skipped)
         extractor = self.data_extractor if key == DATA else self.extractor
-        return prepare_benchmark(dataset, extractor, progress=stage("features"))
+        bench = prepare_benchmark(dataset, extractor, progress=stage("features"))
+        bench.share_cache(self.results)
+        return bench
 
     def _prepare_upload(self, key, stage):
         """Extract upload ``key`` into a folder of its own (within :attr:`limits`) and prepare it;
@@ -220,7 +229,9 @@ class Galleries:
             dataset = Market1501(folder, shown_as=Path(path).name)
             dataset.name = name
             self._skipped[key] = list(dataset.skipped)
-            return prepare_benchmark(dataset, self.extractor, progress=stage("features"), cache_dir=False)
+            bench = prepare_benchmark(dataset, self.extractor, progress=stage("features"), cache_dir=False)
+            bench.share_cache(self.results)
+            return bench
         except BaseException:
             self._extracted.pop(key, None)
             self._folders.remove(folder)
@@ -238,12 +249,14 @@ class Galleries:
         """Forget upload ``key``: its features, its choice, its extracted folder."""
         with self._lock:
             self._uploads.pop(key, None)
-            self._benchmarks.pop(key, None)
+            bench = self._benchmarks.pop(key, None)
             self._skipped.pop(key, None)
             self._owners.pop(key, None)
             if key in self._kept:
                 self._kept.remove(key)
             folder = self._extracted.pop(key, None)
+        if bench is not None:
+            bench.drop_results()
         self._folders.remove(folder)
 
     def _evict(self, keep):
