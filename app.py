@@ -207,12 +207,13 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         controls = [k1, k2, r_eta, rerank, top_k]
         # opening a gallery shows its queries; the new gallery key then triggers the rankings below
         opened = [gallery_key, gallery_choice, queries, query_index, photo_shown, retrieve_status]
-        waiting = dict(show_progress_on=rankings, **PRIVATE)  # one progress text where the lists will be
+        # one progress text, in the status line under the controls: above the fold on a 1366x768 screen
+        waiting = dict(show_progress_on=retrieve_status, **PRIVATE)
         demo.load(retrieve.open_gallery, [gallery_choice, gallery_key], opened, **waiting)
         gallery_choice.input(retrieve.open_gallery, [gallery_choice, gallery_key], opened, **waiting)
         # also /upload_zip for API clients (a zip in, the gallery selector with it chosen and the status out)
         upload.upload(retrieve.upload_zip_in_box, [upload, gallery_key], [*opened, upload], api_name="upload_zip",
-                      show_progress_on=rankings)
+                      show_progress_on=retrieve_status)
         upload.clear(retrieve.close_zip, gallery_key, opened, **waiting)
         demo.unload(retrieve.session_ended)  # the page closed: the zips only it uploaded are removed
 

@@ -33,6 +33,8 @@ CSS = """
 .p2-status.p2-ok { background: #f0fdf4; border-color: #bbf7d0; color: #14532d; }
 .p2-status.p2-warning { background: #fffbeb; border-color: #fde68a; color: #78350f; }
 .p2-status.p2-error { background: #fef2f2; border-color: #fca5a5; color: #7f1d1d; font-weight: 600; }
+/* the Retrieve status also shows a gallery's opening progress: room for its text and bar */
+#retrieve-status { min-height: 64px; }
 /* the query beside the four lists; on a phone the lists wrap below it instead of overflowing */
 .p2-rankings { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
 /* one width for a query ("id 1, cam 4") and an uploaded photo ("identity unknown" wraps): the four

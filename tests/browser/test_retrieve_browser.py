@@ -221,8 +221,11 @@ def cold_page(browser, cold_app):
 def test_the_first_visit_says_that_synthped_is_being_built(cold_page, cold_app, browser, screenshot):
     page = cold_page
     page.get_by_role("tab", name="Retrieve").click()
-    page.get_by_text(BUILDING).first.wait_for()  # the progress text where the ranked lists will be
-    progress = page.get_by_text(BUILDING).first.inner_text()
+    shown = page.locator("#retrieve-status").get_by_text(BUILDING).first
+    shown.wait_for()  # the progress text, in the status line under the controls
+    box = shown.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= LAPTOP["height"]  # above the fold at 1366x768
+    progress = shown.inner_text()
     assert re.search(r"(Drawing images|Features): [\d,]+ of [\d,]+", progress)
     screenshot(page, "retrieve_first_visit_laptop")
 
