@@ -21,7 +21,9 @@ from pose2id.demo.components import ClampedSlider, GeneratorRadio, PhotoInput, S
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
 from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, Generations, pose_previews
-from pose2id.demo.retrieve import METRIC_HEADERS, SYNTHPED, Galleries, Retrieve, highlight_query
+from pose2id.demo.galleries import SYNTHPED, Galleries
+from pose2id.demo.retrieval_views import METRIC_HEADERS, highlight_query
+from pose2id.demo.retrieve import Retrieve
 from pose2id.demo.theme import CSS, HEAD, theme
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "examples")

@@ -138,7 +138,7 @@ def tsne_html(bench, after, k1, k2, eta, sample_size):
     other points (the component's ``js_on_load``, :data:`TSNE_JS`)."""
     import plotly.express as px
 
-    from pose2id.demo.retrieve import thumbnail_uri
+    from pose2id.demo.retrieval_views import thumbnail_uri
 
     before_f, pids, images = _features(bench, "Base", k1, k2, eta)
     after_f, _, _ = _features(bench, after, k1, k2, eta)

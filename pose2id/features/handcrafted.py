@@ -89,7 +89,7 @@ def _l2(x, axis=-1):
 class HandcraftedExtractor:
     """Stripe colour/texture histograms (spec name "handcrafted"); needs no weights.
 
-    ``dim`` = 15 stripes x (8*4*4 colour + 8 texture) = 2040.
+    ``dim`` = 7 overlapping stripes (32 rows tall, every 16 rows of 128) x (8*4*4 colour + 8 texture) = 952.
     """
 
     name = "handcrafted-v1"

@@ -21,7 +21,6 @@ The pipeline is a ``diffusers.DiffusionPipeline``: ``save_pretrained`` / ``from_
 
 from dataclasses import dataclass
 
-import numpy as np
 import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
