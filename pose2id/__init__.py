@@ -40,17 +40,20 @@ class ArgumentError(ValueError):
     Parameters
     ----------
     problem : str
-        What is wrong and what was expected, without the value's name: ``"'people' is empty"``.
+        What is wrong and what was expected, without the value's name or its file:
+        ``"'people' is empty"``. About an argument alone (no file, no label) it reads after the
+        argument's name: ``"must be >= 1, got 0"``.
     argument : str, optional
         The library's name for the value: ``"spec"``, ``"k1"``, ``"pose"``.
     file : str or Path, optional
-        The file the problem is in, when there is one.
+        The file (or folder) the problem is in, when there is one.
     value : object, optional
         The offending value.
     label : str, optional
-        What the message names when there is no file (default: ``argument``), e.g. ``"JSON text"``.
+        What the message names when there is no file, e.g. ``"JSON text"``.
 
-    ``str(error)`` is ``"<file or label or argument>: <problem>"``.
+    ``str(error)`` is ``"<file or label>: <problem>"``, or ``"<argument> <problem>"`` when
+    neither is given (``"k1 must be >= 1, got 0"``), or the problem alone.
     """
 
     def __init__(self, problem, argument=None, file=None, value=None, label=None):
@@ -59,14 +62,24 @@ class ArgumentError(ValueError):
         self.file = None if file is None else str(file)
         self.value = value
         self.label = label
-        where = self.file or label or argument
-        super().__init__(f"{where}: {self.problem}" if where else self.problem)
+        super().__init__(self.told())
 
-    def worded(self, name):
-        """The problem told under ``name`` (an option such as ``--poses``), the file kept."""
-        if self.file and self.file not in name:
-            return f"{name} {self.file}: {self.problem}"
-        return f"{name}: {self.problem}"
+    def told(self, file=None):
+        """The message, with the file named ``file`` when given (the name its user knows it by)."""
+        where = file or self.file or self.label
+        if where:
+            return f"{where}: {self.problem}"
+        return f"{self.argument} {self.problem}" if self.argument else self.problem
+
+    def worded(self, name, file=None):
+        """The problem told under ``name`` (an option such as ``--poses``), the file kept (or
+        named ``file``): ``"--poses a.json: 'people' is empty"``, ``"--k1 must be >= 1, got 0"``."""
+        where = file or self.file
+        if where and where not in name:
+            return f"{name} {where}: {self.problem}"
+        if where or self.label or not self.argument:
+            return f"{name}: {self.problem}"
+        return f"{name} {self.problem}"
 
 
 def __getattr__(name):

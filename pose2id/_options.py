@@ -66,20 +66,15 @@ def check_device(name):
 def in_option_terms(error, option, argument_names=()):
     """A library error retold with the option the user typed.
 
-    A :class:`pose2id.ArgumentError` about one of ``argument_names`` (or about any argument, when
-    none are given) is worded from its fields: ``"--poses x.json: 'people' is empty"``. For other
-    errors, where the message starts with the library's name for the argument ("spec: /x does not
-    exist", "spec must be ..."), the option replaces it ("--dataset: /x does not exist",
-    "--dataset must be ..."); any other message is put after the option.
+    A :class:`pose2id.ArgumentError` (a :class:`pose2id.data.DatasetError` too) about one of
+    ``argument_names``, about no argument in particular (a file inside the dataset), or about any
+    argument when no names are given, is worded from its fields: ``"--poses x.json: 'people' is
+    empty"``, ``"--dataset /x: does not exist; ..."``, ``"--shard must be K/N, got '3/2'"``. Any
+    other error is put after the option as it is: ``"--dataset: k1 must be >= 1"``.
     """
     from pose2id import ArgumentError
 
-    if isinstance(error, ArgumentError) and (not argument_names or error.argument in argument_names):
+    if isinstance(error, ArgumentError) and (not argument_names or error.argument is None
+                                             or error.argument in argument_names):
         return error.worded(option)
-    message = str(error)
-    for name in argument_names:
-        if message.startswith(f"{name}: "):
-            return f"{option}: {message[len(name) + 2:]}"
-        if message.startswith(f"{name} "):
-            return f"{option}{message[len(name):]}"
-    return f"{option}: {message}"
+    return f"{option}: {error}"

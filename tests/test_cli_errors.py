@@ -13,7 +13,8 @@ from pose2id.poses import PoseError, pose_from_openpose
 def test_argument_error_fields_and_message(tmp_path):
     error = ArgumentError("must be >= 1, got 0", argument="k1", value=0)
     assert (error.problem, error.argument, error.value, error.file) == ("must be >= 1, got 0", "k1", 0, None)
-    assert str(error) == "k1: must be >= 1, got 0"
+    assert str(error) == "k1 must be >= 1, got 0"  # about the argument alone: the problem reads after its name
+    assert error.worded("--k1") == "--k1 must be >= 1, got 0"
     assert isinstance(error, ValueError)
     in_file = ArgumentError("'people' is empty", argument="pose", file=tmp_path / "a.json")
     assert str(in_file) == f"{tmp_path / 'a.json'}: 'people' is empty"
@@ -43,13 +44,45 @@ def test_pose_errors_carry_the_file_and_the_problem(tmp_path, text, problem):
     assert in_option_terms(caught.value, "--pose-json", ("pose",)) == f"--pose-json: {caught.value.problem}"
 
 
-def test_errors_without_fields_are_reworded_by_their_prefix():
-    assert in_option_terms(ValueError("spec: /x does not exist"), "--dataset", ("spec",)) == "--dataset: /x does not exist"
-    assert in_option_terms(ValueError("spec must be a path"), "--dataset", ("spec",)) == "--dataset must be a path"
+def test_errors_without_fields_are_put_after_the_option_as_they_are():
+    # no rewriting of the text: a message that happens to start with an argument's name keeps it
+    assert in_option_terms(ValueError("spec: /x"), "--dataset", ("spec",)) == "--dataset: spec: /x"
     assert in_option_terms(ValueError("something else"), "--dataset", ("spec",)) == "--dataset: something else"
     # a field-carrying error about another argument is not taken for this option's
     other = ArgumentError("must be >= 1", argument="k1")
-    assert in_option_terms(other, "--dataset", ("spec",)) == "--dataset: k1: must be >= 1"
+    assert in_option_terms(other, "--dataset", ("spec",)) == "--dataset: k1 must be >= 1"
+
+
+def test_dataset_errors_are_worded_from_their_fields(tmp_path):
+    from pose2id.data import DatasetError, open_dataset
+
+    with pytest.raises(DatasetError) as caught:
+        open_dataset(str(tmp_path / "nope"))
+    error = caught.value
+    assert in_option_terms(error, "--dataset", ("spec",)) == f"--dataset {tmp_path / 'nope'}: {error.problem}"
+    # about a file inside the dataset (no argument of its own): worded under the option too
+    inside = DatasetError("cannot read this image (not image data)", file=tmp_path / "a.jpg")
+    assert in_option_terms(inside, "--dataset", ("spec",)) == f"--dataset {tmp_path / 'a.jpg'}: {inside.problem}"
+    # a folder extracted from a zip is worded under the zip's name
+    shown = DatasetError("there are no image files", argument="root", file=tmp_path / "x", shown_as="cams.zip")
+    assert str(shown) == "cams.zip: there are no image files"
+    assert in_option_terms(shown, "--dataset", ("root",)) == "--dataset cams.zip: there are no image files"
+    assert shown.told("elsewhere") == "elsewhere: there are no image files"
+
+
+def test_the_shard_and_a_pose_folder_are_worded_from_their_fields(tmp_path):
+    from pose2id.ipg.dataset_generation import parse_shard, read_pose_folder
+
+    with pytest.raises(ArgumentError) as caught:
+        parse_shard("3/2")
+    assert (caught.value.argument, caught.value.value) == ("shard", "3/2")
+    assert in_option_terms(caught.value, "--shard", ("shard",)).startswith("--shard must be K/N")
+    (tmp_path / "1.json").write_text("{")
+    with pytest.raises(ArgumentError) as caught:
+        read_pose_folder(tmp_path)
+    assert (caught.value.argument, caught.value.file) == ("folder", str(tmp_path / "1.json"))
+    worded = in_option_terms(caught.value, "--poses", ("folder",))
+    assert worded == f"--poses {tmp_path / '1.json'}: not valid OpenPose JSON"
 
 
 def test_the_generate_command_words_a_bad_pose_file_with_its_option(tmp_path):

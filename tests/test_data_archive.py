@@ -129,7 +129,7 @@ def test_zip_of_unreadable_images_says_the_names_are_fine_and_lists_them(tmp_pat
 
 def test_zip_without_market_names_shows_one_of_its_names(tmp_path):
     archive = _zip_files(tmp_path / "holiday.zip", {f"photos/holiday_{i}.jpg": _jpeg_bytes() for i in range(3)})
-    with pytest.raises(DatasetError, match=r"none of the 3 image file\(s\) .* has a Market-1501 style name "
+    with pytest.raises(DatasetError, match=r"^holiday.zip: none of the 3 image file\(s\) has a Market-1501 style name "
                                            r"\(for example 'holiday_0.jpg'\)"):
         open_dataset(str(archive), cache_dir=tmp_path / "cache")
 
@@ -142,7 +142,7 @@ def test_empty_zip_says_there_are_no_images(tmp_path):
 
 def test_zip_with_one_camera_per_identity_says_so(tmp_path):
     archive = _zip_files(tmp_path / "one.zip", {f"0001_c1s1_00000{i}_00.jpg": _jpeg_bytes() for i in range(2)})
-    with pytest.raises(DatasetError, match=r"no identity .* is seen by at least two cameras.*\(2 usable image"):
+    with pytest.raises(DatasetError, match=r"no identity is seen by at least two cameras.*\(2 usable image"):
         open_dataset(str(archive), cache_dir=tmp_path / "cache")
 
 
@@ -154,12 +154,21 @@ def test_zip_with_an_unreadable_gallery_names_the_folder_and_the_files(tmp_path)
         open_dataset(str(archive), cache_dir=tmp_path / "cache")
 
 
-def test_archive_messages_have_no_argument_name_prefix(tmp_path):
+def test_archive_errors_carry_the_archive_as_a_field(tmp_path):
     archive = tmp_path / "broken.zip"
     archive.write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(DatasetError) as info:
         open_archive(archive, tmp_path / "out")
-    assert str(info.value).startswith("broken.zip is not a readable zip archive")
+    error = info.value
+    assert (error.argument, error.file, error.shown_as) == ("zip_path", str(archive), None)
+    assert error.problem.startswith("not a readable zip archive") and str(archive) not in error.problem
+    assert str(error).startswith(f"{archive}: ")  # the library's message names the path, once
+    assert error.told("my.zip").startswith("my.zip: not a readable zip archive")
+    assert error.worded("--dataset").startswith(f"--dataset {archive}: not a readable")
+    unsafe = _zip_files(tmp_path / "evil.zip", {"../escape.jpg": b"x"})
+    with pytest.raises(DatasetError) as info:
+        open_archive(unsafe, tmp_path / "out")
+    assert info.value.file == str(unsafe) and "'../escape.jpg'" in info.value.problem
 
 
 def test_zip_without_query_names_the_zip_and_the_missing_folder(tmp_path):
@@ -174,8 +183,10 @@ def test_zip_without_query_names_the_zip_and_the_missing_folder(tmp_path):
     for _ in range(2):  # extracted, then from the extracted copy
         with pytest.raises(DatasetError) as info:
             open_dataset(str(archive), cache_dir=cache)
-        assert str(info.value) == ("noquery.zip has nq/bounding_box_test/ (30 images) but no query/ folder: a "
-                                   "Market-1501 style dataset needs query/ and bounding_box_test/ side by side")
+        error = info.value
+        assert error.shown_as == "noquery.zip" and error.file == str(cache) and str(error).startswith("noquery.zip: ")
+        assert error.problem == ("has nq/bounding_box_test/ (30 images) but no query/ folder: a Market-1501 style "
+                                 "dataset needs query/ and bounding_box_test/ side by side")
     assert (cache / ".pose2id-extracted").is_file()
 
 
@@ -189,10 +200,14 @@ def test_zip_messages_name_the_zip_not_the_extraction_folder(tmp_path):
         with pytest.raises(DatasetError) as info:
             open_dataset(str(zip_path), cache_dir=tmp_path / zip_path.stem)
         messages.append(str(info.value))
-    assert messages[0].startswith("there are no Market-1501 style images directly in one.zip: its 4 file(s) with such "
-                                  "names are in other folders (for example day1/0001_c1s1_000000_00.jpg)")
-    assert messages[1].startswith("no identity in flat.zip is seen by at least two cameras")
-    assert messages[2].startswith("no usable query/gallery images in junk.zip: all 1 file(s) with Market-1501 style "
+        # the file is the extraction folder, shown as the zip; the problem names neither
+        assert info.value.shown_as == zip_path.name and info.value.file == str(tmp_path / zip_path.stem)
+        assert str(tmp_path) not in info.value.problem
+    assert messages[0].startswith("one.zip: there are no Market-1501 style images directly in this folder: its 4 "
+                                  "file(s) with such names are in other folders (for example "
+                                  "day1/0001_c1s1_000000_00.jpg)")
+    assert messages[1].startswith("flat.zip: no identity is seen by at least two cameras")
+    assert messages[2].startswith("junk.zip: no usable query/gallery images: all 1 file(s) with Market-1501 style "
                                   "names are junk (pid -1")
     assert not any(str(tmp_path) in message for message in messages)
 

@@ -80,15 +80,18 @@ def test_missing_listed_files_are_skipped_and_reported(tmp_path, caplog):
 
 
 def test_bad_layouts_name_the_file_and_line(tmp_path):
-    with pytest.raises(DatasetError, match="list_query.txt"):
+    with pytest.raises(DatasetError, match="list_query.txt") as info:
         MSMT17(tmp_path)
+    assert (info.value.argument, info.value.file) == ("root", str(tmp_path))
     root = make_msmt17(tmp_path / "MSMT17")
     (root / "list_gallery.txt").write_text(GALLERY[0] + "\n0000/0000_a.jpg zero\n")
-    with pytest.raises(DatasetError, match=r"list_gallery.txt: line 2"):
+    with pytest.raises(DatasetError) as info:
         MSMT17(root)
+    assert info.value.file == str(root / "list_gallery.txt") and info.value.problem.startswith("line 2 is ")
     (root / "list_gallery.txt").write_text("0000/0000_c1s1_000151_00.jpg 0\n")
-    with pytest.raises(DatasetError, match=r"list_gallery.txt line 1.*camera"):
+    with pytest.raises(DatasetError, match=r"list_gallery.txt: line 1.*camera") as info:
         MSMT17(root)
+    assert info.value.file == str(root / "list_gallery.txt")
     (root / "list_gallery.txt").write_text(GALLERY[0] + "\n")
     for image in (root / "test").rglob("*.jpg"):
         image.unlink()

@@ -106,16 +106,22 @@ def test_extract_empty_and_unreadable(tmp_path):
     assert extract(ex, [], cache_dir=False).shape == (0, ex.dim)
     bad = tmp_path / "0001_c1s1_000001_00.jpg"
     bad.write_bytes(b"not a jpeg")
-    with pytest.raises(DatasetError, match="0001_c1s1_000001_00.jpg"):
+    with pytest.raises(DatasetError, match="0001_c1s1_000001_00.jpg") as info:
         extract(ex, [bad], cache_dir=False)
-    with pytest.raises(DatasetError, match="cannot read image"):
+    assert info.value.file == str(bad) and "not image data" in info.value.problem
+    with pytest.raises(DatasetError, match="cannot read this image") as info:
         load_images([tmp_path / "missing.jpg"])
+    # the reason is the system's, not its text, which would name the path a second time
+    assert info.value.file == str(tmp_path / "missing.jpg") and str(tmp_path) not in info.value.problem
 
 
 @pytest.mark.parametrize("spec", ["", "sift", "transreid", "handcrafted:x", None])
 def test_bad_spec(spec):
-    with pytest.raises(ValueError, match="spec"):
+    from pose2id import ArgumentError
+
+    with pytest.raises(ArgumentError, match="spec") as info:
         get_extractor(spec)
+    assert (info.value.argument, info.value.value) == ("spec", spec)
 
 
 def test_transreid_extractor_matches_fixture(shared_dir):

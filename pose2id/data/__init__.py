@@ -12,8 +12,9 @@
 import hashlib
 from pathlib import Path
 
+from pose2id import ArgumentError
 from pose2id.data.archive import open_archive
-from pose2id.data.market1501 import DatasetError, Market1501, ReIDImage, parse_name
+from pose2id.data.market1501 import DatasetError, Market1501, ReIDImage, parse_name, shown_path
 from pose2id.data.msmt17 import MSMT17, find_msmt17_root
 
 __all__ = ["DatasetError", "MSMT17", "Market1501", "ReIDImage", "open_archive", "open_dataset", "parse_name"]
@@ -24,7 +25,7 @@ SPEC_HELP = ("'synthped', a folder or .zip (Market-1501 style names, or MSMT17's
              + ", ".join(f"'{kind}:PATH'" for kind in KINDS))
 
 
-def _cuhk03_split(path, which):
+def _cuhk03_split(path, which, shown_as=None):
     """The ``detected/`` or ``labeled/`` folder (``which``) of a CUHK03-NP folder: ``path`` itself
     when it is one, else ``path/which`` or ``path/*/which``."""
     if path.name.lower() in ("detected", "labeled"):
@@ -32,23 +33,26 @@ def _cuhk03_split(path, which):
     for candidate in [path / which, *sorted(path.glob(f"*/{which}"))]:
         if candidate.is_dir():
             return candidate
-    raise DatasetError(f"spec: {path} has no {which}/ folder; CUHK03-NP (the new protocol) has detected/ and labeled/, "
-                       "each with query/, bounding_box_test/ and bounding_box_train/")
+    raise DatasetError(f"has no {which}/ folder; CUHK03-NP (the new protocol) has detected/ and labeled/, each with "
+                       "query/, bounding_box_test/ and bounding_box_train/", argument="spec", file=path,
+                       shown_as=shown_as)
 
 
 def _open_folder(path, kind=None, shown_as=None):
     """The dataset in the folder ``path``: of ``kind`` (one of KINDS) or, without one, recognised
-    from its layout (MSMT17's list files, else Market-1501 style names)."""
+    from its layout (MSMT17's list files, else Market-1501 style names). Messages name ``path``
+    (and what is in it) ``shown_as`` when given."""
     if kind == "msmt17" or (kind is None and find_msmt17_root(path) is not None):
-        return MSMT17(path)
+        return MSMT17(path, shown_as=shown_as)
     if kind in ("cuhk03-np", "cuhk03-np-labeled"):
         which = "labeled" if kind == "cuhk03-np-labeled" else "detected"
-        split = _cuhk03_split(path, which)
-        return Market1501(split, name=f"CUHK03-NP ({split.name.lower()})")
+        split = _cuhk03_split(path, which, shown_as)
+        return Market1501(split, name=f"CUHK03-NP ({split.name.lower()})", shown_as=shown_path(split, path, shown_as))
     if kind is None and path.is_dir() and all(any(p.is_dir() for prefix in ("", "*/") for p in path.glob(prefix + which))
                                               for which in ("detected", "labeled")):
-        raise DatasetError(f"spec: {shown_as or path} holds CUHK03-NP's detected/ and labeled/ sets; choose one with "
-                           f"'cuhk03-np:{path}' (detected) or 'cuhk03-np-labeled:{path}'")
+        raise DatasetError("holds CUHK03-NP's detected/ and labeled/ sets; choose one by writing 'cuhk03-np:' "
+                           "(detected) or 'cuhk03-np-labeled:' before the path", argument="spec", file=path,
+                           shown_as=shown_as)
     name = {"market1501": None, "dukemtmc": "DukeMTMC-reID"}.get(kind)
     return Market1501(path, name=name, shown_as=shown_as)
 
@@ -75,14 +79,15 @@ def open_dataset(spec, cache_dir=None, progress=None, generated=True):
     Market1501 (SynthPed is a subclass with ``is_synthetic = True``) or MSMT17.
     """
     if not isinstance(spec, (str, Path)) or not str(spec):
-        raise ValueError(f"spec must be {SPEC_HELP}, got {spec!r}")
+        raise ArgumentError(f"must be {SPEC_HELP}, got {spec!r}", argument="spec", value=spec)
     spec = str(spec)
     if spec == "synthped" or spec.startswith("synthped:"):
         from pose2id.data.synthped import load_synthped
 
         seed_text = spec.partition(":")[2] or "0"
         if not seed_text.isdigit():
-            raise ValueError(f"spec {spec!r}: the SynthPed seed must be a non-negative integer")
+            raise ArgumentError(f"must be 'synthped:SEED' with SEED a non-negative integer, got {spec!r}",
+                                argument="spec", value=spec)
         return load_synthped(cache_dir=cache_dir, seed=int(seed_text), progress=progress, generated=generated)
     kind, _, rest = spec.partition(":")
     kind = kind.lower() if rest and kind.lower() in KINDS else None
@@ -99,5 +104,6 @@ def open_dataset(spec, cache_dir=None, progress=None, generated=True):
         # messages name what is in the zip by the zip's name, not by the folder it was extracted to
         return _open_folder(dest, kind, shown_as=path.name)
     if not path.exists():
-        raise DatasetError(f"spec: {path} does not exist; expected a Market-1501 style folder or .zip, or 'synthped'")
+        raise DatasetError("does not exist; expected a Market-1501 style folder or .zip, or 'synthped'",
+                           argument="spec", file=path, value=spec)
     return _open_folder(path, kind)

@@ -19,13 +19,18 @@ RATIO_MIN_BYTES = 1024**2
 _CHUNK = 1024**2
 
 
-def _check_entry_name(name):
+def _refused(zip_path, problem):
+    """A DatasetError about the archive ``zip_path``."""
+    return DatasetError(problem, argument="zip_path", file=zip_path)
+
+
+def _check_entry_name(zip_path, name):
     """Reject names that would land outside the target folder."""
     posix = PurePosixPath(name.replace("\\", "/"))
     if posix.is_absolute() or (posix.parts and posix.parts[0].endswith(":")) or name.startswith(("/", "\\")):
-        raise DatasetError(f"archive entry {name!r} has an absolute path; refusing to extract it")
+        raise _refused(zip_path, f"archive entry {name!r} has an absolute path; refusing to extract it")
     if ".." in posix.parts:
-        raise DatasetError(f"archive entry {name!r} points outside the archive ('..'); refusing to extract it")
+        raise _refused(zip_path, f"archive entry {name!r} points outside the archive ('..'); refusing to extract it")
 
 
 def _is_symlink(info):
@@ -52,49 +57,49 @@ def open_archive(zip_path, dest, max_total_bytes=MAX_TOTAL_BYTES, max_files=MAX_
     ------
     DatasetError : broken archive, unsafe entry (absolute path, ``..``, symbolic link) or a
         limit exceeded; nothing is extracted in that case (except for a lying entry found while
-        writing, after which the partial output is removed).
+        writing, after which the partial output is removed). Its ``file`` is ``zip_path``.
     """
     zip_path, dest = Path(zip_path), Path(dest)
     if not zip_path.is_file():
-        raise DatasetError(f"{zip_path} does not exist or is not a file")
+        raise _refused(zip_path, "does not exist or is not a file")
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as error:
-        raise DatasetError(f"{zip_path.name} is not a readable zip archive ({error})") from None
+        # an OSError's own text names the path again: its reason alone
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise _refused(zip_path, f"not a readable zip archive ({reason})") from None
     with archive:
         infos = archive.infolist()
         if len(infos) > max_files:
-            raise DatasetError(f"archive has {len(infos)} entries, more than the limit of {max_files}")
+            raise _refused(zip_path, f"the archive has {len(infos)} entries, more than the limit of {max_files}")
         total = 0
         for info in infos:
-            _check_entry_name(info.filename)
+            _check_entry_name(zip_path, info.filename)
             if _is_symlink(info):
-                raise DatasetError(f"archive entry {info.filename!r} is a symbolic link; refusing to extract it")
+                raise _refused(zip_path, f"archive entry {info.filename!r} is a symbolic link; refusing to extract it")
             total += info.file_size
             if info.file_size > RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
-                raise DatasetError(
+                raise _refused(
+                    zip_path,
                     f"archive entry {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}x "
-                    f"(limit {max_ratio}x); this looks like a zip bomb"
-                )
+                    f"(limit {max_ratio}x); this looks like a zip bomb")
         if total > max_total_bytes:
-            raise DatasetError(
-                f"archive expands to {total / 1024**2:.1f} MiB, more than the limit of "
-                f"{max_total_bytes / 1024**2:.1f} MiB"
-            )
+            raise _refused(zip_path, f"the archive expands to {total / 1024**2:.1f} MiB, more than the limit of "
+                                     f"{max_total_bytes / 1024**2:.1f} MiB")
         dest.mkdir(parents=True, exist_ok=True)
         resolved_dest = dest.resolve()
         try:
             for info in infos:
-                _extract_entry(archive, info, resolved_dest)
+                _extract_entry(zip_path, archive, info, resolved_dest)
         except zipfile.BadZipFile as error:
-            raise DatasetError(f"{zip_path.name} is damaged ({error})") from None
+            raise _refused(zip_path, f"the archive is damaged ({error})") from None
     return find_dataset_root(dest)
 
 
-def _extract_entry(archive, info, dest):
+def _extract_entry(zip_path, archive, info, dest):
     target = (dest / info.filename).resolve()
     if not target.is_relative_to(dest):
-        raise DatasetError(f"archive entry {info.filename!r} resolves outside the folder it is extracted to")
+        raise _refused(zip_path, f"archive entry {info.filename!r} resolves outside the folder it is extracted to")
     if info.is_dir():
         target.mkdir(parents=True, exist_ok=True)
         return
@@ -108,8 +113,6 @@ def _extract_entry(archive, info, dest):
             if written > info.file_size:
                 out.close()
                 target.unlink()
-                raise DatasetError(
-                    f"archive entry {info.filename!r} decompresses to more than its declared "
-                    f"{info.file_size} bytes; refusing to continue"
-                )
+                raise _refused(zip_path, f"archive entry {info.filename!r} decompresses to more than its declared "
+                                         f"{info.file_size} bytes; refusing to continue")
             out.write(chunk)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from pose2id import ArgumentError
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -34,8 +36,37 @@ TRAIN_DIRS = ("bounding_box_train", "train")
 GEN_SUFFIX = "_gen"
 
 
-class DatasetError(ValueError):
-    """A dataset folder or archive that cannot be read as a re-identification dataset."""
+class DatasetError(ArgumentError):
+    """A dataset folder or archive that cannot be read as a re-identification dataset.
+
+    A :class:`pose2id.ArgumentError` (so a ValueError) with its fields: ``problem`` (what is
+    wrong, without the path), ``file`` (the folder, archive or file it is about), ``argument``
+    (the library's name for the value, where it knows it: ``"spec"``, ``"root"``, ``"zip_path"``),
+    ``value``; and ``shown_as``, how messages name ``file`` when its user knows it by another name:
+    the zip's name (``"cams.zip"``, ``"cams.zip/query"``) for the folder it was extracted to.
+
+    ``str(error)`` is ``"<shown_as or file>: <problem>"``; :meth:`told` and :meth:`worded` take
+    another name for the file.
+    """
+
+    def __init__(self, problem, argument=None, file=None, value=None, label=None, shown_as=None):
+        self.shown_as = None if shown_as is None else str(shown_as)
+        super().__init__(problem, argument=argument, file=file, value=value, label=label)
+
+    def told(self, file=None):
+        return super().told(file or self.shown_as)
+
+    def worded(self, name, file=None):
+        return super().worded(name, file or self.shown_as)
+
+
+def shown_path(path, given, shown_as=None):
+    """How messages name ``path`` (``given`` or a path inside it): under ``shown_as`` when there
+    is one (``"cams.zip/query"`` for ``given/query``), else None (its own path)."""
+    if shown_as is None:
+        return None
+    relative = Path(path).relative_to(given).as_posix()
+    return str(shown_as) if relative == "." else f"{shown_as}/{relative}"
 
 
 @dataclass(frozen=True)
@@ -246,7 +277,8 @@ class Market1501:
     def __init__(self, root, name=None, verify=True, shown_as=None):
         root = Path(root).expanduser()
         if not root.is_dir():
-            raise DatasetError(f"{root} is not a folder; expected a Market-1501 style dataset folder")
+            raise DatasetError("is not a folder; expected a Market-1501 style dataset folder", argument="root",
+                               file=root, shown_as=shown_as)
         self._given, self._shown_as = root, shown_as
         self.root = find_dataset_root(root)
         self.skipped = []
@@ -274,8 +306,8 @@ class Market1501:
             if pool and not self.query:
                 identities = len({im.pid for im in pool if im.pid > 0})
                 self._raise_empty(
-                    f"no identity in {self._show(self.root)} is seen by at least two cameras, so no image can be a "
-                    f"query ({len(pool)} usable image(s) of {identities} identit{'y' if identities == 1 else 'ies'}); "
+                    f"no identity is seen by at least two cameras, so no image can be a query ({len(pool)} usable "
+                    f"image(s) of {identities} identit{'y' if identities == 1 else 'ies'}); "
                     f"add images of the same people from another camera (the cC in the name), or put the queries in "
                     f"query/ and the gallery in bounding_box_test/")
             if not pool:
@@ -285,13 +317,15 @@ class Market1501:
             logger.warning("skipped %d unreadable image(s) in %s: %s", len(self.skipped), self.root,
                            describe_skipped(self.skipped))
 
-    def _show(self, path):
-        """``path`` as messages name it: under ``shown_as`` when one was given (a zip's name
-        instead of the folder it was extracted to)."""
-        if self._shown_as is None:
-            return str(path)
-        relative = Path(path).relative_to(self._given).as_posix()
-        return self._shown_as if relative == "." else f"{self._shown_as}/{relative}"
+    def show_path(self, path):
+        """``path`` (the folder given or one inside it) as messages name it: under ``shown_as``
+        when one was given (a zip's name instead of the folder it was extracted to), else itself."""
+        return shown_path(path, self._given, self._shown_as) or str(path)
+
+    def _error(self, problem, path=None):
+        """A DatasetError about ``path`` (default: the dataset's root), named as messages name it."""
+        path = self.root if path is None else path
+        return DatasetError(problem, argument="root", file=path, shown_as=shown_path(path, self._given, self._shown_as))
 
     def _layout_problem(self):
         """Why no folder under the root holds query/ and a gallery folder side by side, when the
@@ -303,13 +337,12 @@ class Market1501:
             shown += [f"{len(found) - 3} more"] if len(found) > 3 else []
             return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
-        where = self._show(self.root)
         roots = [p for pattern in ("*", "*/*") for p in sorted(self.root.glob(pattern))
                  if p.is_dir() and _looks_like_root(p)]
         if len(roots) > 1:  # find_dataset_root takes only one
             names = ", ".join(f"{p.relative_to(self.root).as_posix()}/" for p in roots[:5])
             names += f" and {len(roots) - 5} more" if len(roots) > 5 else ""
-            return (f"{where} holds {len(roots)} Market-1501 style datasets ({names}), each with query/ and a gallery "
+            return (f"holds {len(roots)} Market-1501 style datasets ({names}), each with query/ and a gallery "
                     f"folder; use one of them at a time")
         needs = "a Market-1501 style dataset needs query/ and bounding_box_test/ side by side"
         queries = _split_folders(self.root, QUERY_DIRS)
@@ -317,45 +350,42 @@ class Market1501:
         if not queries and not galleries:
             return None
         if not queries:
-            return f"{where} has {listed(galleries)} but no query/ folder: {needs}"
+            return f"has {listed(galleries)} but no query/ folder: {needs}"
         if not galleries:
-            return (f"{where} has {listed(queries)} but no bounding_box_test/ folder (the gallery; a gallery/ or "
+            return (f"has {listed(queries)} but no bounding_box_test/ folder (the gallery; a gallery/ or "
                     f"test/ folder is read too): {needs}")
-        return f"{where} has {listed(queries)} and {listed(galleries)}, but not side by side: {needs}"
+        return f"has {listed(queries)} and {listed(galleries)}, but not side by side: {needs}"
 
     def _raise_empty(self, problem):
-        """Raise a DatasetError saying why there is no query or no gallery: ``problem``, or (None)
-        what the files under the root are (no images, no Market-style names, none readable, only
-        junk, or all in subfolders that are not read)."""
+        """Raise a DatasetError about the root saying why there is no query or no gallery:
+        ``problem``, or (None) what the files under the root are (no images, no Market-style
+        names, none readable, only junk, or all in subfolders that are not read)."""
         hint = (f"Expected Market-1501 style names 'PPPP_cC...jpg' such as {EXAMPLE_NAME!r} (pid 0002, camera 1), "
                 f"in query/ and bounding_box_test/ folders or in one folder with identities seen by at least two "
                 f"cameras")
         skipped = f"; {len(self.skipped)} unreadable image(s) skipped: {describe_skipped(self.skipped)}"
         if problem is not None:
-            raise DatasetError(problem + (skipped if self.skipped else ""))
-        where = self._show(self.root)
+            raise self._error(problem + (skipped if self.skipped else ""))
         files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if self.skipped:
             # the names are right, the contents are not
-            raise DatasetError(
-                f"none of the {len(self.skipped)} file(s) with Market-1501 style names in {where} is a readable "
-                f"image: {describe_skipped(self.skipped)}")
+            raise self._error(f"none of the {len(self.skipped)} file(s) with Market-1501 style names is a readable "
+                              f"image: {describe_skipped(self.skipped)}")
         if not files:
-            raise DatasetError(f"there are no image files in {where}. {hint}")
+            raise self._error(f"there are no image files. {hint}")
         named = [p for p in files if parse_name(p.name) is not None]
         usable = [p for p in named if parse_name(p.name)[0] != -1]
         if named and not usable:
-            raise DatasetError(
-                f"no usable query/gallery images in {where}: all {len(named)} file(s) with Market-1501 style names "
-                f"are junk (pid -1, a name starting with '-1_'), which is never a query or gallery image. {hint}")
+            raise self._error(
+                f"no usable query/gallery images: all {len(named)} file(s) with Market-1501 style names are junk "
+                f"(pid -1, a name starting with '-1_'), which is never a query or gallery image. {hint}")
         if usable:  # none directly in the root, and no query/ or gallery folder holds them
             example = usable[0].relative_to(self.root).as_posix()
-            raise DatasetError(
-                f"there are no Market-1501 style images directly in {where}: its {len(usable)} file(s) with such "
+            raise self._error(
+                f"there are no Market-1501 style images directly in this folder: its {len(usable)} file(s) with such "
                 f"names are in other folders (for example {example}), which are not read. {hint}")
-        raise DatasetError(
-            f"none of the {len(files)} image file(s) in {where} has a Market-1501 style name "
-            f"(for example {files[0].name!r}). {hint}")
+        raise self._error(f"none of the {len(files)} image file(s) has a Market-1501 style name "
+                          f"(for example {files[0].name!r}). {hint}")
 
     def generated(self, split):
         """Paths of the IPG (generated) images of each image of ``split``.

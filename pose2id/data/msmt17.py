@@ -22,7 +22,8 @@ import logging
 import re
 from pathlib import Path
 
-from pose2id.data.market1501 import IMAGE_SUFFIXES, DatasetError, ReIDImage, _image_problem, describe_skipped
+from pose2id.data.market1501 import (IMAGE_SUFFIXES, DatasetError, ReIDImage, _image_problem, describe_skipped,
+                                     shown_path)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class MSMT17:
     name : shown name (default "MSMT17").
     verify : decode every image while reading (unreadable and missing files are skipped, listed
         in ``skipped`` and reported with a warning in the log).
+    shown_as : how messages name ``root`` (and what is in it), e.g. the file name of the zip it
+        was extracted to; default its path.
 
     Attributes
     ----------
@@ -79,15 +82,16 @@ class MSMT17:
 
     is_synthetic = False
 
-    def __init__(self, root, name="MSMT17", verify=True):
+    def __init__(self, root, name="MSMT17", verify=True, shown_as=None):
         given = Path(root).expanduser()
+        self._given, self._shown_as = given, shown_as
         if not given.is_dir():
-            raise DatasetError(f"{given} is not a folder; expected an MSMT17 folder with list_query.txt and "
-                               "list_gallery.txt")
+            raise DatasetError("is not a folder; expected an MSMT17 folder with list_query.txt and list_gallery.txt",
+                               argument="root", file=given, shown_as=shown_as)
         self.root = find_msmt17_root(given)
         if self.root is None:
-            raise DatasetError(f"{given} has no list_query.txt and list_gallery.txt (MSMT17's layout: lines such as "
-                               f"{EXAMPLE_LINE!r} naming images under test/)")
+            raise self._error(f"has no list_query.txt and list_gallery.txt (MSMT17's layout: lines such as "
+                              f"{EXAMPLE_LINE!r} naming images under test/)", given)
         self.name = name
         self.skipped = []
         self.test_dir = self._image_dir(TEST_DIRS, "test")
@@ -101,18 +105,28 @@ class MSMT17:
                     self.train += self._read_list(self.root / list_name, train_dir, verify)
         if not self.query or not self.gallery:
             extra = f"; {len(self.skipped)} listed file(s) skipped: {describe_skipped(self.skipped)}" if self.skipped else ""
-            raise DatasetError(f"{self.root}: {LIST_FILES['query']} gives {len(self.query)} usable image(s) and "
-                               f"{LIST_FILES['gallery']} {len(self.gallery)}; both need at least one{extra}")
+            raise self._error(f"{LIST_FILES['query']} gives {len(self.query)} usable image(s) and "
+                              f"{LIST_FILES['gallery']} {len(self.gallery)}; both need at least one{extra}")
         if self.skipped:
             logger.warning("skipped %d listed image(s) of %s: %s", len(self.skipped), self.root,
                            describe_skipped(self.skipped))
+
+    def show_path(self, path):
+        """``path`` (the folder given or one inside it) as messages name it: under ``shown_as``
+        when one was given, else itself."""
+        return shown_path(path, self._given, self._shown_as) or str(path)
+
+    def _error(self, problem, path=None):
+        """A DatasetError about ``path`` (default: the dataset's root), named as messages name it."""
+        path = self.root if path is None else path
+        return DatasetError(problem, argument="root", file=path, shown_as=shown_path(path, self._given, self._shown_as))
 
     def _image_dir(self, names, role):
         for name in names:
             if (self.root / name).is_dir():
                 return self.root / name
-        raise DatasetError(f"{self.root} has the list files of MSMT17 but no {' or '.join(n + '/' for n in names)} "
-                           f"folder with the {role} images")
+        raise self._error(f"has the list files of MSMT17 but no {' or '.join(n + '/' for n in names)} folder with "
+                          f"the {role} images")
 
     def _read_list(self, list_path, image_dir, verify):
         """The images a list file names, in its order."""
@@ -121,15 +135,14 @@ class MSMT17:
             if not line.strip():
                 continue
             fields = line.split()
-            where = f"{list_path.name} line {number}"
             if len(fields) != 2 or not re.fullmatch(r"\d+", fields[1]):
-                raise DatasetError(f"{list_path}: line {number} is {line.strip()!r}; expected an image path and a "
-                                   f"label, such as {EXAMPLE_LINE!r}")
+                raise self._error(f"line {number} is {line.strip()!r}; expected an image path and a label, such as "
+                                  f"{EXAMPLE_LINE!r}", list_path)
             relative = fields[0].replace("\\", "/")
             camid = parse_msmt17_camera(relative)
             if camid is None or not relative.lower().endswith(IMAGE_SUFFIXES):
-                raise DatasetError(f"{where}: {relative!r} is not an MSMT17 image name (PPPP_III_CC_..., the camera "
-                                   f"CC third), such as {EXAMPLE_LINE.split()[0]!r}")
+                raise self._error(f"line {number}: {relative!r} is not an MSMT17 image name (PPPP_III_CC_..., the "
+                                  f"camera CC third), such as {EXAMPLE_LINE.split()[0]!r}", list_path)
             path = image_dir / relative
             if not path.is_file():
                 self.skipped.append((path, "listed but missing"))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pose2id import ArgumentError
 from pose2id.data.market1501 import DatasetError
 from pose2id.features.deep import VIT_MODEL_ID, MissingWeightsError, TransReIDExtractor, ViTExtractor
 from pose2id.features.handcrafted import HandcraftedExtractor
@@ -56,7 +57,8 @@ def get_extractor(spec, device="cpu", camera_ids="auto"):
         The other extractors accept "auto" and "off"; "on" is an error for them.
     """
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"spec must be a string such as 'handcrafted', 'transreid:PATH' or 'vit', got {spec!r}")
+        raise ArgumentError(f"must be a string such as 'handcrafted', 'transreid:PATH' or 'vit', got {spec!r}",
+                            argument="spec", value=spec)
     from pose2id.reid import CAMERA_MODES
 
     if camera_ids not in CAMERA_MODES:
@@ -73,16 +75,17 @@ def get_extractor(spec, device="cpu", camera_ids="auto"):
         extractor = HandcraftedExtractor()
     elif kind in ("transreid", "transreid-global"):
         if not arg:
-            raise ValueError(f"spec {spec!r}: give the checkpoint path, e.g. 'transreid:weights/transformer_20.pth'")
+            raise ArgumentError(f"{spec!r} needs the checkpoint's path, e.g. 'transreid:weights/transformer_20.pth'",
+                                argument="spec", value=spec)
         extractor = TransReIDExtractor(
             arg, part="all" if kind == "transreid" else "global", device=device, camera_ids=camera_ids
         )
     elif kind == "vit":
         extractor = ViTExtractor(arg or VIT_MODEL_ID, device=device)
     else:
-        raise ValueError(
-            f"spec must be 'handcrafted', 'transreid:PATH', 'transreid-global:PATH', 'vit' or 'vit:PATH', got {spec!r}"
-        )
+        raise ArgumentError(
+            f"must be 'handcrafted', 'transreid:PATH', 'transreid-global:PATH', 'vit' or 'vit:PATH', got {spec!r}",
+            argument="spec", value=spec)
     _EXTRACTORS[key] = extractor
     return extractor
 
@@ -108,14 +111,28 @@ def _decode(path):
         return image.convert("RGB")
 
 
+def _unreadable_reason(error):
+    """Why an image could not be decoded, in a few words that do not repeat its path."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not image data"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+def _unreadable(path, reason):
+    """The DatasetError for the image ``path`` that cannot be decoded (``file`` is the image)."""
+    return DatasetError(f"cannot read this image ({reason})", file=path)
+
+
 def load_images(paths):
-    """Decode images as RGB PIL images; an unreadable file raises DatasetError naming it."""
+    """Decode images as RGB PIL images; an unreadable file raises DatasetError whose ``file`` is it."""
     images = []
     for path in paths:
         try:
             images.append(_decode(path))
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise DatasetError(f"cannot read image {path}: {error}") from None
+            raise _unreadable(path, _unreadable_reason(error)) from None
     return images
 
 
@@ -123,7 +140,7 @@ class _Unreadable:
     """An image a worker could not decode; the calling process raises DatasetError for it."""
 
     def __init__(self, path, error):
-        self.path, self.error = str(path), str(error)
+        self.path, self.reason = str(path), _unreadable_reason(error)
 
 
 class _ImageFiles:
@@ -297,7 +314,7 @@ def _compute_chunks(extractor, paths, camids, todo, feats, parts, batch_size, nu
     index = start = stop = None
     for indices, batch in zip(batches, loader):
         if isinstance(batch, _Unreadable):
-            raise DatasetError(f"cannot read image {batch.path}: {batch.error}")
+            raise _unreadable(batch.path, batch.reason)
         first, last = indices[0], indices[-1] + 1
         if first in chunk_of:
             index, start, stop = chunk_of[first]

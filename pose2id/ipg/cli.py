@@ -272,7 +272,7 @@ def check_dataset_inputs(args):
         plan = gen.plan_dataset(dataset, names or ["1"], splits=args.splits, out=args.out,
                                 all_identities=args.all_identities)
     except ValueError as error:
-        problems.append(in_option_terms(error, "--dataset", ("spec", "dataset")))
+        problems.append(in_option_terms(error, "--dataset", ("spec", "zip_path", "root", "dataset")))
     if plan is not None and names is not None and not problems:
         try:
             gen.check_writable(plan)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from pose2id import ArgumentError
 from pose2id.data.market1501 import IMAGE_SUFFIXES, DatasetError
 
 SPLITS = ("query", "gallery")
@@ -103,45 +104,50 @@ def read_pose_folder(folder):
     (names, poses) : names are the file stems (``NAME_i`` for the i-th pose of a list file);
         poses are :class:`pose2id.poses.Pose` or RGB PIL images.
 
-    Raises ValueError naming ``folder`` (and the file) when it holds no pose file or one is broken.
+    Raises :class:`pose2id.ArgumentError` (``argument="folder"``, ``file`` the folder or the
+    broken file) when it holds no pose file or one is broken.
     """
     import json
 
     from pose2id.poses import Pose, PoseError
 
+    def refused(problem, file=None):
+        return ArgumentError(problem, argument="folder", file=folder if file is None else file)
+
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"folder: {folder} is not a folder")
+        raise refused("is not a folder")
     files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in POSE_FILE_SUFFIXES),
                    key=lambda p: _natural_key(p.name))
     if not files:
-        raise ValueError(f"folder: {folder} holds no pose files (OpenPose .json, or rendered skeleton .png/.jpg)")
+        raise refused("holds no pose files (OpenPose .json, or rendered skeleton .png/.jpg)")
     names, poses = [], []
     for path in files:
         if path.suffix.lower() == ".json":
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
-                raise ValueError(f"folder: {path} is not valid OpenPose JSON") from None
+                raise refused("not valid OpenPose JSON", path) from None
             items = data if isinstance(data, list) else [data]
             if not items:
-                raise ValueError(f"folder: {path} is an empty list; expected one OpenPose pose or a list of them")
+                raise refused("an empty list; expected one OpenPose pose or a list of them", path)
             for i, item in enumerate(items):
                 name = path.stem if len(items) == 1 else f"{path.stem}_{i}"
                 try:
                     poses.append(Pose.from_openpose(item, name=name).check_body())
                 except PoseError as error:
-                    raise ValueError(f"folder: {path}: {error}") from None
+                    where = f"pose {i + 1} of {len(items)}: " if len(items) > 1 else ""
+                    raise refused(where + error.problem, path) from None
                 names.append(name)
         else:
             try:
                 with Image.open(path) as image:
                     poses.append(image.convert("RGB"))
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-                raise ValueError(f"folder: {path} is not a readable image") from None
+                raise refused("not a readable image", path) from None
             names.append(path.stem)
     if len(set(names)) != len(names):
-        raise ValueError(f"folder: {folder} has two pose files with the same name before the extension")
+        raise refused("has two pose files with the same name before the extension")
     return names, poses
 
 
@@ -153,6 +159,14 @@ def _natural_key(name):
 
 
 # ------------------------------------------------------------------------------------------ plan
+def _dataset_error(dataset, problem):
+    """A DatasetError about ``dataset`` (its root, named as the dataset names it in messages)."""
+    show = getattr(dataset, "show_path", None)
+    shown = show(dataset.root) if show is not None else None
+    return DatasetError(problem, argument="dataset", file=dataset.root,
+                        shown_as=shown if shown != str(dataset.root) else None)
+
+
 def generated_dirs(dataset, out=None):
     """{split: the folder that gets ``poseK/NAME``} for a dataset of :mod:`pose2id.data`.
 
@@ -166,10 +180,10 @@ def generated_dirs(dataset, out=None):
     else:
         folders = dict(getattr(dataset, "_split_dirs", {}))
         if not folders or any(Path(folders[split]) == Path(dataset.root) for split in SPLITS):
-            raise DatasetError(
-                f"dataset: {dataset.root} is one folder of images (split into query and gallery in memory); "
-                "generated images are read from query_gen/ and bounding_box_test_gen/ next to query/ and "
-                "bounding_box_test/, so put the queries in query/ and the gallery in bounding_box_test/")
+            raise _dataset_error(
+                dataset, "is one folder of images (split into query and gallery in memory); generated images are "
+                "read from query_gen/ and bounding_box_test_gen/ next to query/ and bounding_box_test/, so put the "
+                "queries in query/ and the gallery in bounding_box_test/")
     base = None if out is None else Path(out)
     return {split: (base if base is not None else Path(folder).parent) / f"{Path(folder).name}_gen"
             for split, folder in folders.items()}
@@ -222,8 +236,7 @@ def plan_dataset(dataset, pose_names, splits=SPLITS, out=None, all_identities=Fa
     if not jobs:
         left_out = (f" ({distractors} distractor(s), pid 0, are left out unless all identities are asked for)"
                     if distractors else "")
-        raise DatasetError(f"dataset {dataset.name}: no reference image to generate from in "
-                           f"{' and '.join(splits)}{left_out}")
+        raise _dataset_error(dataset, f"no reference image to generate from in {' and '.join(splits)}{left_out}")
     return Plan(jobs=jobs, gen_dirs={s: gen_dirs[s] for s in dict.fromkeys(splits)}, pose_names=pose_names,
                 unreadable=unreadable, distractors=distractors)
 
@@ -247,10 +260,11 @@ def parse_shard(text):
     """``"K/N"`` (K from 1 to N) -> (K - 1, N); ValueError naming ``shard`` otherwise."""
     head, sep, tail = str(text).partition("/")
     if not (sep and head.strip().isdigit() and tail.strip().isdigit()):
-        raise ValueError(f"shard must be K/N (this is part K of N, K from 1 to N, e.g. 1/4), got {text!r}")
+        raise ArgumentError(f"must be K/N (this is part K of N, K from 1 to N, e.g. 1/4), got {text!r}",
+                            argument="shard", value=text)
     k, n = int(head), int(tail)
     if n < 1 or not 1 <= k <= n:
-        raise ValueError(f"shard must be K/N with K from 1 to N, got {text!r}")
+        raise ArgumentError(f"must be K/N with K from 1 to N, got {text!r}", argument="shard", value=text)
     return k - 1, n
 
 
