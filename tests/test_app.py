@@ -814,8 +814,9 @@ def test_uploaded_photo_says_why_there_is_no_ipg(market, tmp_path):
     other = GeneratedImages("0" * 64, (noise,), ("pose 1",), "IPG")
     cases = {
         "still generating": Generations(running=digest),
-        "No +IPG: the Generate tab could not generate images of this photo (generation failed: RuntimeError: boom).":
-            Generations(failed=digest, error="Generation failed: RuntimeError: boom"),
+        "No +IPG: the Generate tab could not generate images of this photo (an internal error, RuntimeError).":
+            Generations(failed=digest, error="Generation failed with an internal error (RuntimeError: boom).",
+                        reason="an internal error, RuntimeError"),
         "images are of a different photo": Generations(finished=other),
         "made no images": Generations(finished=GeneratedImages(digest, (), (), "IPG")),
         "No images of this photo have been generated": "not a Generations at all",
@@ -827,7 +828,9 @@ def test_uploaded_photo_says_why_there_is_no_ipg(market, tmp_path):
     # the Generate tab's refusal is summed up in one short sentence, not quoted with its advice and a generic hint
     oracle_refusal = ("The SynthPed oracle only re-renders SynthPed identities: pick a SynthPed example (labelled "
                       "synthetic) or choose one under 'SynthPed identity'; your photo is kept. A real photo needs IPG.")
-    _, message, *_ = retrieve.upload_query(key, str(photo), Generations(failed=digest, error=oracle_refusal), 2, 2, 2.0, 5)
+    refused = Generations(failed=digest, error=oracle_refusal,
+                          reason="the SynthPed oracle only draws SynthPed identities")
+    _, message, *_ = retrieve.upload_query(key, str(photo), refused, 2, 2, 2.0, 5)
     assert "No +IPG" in message and "SynthPed oracle" in message and "pick a SynthPed example" not in message
     assert "kept" not in message and "needs IPG" not in message and "official weights" not in message
     # a new generation of the same photo that fails keeps the images of the one that finished
@@ -879,9 +882,9 @@ def test_generate_records_its_images_for_the_retrieve_tab(tmp_path, monkeypatch)
     Image.new("RGB", (64, 128), (200, 10, 10)).save(other)
     out = _run(Generate(GenerateConfig(test_pipeline=True)), photo=str(other), generator=IPG, generations=done)[-1]
     failed = out[5]
-    assert "Generation failed: RuntimeError: boom" in out[3]
+    assert "internal error" in out[3] and "RuntimeError: boom" in out[3]  # a bug: told as one
     assert failed.finished is done.finished and failed.failed == photo_digest(open_photo(other))
-    assert "boom" in failed.error and failed.running is None
+    assert "boom" in failed.error and "RuntimeError" in failed.reason and failed.running is None
 
 
 @pytest.mark.slow
@@ -1159,7 +1162,8 @@ def test_empty_gallery_says_so(tmp_path, monkeypatch):
     empty.mkdir()
     *view, message = Retrieve(Galleries(data=str(empty))).open_gallery(DATA, "synthped")
     assert view[0] == view[2] == {"__type__": "update"} and view[1]["value"] == "synthped"  # SynthPed stays
-    assert "Cannot open Folder: empty: there are no image files in" in message and "Market-1501 style" in message
+    assert "Cannot open Folder: empty: there are no image files" in message and "Market-1501 style" in message
+    assert str(tmp_path) not in message
     assert "The current gallery stays." in message
 
 
@@ -1499,3 +1503,95 @@ def test_the_module_has_a_demo_for_gradios_reload_mode():
     assert {"/retrieve", "/generate"} <= {f"/{d.api_name}" for d in app.demo.fns.values() if d.api_name}
     with pytest.raises(AttributeError):
         app.no_such_thing
+
+
+# ---------------------------------------------------------------------------- errors worded from their fields
+def test_an_upload_without_images_is_told_without_the_servers_extraction_folder(tmp_path, market):
+    from pose2id.demo.retrieve import public_message
+
+    galleries = _upload_galleries(tmp_path)
+    notes = _zip_files(tmp_path / "notes.zip", {"notes/readme.txt": b"no pictures here"})
+    message = Retrieve(galleries).upload_zip(str(notes), SYNTHPED)[-1]
+    assert _kind(message) == "error" and "Cannot use notes.zip" in message and "no image files" in message
+    assert str(galleries._folders.root) not in message and str(tmp_path) not in message
+    # the same error, worded from its fields: the folder it was extracted to is shown as the zip
+    from pose2id.data import DatasetError, Market1501
+
+    folder = tmp_path / "extracted" / "gallery-x"
+    (folder / "notes").mkdir(parents=True)
+    with pytest.raises(DatasetError) as caught:
+        Market1501(folder, shown_as="notes.zip")
+    assert caught.value.file == str(folder) and caught.value.shown_as == "notes.zip"
+    told = public_message(caught.value, str(notes))
+    assert told.startswith("there are no image files") and str(tmp_path) not in told
+    # a folder inside the zip is named inside the zip's name
+    half = _zip_files(tmp_path / "half.zip", {"release/query/0001_c1s1_000001_00.jpg": b"broken",
+                                              "release/bounding_box_test/0001_c2s1_000001_00.jpg": b"broken"})
+    message = Retrieve(galleries).upload_zip(str(half), SYNTHPED)[-1]
+    assert "half.zip/release: " in message and str(tmp_path) not in message
+
+
+def test_public_message_names_a_damaged_uploaded_files_name_and_reason_only(tmp_path):
+    from pose2id import ArgumentError
+    from pose2id.demo.retrieve import public_message
+
+    server = tmp_path / "srv" / "pose2id-uploads-1" / "gallery-2" / "0001_c1s1_000001_00.jpg"
+    assert public_message(FileNotFoundError(2, "No such file or directory", str(server))) == \
+        "0001_c1s1_000001_00.jpg: No such file or directory"
+    assert public_message(OSError("disk full")) == "disk full"
+    # a file inside the upload's own folder is named under the upload's name
+    upload = tmp_path / "srv" / "cams"
+    inside = ArgumentError("cannot read this image (not image data)", file=upload / "query" / "a.jpg")
+    assert public_message(inside, str(upload)) == "cams/query/a.jpg: cannot read this image (not image data)"
+    assert public_message(ArgumentError("must be >= 1, got 0", argument="k1")) == "k1 must be >= 1, got 0"
+
+
+def _generate_failing_with(monkeypatch, tmp_path, error):
+    """Generate with the test pipeline, the model run raising ``error``: its last output."""
+    from pose2id.demo import ipg_runner
+
+    def run(*args, **kwargs):
+        raise error
+        yield
+
+    monkeypatch.setattr(ipg_runner, "gpu_task", lambda: run)
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 128), (20, 120, 200)).save(photo)
+    return _run(Generate(GenerateConfig(test_pipeline=True)), photo=str(photo), generator=IPG)[-1]
+
+
+def test_a_bug_in_the_generate_model_run_is_logged_with_its_traceback_and_told_as_internal(monkeypatch, tmp_path,
+                                                                                          caplog):
+    import logging
+
+    with caplog.at_level(logging.ERROR, logger="pose2id.demo.generate"):
+        out = _generate_failing_with(monkeypatch, tmp_path, KeyError("latents"))
+    records = [r for r in caplog.records if r.name == "pose2id.demo.generate" and r.exc_info]
+    assert len(records) == 1 and records[0].exc_info[0] is KeyError
+    assert "Traceback" in caplog.text and "KeyError" in caplog.text
+    assert _kind(out[3]) == "error" and "internal error" in out[3] and "KeyError" in out[3] and "latents" in out[3]
+    assert "log" in out[3]
+    failed = out[5]
+    assert failed.failed and failed.reason == "an internal error, KeyError" and failed.running is None
+    # the app stays up: the next generation runs
+    monkeypatch.undo()
+    again = _run(Generate(GenerateConfig(test_pipeline=True)), photo=str(tmp_path / "photo.png"), generator=IPG)[-1]
+    assert again[5].finished is not None and len(again[5].finished.images) == 2
+
+
+@pytest.mark.parametrize("make_error, reason", [
+    (lambda torch, gr: torch.OutOfMemoryError("CUDA out of memory"), "the GPU ran out of memory"),
+    (lambda torch, gr: gr.Error("GPU task aborted", title="ZeroGPU worker error"), "ZeroGPU worker error"),
+])
+def test_out_of_memory_or_a_stopped_generate_run_is_the_users_not_a_bug(monkeypatch, tmp_path, caplog, make_error,
+                                                                         reason):
+    import logging
+
+    import gradio as gr
+    import torch
+
+    with caplog.at_level(logging.ERROR, logger="pose2id.demo.generate"):
+        out = _generate_failing_with(monkeypatch, tmp_path, make_error(torch, gr))
+    assert not [r for r in caplog.records if r.name == "pose2id.demo.generate"]
+    assert _kind(out[3]) == "error" and "internal error" not in out[3]
+    assert out[5].reason == reason

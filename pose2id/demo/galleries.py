@@ -220,8 +220,8 @@ class Galleries:
         size = Path(path).stat().st_size
         limit_mb = self.limits.max_bytes / 2**20
         if size > self.limits.max_bytes:
-            raise DatasetError(f"{Path(path).name} is {size / 2**20:.1f} MiB, more than the {limit_mb:.0f} MiB an "
-                               "upload may be here")
+            raise DatasetError(f"the file is {size / 2**20:.1f} MiB, more than the {limit_mb:.0f} MiB an upload may "
+                               "be here", file=path, shown_as=Path(path).name)
         folder = self._folders.new()
         self._extracted[key] = folder
         try:

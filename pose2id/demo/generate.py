@@ -9,6 +9,7 @@ is labelled as not being a model. The pipeline's lifecycle and GPU policy live i
 zip in :mod:`pose2id.demo.compositing`.
 """
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +36,8 @@ GENERATORS = (IPG, ORACLE)
 SYNTHPED_EXAMPLES = (41, 44, 46, 47, 50)
 EDITOR_POSE = "editor"
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class GeneratedImages:
@@ -50,12 +53,14 @@ class GeneratedImages:
 class Generations:
     """What the Generate tab did in this session (its ``gr.State``): the last finished generation,
     kept until another one finishes, and the photo being generated now or whose last generation
-    failed (content hashes)."""
+    failed (content hashes), with what it failed with: ``error``, the tab's status message, and
+    ``reason``, a few words for the Retrieve tab's note ("the GPU ran out of memory")."""
 
     finished: GeneratedImages = None
     running: str = None
     failed: str = None
     error: str = ""
+    reason: str = ""
 
 
 def fusion_summary(photo, images, eta):
@@ -347,8 +352,8 @@ class Generate:
             image = reference
         digest = photo_digest(image)
 
-        def failed(message):
-            return replace(generations, running=None, failed=digest, error=message)
+        def failed(message, reason):
+            return replace(generations, running=None, failed=digest, error=message, reason=reason)
 
         poses = [pose for _, pose in labelled]
         settings = {"generator": generator, "poses": [label for label, _ in labelled], "steps": steps,
@@ -360,7 +365,8 @@ class Generate:
                 message = ("The SynthPed oracle only re-renders SynthPed identities: pick a SynthPed example "
                            "(labelled synthetic) or choose one under 'SynthPed identity'; your photo is kept. A real "
                            "photo needs IPG.")
-                yield *keep, warn(message), gr.update(), failed(message)
+                yield *keep, warn(message), gr.update(), failed(message, "the SynthPed oracle only draws SynthPed "
+                                                                         "identities")
                 raise gr.Error(message)
             from pose2id.data.synthped import OracleGenerator
 
@@ -371,6 +377,7 @@ class Generate:
             used += " (for the oracle it changes only the background and the camera noise)"
         else:
             unavailable = self.ipg_note()
+            reason = "IPG cannot run on this machine"
             running = replace(generations, running=digest)
             if not unavailable:
                 # the photo is marked as running at once, before the (first, slow) pipeline load, so
@@ -379,9 +386,9 @@ class Generate:
                 try:
                     ipg_runner.load_pipeline(self.config)  # built once, outside the GPU time slot
                 except IPGUnavailable as error:
-                    unavailable = str(error)
+                    unavailable, reason = str(error), "IPG could not be loaded"
             if unavailable:
-                yield *keep, warn(unavailable), gr.update(), failed(unavailable)
+                yield *keep, warn(unavailable), gr.update(), failed(unavailable, reason)
                 raise gr.Error(unavailable)
             images, folder = None, scratch.folder("generated")
             try:
@@ -398,8 +405,13 @@ class Generate:
                     else:
                         images = item[1]
             except Exception as error:  # a failure inside the model must not take the app down
-                message = f"Generation failed: {type(error).__name__}: {error}"
-                yield *empty, warn(message), seed, failed(message)
+                message, reason = _told_run_failure(error)
+                if message is None:  # not the user's: a bug, told as one, with its traceback in the log
+                    logger.exception("IPG generation failed with an internal error")
+                    message = (f"Generation failed with an internal error ({type(error).__name__}: {error}). This is "
+                               "a bug, not a problem with your input; the server log has its traceback.")
+                    reason = f"an internal error, {type(error).__name__}"
+                yield *empty, warn(message), seed, failed(message, reason)
                 return
             label = self.generator_label()
             used = f"{steps} steps, guidance {guidance:g}, {used}"
@@ -414,6 +426,25 @@ class Generate:
         done = Generations(finished=GeneratedImages(digest, tuple(images), tuple(n for n, _ in labelled), label))
         strip = save_png(preview_strip(images), folder / "preview.png")
         yield strip, gallery, archive, status(note + text, "ok"), seed, done
+
+
+def _told_run_failure(error):
+    """(status message, short reason) for an exception out of the model run that the user can act
+    on: the GPU out of memory even after the runner's low-memory retry, a run stopped or refused by
+    ZeroGPU (``gr.Error``: aborted, quota, queue timeout), IPG unavailable. (None, None) for any
+    other exception, which is a bug."""
+    import torch
+
+    if isinstance(error, torch.OutOfMemoryError):
+        return ("Generation failed: the GPU ran out of memory, even in low-memory mode. Generate fewer poses at a "
+                "time, or try again when the GPU is less busy.", "the GPU ran out of memory")
+    if isinstance(error, gr.Error):
+        title = getattr(error, "title", "") or ""
+        reason = title if title and title != "Error" else "the run was stopped"
+        return f"Generation stopped: {getattr(error, 'message', error)}", reason
+    if isinstance(error, IPGUnavailable):
+        return str(error), "IPG could not be loaded"
+    return None, None
 
 
 def _number(name, value, kind=float):

@@ -9,7 +9,7 @@ per parameter set.
 
 import base64
 import io
-import re
+import os
 import threading
 import time
 from pathlib import Path
@@ -28,22 +28,49 @@ BUILDING_SYNTHPED = ("Drawing SynthPed once: its original images first (Base and
                      "(+IPG) after; later visits are instant.")
 
 
-def public_message(error, upload=None):
-    """``error`` as a user of the app should read it: without a library argument-name prefix
-    (``root: ...``), without a final period (the app adds its own sentence) and without server
-    paths: the upload's own path and the folder it was extracted to read as its file name."""
-    from pose2id.features import cache_root
+def _visible(path, source):
+    """How a visitor is shown the server's ``path``: nothing when it is ``source`` (the upload, or
+    the gallery's folder, which the app's sentence names already), relative to the source's name
+    when it is inside it (``cams.zip/query``), else by its file name alone."""
+    path = Path(path)
+    if source is not None:
+        source = Path(source)
+        if path == source:
+            return None
+        if path.is_relative_to(source):
+            return f"{source.name}/{path.relative_to(source).as_posix()}"
+    return path.name
 
-    text = re.sub(r"^(spec|root|zip_path|path): ", "", str(error).strip()).rstrip(".")
-    name = Path(upload).name if upload is not None else "the uploaded zip"
-    if upload is not None:
-        text = text.replace(str(upload), name)
-    # the extraction folder (up to the next "/" or space, a sentence's punctuation kept) reads as the zip:
-    # the library's (cache_root()/archives/NAME) and the app's (.../pose2id-uploads-PID-XXXX/gallery-XXXX)
-    end = r"(?=[.,;:)]*(?:/|\s|$))"
-    library = re.escape(str(cache_root() / "archives")) + r"/[^/\s]*?" + end
-    app = r"(?:/[^/\s]+)*/pose2id-uploads-[^/\s]+/gallery-[^/\s]*?" + end
-    return re.sub(app, lambda _: name, re.sub(library, lambda _: name, text))
+
+def public_message(error, source=None):
+    """``error`` as a visitor of the app should read it, worded from its fields: without server
+    paths and without a final period (the app adds its own sentence).
+
+    ``source`` is what the app's sentence names (an upload's path, the gallery's folder). An
+    error with fields (:class:`pose2id.ArgumentError`, :class:`pose2id.data.DatasetError`) is its
+    problem, after the file it is about as the library shows it (``shown_as``: the zip's name
+    for the folder it was extracted to), or as :func:`_visible` shows it; nothing when that is
+    ``source`` itself. An OSError about a file is that file's name and the system's reason,
+    not its text (which holds the path). Anything else is its message.
+    """
+    from pose2id import ArgumentError
+
+    if isinstance(error, ArgumentError):
+        shown = getattr(error, "shown_as", None)
+        if error.file is None:
+            text = error.told()
+        else:
+            where = _visible(error.file, source) if shown is None else shown
+            if source is not None and where == Path(source).name:
+                where = None
+            text = f"{where}: {error.problem}" if where else error.problem
+    elif isinstance(error, OSError) and error.filename is not None:
+        where = _visible(os.fsdecode(error.filename), source)
+        reason = error.strerror or type(error).__name__
+        text = f"{where}: {reason}" if where else reason
+    else:
+        text = str(error)
+    return text.strip().rstrip(".")
 
 
 def _whole(value, name):
@@ -68,13 +95,11 @@ IPG_HINT = ("For +IPG, generate images of this photo in the Generate tab (IPG ne
             "with this person' there.")
 
 
-def failed_note(error):
-    """One short sentence on a failed generation of the photo: the Generate tab's first sentence
-    of ``error`` (its status line has the rest), without its advice on what to do there."""
-    reason = re.split(r"(?<=[.!?])\s+|;\s+|:\s+(?=(?:pick|choose|use|try|upload|install|run|set|see)\b)", str(error).strip(), maxsplit=1)[0].rstrip(".")
-    if reason[1:2].islower():
-        reason = reason[0].lower() + reason[1:]
-    return f"No +IPG: the Generate tab could not generate images of this photo ({reason or 'no reason given'})."
+def failed_note(reason):
+    """One short sentence on a failed generation of the photo: ``reason`` is the Generate tab's
+    own short one (:attr:`pose2id.demo.generate.Generations.reason`; its status line has the rest)."""
+    reason = reason or "its status line says why"
+    return f"No +IPG: the Generate tab could not generate images of this photo ({reason})."
 
 
 def photo_generated_images(digest, generations):
@@ -102,7 +127,7 @@ def photo_generated_images(digest, generations):
         return None, ("The Generate tab is still generating images of this photo: search again when it has finished "
                       "to add +IPG.")
     if generations.failed == digest:
-        return None, failed_note(generations.error)
+        return None, failed_note(generations.reason)
     if same:
         return None, f"The Generate tab's last generation of this photo made no images. {IPG_HINT}"
     if finished is not None:
@@ -183,7 +208,9 @@ class Retrieve:
                 progress(0, desc=f"Opening {name}…")
             bench = self.galleries.benchmark(key, progress=self._progress(key, name, progress), partial=True)
         except (ValueError, OSError) as error:
-            message = warn(f"Cannot open {name}: {public_message(error)}." + (" The current gallery stays." if current else ""))
+            source = self.galleries.data if key == DATA else None  # the folder the gallery's label names
+            message = warn(f"Cannot open {name}: {public_message(error, source)}."
+                           + (" The current gallery stays." if current else ""))
             keep = gr.update(value=current) if current else gr.update()
             return gr.update(), keep, gr.update(), gr.update(), gr.update(), message
         return (key, gr.update(), query_strip(bench), 0, False,
