@@ -122,10 +122,11 @@ def test_zip_errors_say_what_is_wrong_in_the_users_terms(open_app, tmp_path):
             archive.writestr(name, b"0123456789")
     upload(page, "#gallery-zip button.upload-container", fake)
     text = status(page, "retrieve-status", "Cannot use market_fakeimgs.zip")
-    assert text == ("Error: Cannot use market_fakeimgs.zip: none of the 3 file(s) with Market-1501 style names in "
-                    "market_fakeimgs.zip is a readable image: 0001_c1s1_000001_00.jpg (not image data), "
-                    "0001_c2s1_000001_00.jpg (not image data), 0002_c1s1_000001_00.jpg (not image data). "
-                    "The current gallery stays.")
+    # what is wrong with each file, by its name in the zip, and that nothing was lost
+    assert text.startswith("Error: Cannot use market_fakeimgs.zip") and "readable image" in text
+    for name in ("0001_c1s1_000001_00.jpg", "0001_c2s1_000001_00.jpg", "0002_c1s1_000001_00.jpg"):
+        assert f"{name} (not image data)" in text
+    assert "current gallery stays" in text
     assert page.locator("#rankings").inner_html() == rankings
     assert page.locator("#gallery-choice").get_by_label("SynthPed (synthetic, built in)").is_checked()
 
@@ -135,7 +136,7 @@ def test_zip_errors_say_what_is_wrong_in_the_users_terms(open_app, tmp_path):
     page.locator("#gallery-zip button.upload-container").wait_for()  # the refused zip left the box
     upload(page, "#gallery-zip button.upload-container", holiday)
     text = status(page, "retrieve-status", "Cannot use holiday.zip")
-    assert "none of the 1 image file(s) in holiday.zip has a Market-1501 style name (for example 'holiday_0.jpg')" in text
+    assert "Market-1501 style name" in text and "'holiday_0.jpg'" in text
     for message in [text] + page.locator(".toast-body").all_inner_texts():
         assert "/" not in message.replace("query/", "").replace("bounding_box_test/", "")  # no server paths
         assert "root:" not in message and not re.search(r"[^.]\.\.[^.]", message)
