@@ -169,9 +169,19 @@ class FixedMap:
         changed = np.flatnonzero(~np.all(feats == self.reference, axis=1))
         out = np.array(self.xy)
         if len(changed):
-            placed = self.place(np.concatenate([feats[changed], self.reference[changed]]))
-            out[changed] += placed[:len(changed)] - placed[len(changed):]
+            out[changed] += self.place(feats[changed]) - self.placed_reference()[changed]
         return out
+
+    def placed_reference(self):
+        """:meth:`place` of the reference features themselves, (N, 2) float64: where the map's own
+        placement puts each reference point (what :meth:`moved` measures a move from). Computed
+        once per map and kept: every method, k1, k2 and eta shown in one map share it."""
+        placed = self.__dict__.get("_placed_reference")
+        if placed is None:
+            placed = self.place(self.reference)
+            placed.flags.writeable = False
+            object.__setattr__(self, "_placed_reference", placed)  # a cache, not a field of the frozen map
+        return placed
 
 
 @lru_cache(maxsize=16)

@@ -215,11 +215,15 @@ class Benchmark:
 
     def id2(self, method="Base", k1=2, k2=2, eta=2.0):
         """Global ID² of query + gallery features after ``method`` (distractors, pid <= 0, excluded)."""
-        q, g = self.features(method, k1, k2, eta)
-        feats = np.concatenate([q, g])
-        pids = np.concatenate([self.q_pids, self.g_pids])
-        keep = pids > 0
-        return float(np.mean(p2.id2(feats[keep], pids[keep])))
+        self._check(method, k1, k2, eta)
+        key = ("id2",) + self._key(method, k1, k2, eta)
+        if key not in self._cache:
+            q, g = self.features(method, k1, k2, eta)
+            feats = np.concatenate([q, g])
+            pids = np.concatenate([self.q_pids, self.g_pids])
+            keep = pids > 0
+            self._cache[key] = float(np.mean(p2.id2(feats[keep], pids[keep])))
+        return self._cache[key]
 
     def row(self, method, k1=2, k2=2, eta=2.0, rerank=False):
         """One table row: {"method", "mAP", "mAP_tie_range", "rank1", "rank5", "rank10", "mINP",
