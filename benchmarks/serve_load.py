@@ -48,6 +48,12 @@ def _rss_mb(pid):
     return float("nan")
 
 
+def _cpu_seconds(pid):
+    """User + system CPU seconds process ``pid`` (its threads included) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _folder_mb(folder):
     total = 0
     for path, _, files in os.walk(folder):
@@ -153,10 +159,12 @@ def main(argv=None):
                 with lock:
                     times.setdefault(name, []).append(time.perf_counter() - start)
 
-        started = time.perf_counter()
+        started, server_cpu0, own_cpu0 = time.perf_counter(), _cpu_seconds(server.pid), time.process_time()
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(client_run, range(args.clients)))
         load_seconds = time.perf_counter() - started
+        server_cpu, own_cpu = _cpu_seconds(server.pid) - server_cpu0, time.process_time() - own_cpu0
+        requests = sum(len(values) for values in times.values())
         rss1, disk1 = _rss_mb(server.pid), _folder_mb(work)
 
         zips = _zips(work / "zips", args.uploads)
@@ -178,6 +186,10 @@ def main(argv=None):
 
         print(f"\n{args.clients} clients x {args.requests} requests in {load_seconds:.1f} s; "
               f"{args.uploads} uploads: {upload_results}")
+        print(f"CPU seconds during the clients: server {server_cpu:.1f} ({server_cpu / max(requests, 1):.2f} per "
+              f"request), the clients {own_cpu:.1f}, of {load_seconds * (os.cpu_count() or 1):.0f} the "
+              f"{os.cpu_count()} cores had. With every core busy, a request waits about its share: clients x "
+              "CPU seconds per request / cores")
         print(f"errors: {len(errors)}")
         for line in errors[:20]:
             print("  ", line)
