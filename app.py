@@ -228,20 +228,12 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         def unpick_photo(index):
             return False, highlight_query(index), time.monotonic_ns()
 
-        def upload_query(*args):
-            html_text, message, shown, picker = retrieve.upload_query(*args)
-            return html_text, message, shown, picker, time.monotonic_ns() if shown is True else gr.update()
-
-        def search_person(*args):
-            *out, generate_message = retrieve.search_person(*args)
-            return *out, generate_message, time.monotonic_ns() if out[4] is True else gr.update()
-
         queries.select(pick_query, None, [query_index, photo_shown, view_asked], **PRIVATE)
-        query_photo.upload(upload_query, [gallery_key, query_photo, generations, k1, k2, r_eta, top_k],
+        query_photo.upload(retrieve.upload_query, [gallery_key, query_photo, generations, k1, k2, r_eta, top_k],
                            [rankings, retrieve_status, photo_shown, queries, view_asked], **PRIVATE)
         query_photo.clear(unpick_photo, query_index, [photo_shown, queries, view_asked], **PRIVATE)
         search_button.click(
-            search_person, [gallery_key, photo, generations, k1, k2, r_eta, top_k],
+            retrieve.search_person, [gallery_key, photo, generations, k1, k2, r_eta, top_k],
             [query_photo, tabs, rankings, retrieve_status, photo_shown, queries, generate_status, view_asked], **PRIVATE)
         # rankings, then metrics, in one event for all of these: one runs at a time per page and the
         # last one has the latest values, so the table always matches the sliders

@@ -693,8 +693,8 @@ def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_pa
     retrieve = Retrieve(Galleries(data=str(market)))
     key = DATA
     photo = next((market / "query").glob("0003_*.jpg"))
-    html, message, shown, picker = retrieve.upload_query(key, str(photo), Generations(), 2, 2, 2.0, 5)
-    assert "Your photo" in html and _columns(html) == ["Base", "+NFC"] and shown is True
+    html, message, shown, picker, asked = retrieve.upload_query(key, str(photo), Generations(), 2, 2, 2.0, 5)
+    assert "Your photo" in html and _columns(html) == ["Base", "+NFC"] and shown is True and isinstance(asked, int)
     assert picker == {"__type__": "update", "selected_index": -1}  # no query highlighted while the photo is ranked
     assert "p2-ok" not in html and "p2-bad" not in html
     # nothing was generated: the note says how to get +IPG, on the page and in the status line
@@ -712,8 +712,8 @@ def test_an_uploaded_query_photo_is_ranked_without_right_or_wrong(market, tmp_pa
         assert "Re-ranking is not applied" in text
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
-    update, message, shown, picker = retrieve.upload_query(key, str(bad), Generations(), 2, 2, 2.0, 5)
-    assert update == shown == picker == {"__type__": "update"} and "not an image" in message
+    update, message, shown, picker, asked = retrieve.upload_query(key, str(bad), Generations(), 2, 2, 2.0, 5)
+    assert update == shown == picker == asked == {"__type__": "update"} and "not an image" in message
 
 
 # ---------------------------------------------------------------------------- +IPG of an uploaded photo
@@ -782,7 +782,7 @@ def test_an_uploaded_photo_gets_ipg_from_the_generate_tabs_images(market, tmp_pa
     open_photo(photo).save(again)
     retrieve = Retrieve(Galleries(data=str(market)))
     key = DATA
-    html, message, shown, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 2.0, 30)
+    html, message, shown, _, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 2.0, 30)
     assert shown is True and _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
     assert "+IPG from 2 generated images" in message and "tiny random-weight" in message  # how many, and which model
     assert "pose 1, pose 2" in message and "eta 2" in message
@@ -798,7 +798,7 @@ def test_an_uploaded_photo_gets_ipg_from_the_generate_tabs_images(market, tmp_pa
         order = np.argsort(np.sum((g - q) ** 2, axis=1), kind="stable")
         assert _ranked_names(html, method) == [bench.gallery[i].name for i in order[:30]]
     # eta = 0 leaves the feature as it is: +IPG ranks as Base does
-    html, _, _, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 0.0, 30)
+    html, _, _, _, _ = retrieve.upload_query(key, str(again), generations, 2, 2, 0.0, 30)
     assert _ranked_names(html, "+IPG") == _ranked_names(html, "Base")
 
 
@@ -822,7 +822,7 @@ def test_uploaded_photo_says_why_there_is_no_ipg(market, tmp_path):
         "No images of this photo have been generated": "not a Generations at all",
     }
     for expected, generations in cases.items():
-        html, message, shown, _ = retrieve.upload_query(key, str(photo), generations, 2, 2, 2.0, 5)
+        html, message, shown, _, _ = retrieve.upload_query(key, str(photo), generations, 2, 2, 2.0, 5)
         assert shown is True and _columns(html) == ["Base", "+NFC"], expected
         assert expected in message and expected in html
     # the Generate tab's refusal is summed up in one short sentence, not quoted with its advice and a generic hint
@@ -835,10 +835,10 @@ def test_uploaded_photo_says_why_there_is_no_ipg(market, tmp_path):
     assert "kept" not in message and "needs IPG" not in message and "official weights" not in message
     # a new generation of the same photo that fails keeps the images of the one that finished
     kept = Generations(finished=GeneratedImages(digest, (noise,), ("pose 1",), "IPG"), failed=digest, error="boom")
-    html, message, _, _ = retrieve.upload_query(key, str(photo), kept, 2, 2, 2.0, 5)
+    html, message, _, _, _ = retrieve.upload_query(key, str(photo), kept, 2, 2, 2.0, 5)
     assert _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"] and "+IPG from 1 generated image " in message
     # the photo removed
-    update, message, shown, _ = retrieve.upload_query(key, None, kept, 2, 2, 2.0, 5)
+    update, message, shown, _, _ = retrieve.upload_query(key, None, kept, 2, 2, 2.0, 5)
     assert update == shown == {"__type__": "update"} and "Upload a photo" in message
 
 
@@ -901,7 +901,7 @@ def test_generate_marks_the_photo_as_running_while_denoising(tmp_path, market):
     first = next(run)
     assert first[5].running == digest and "starting" in first[3] and first[:3] == (KEEP,) * 3
     retrieve = Retrieve(Galleries(data=str(market)))
-    _, _, html, message, shown, _, _ = retrieve.search_person(DATA, str(photo), first[5], 2, 2, 2.0, 5)
+    _, _, html, message, shown, _, _, _ = retrieve.search_person(DATA, str(photo), first[5], 2, 2, 2.0, 5)
     assert shown is True and "still generating" in html and "still generating" in message and "No images of this photo have been generated" not in message
     outputs = [first, *run]
     assert [out[5].running for out in outputs] == [digest, digest, digest, None]
@@ -915,22 +915,23 @@ def test_search_the_gallery_with_this_person(market, tmp_path):
     retrieve = Retrieve(Galleries(data=str(market)))
     key = DATA
     keep = {"__type__": "update"}
-    *retrieve_tab, message = retrieve.search_person(key, None, Generations(), 2, 2, 2.0, 5)
-    assert retrieve_tab == [keep] * 6 and "reference photo" in message
+    *retrieve_tab, message, asked = retrieve.search_person(key, None, Generations(), 2, 2, 2.0, 5)
+    assert retrieve_tab == [keep] * 6 and "reference photo" in message and asked == keep  # no re-ranking asked
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
-    *retrieve_tab, message = retrieve.search_person(key, str(bad), Generations(), 2, 2, 2.0, 5)
+    *retrieve_tab, message, asked = retrieve.search_person(key, str(bad), Generations(), 2, 2, 2.0, 5)
     # the Generate tab's status names its own "Reference photo", not the Retrieve tab's query photo
-    assert retrieve_tab == [keep] * 6 and "Reference photo: bad.jpg is not an image" in message
+    assert retrieve_tab == [keep] * 6 and "Reference photo: bad.jpg is not an image" in message and asked == keep
     assert "Query photo" not in message
 
     photo = str(next((market / "query").glob("0004_*.jpg")))
     noise = Image.fromarray(np.random.default_rng(2).integers(0, 255, (128, 64, 3), dtype=np.uint8))
     generations = Generations(finished=GeneratedImages(photo_digest(open_photo(photo)), (noise,) * 3,
                                                        ("pose 1", "pose 2", "pose 3"), "IPG"))
-    query_photo, tabs, html, message, shown, picker, generate_status = retrieve.search_person(
+    query_photo, tabs, html, message, shown, picker, generate_status, asked = retrieve.search_person(
         key, photo, generations, 2, 2, 2.0, 5)
     assert query_photo == photo and tabs.selected == "retrieve" and shown is True and generate_status == keep
+    assert isinstance(asked, int)  # a new token: the page re-ranks the photo as its sliders say
     assert picker == {"__type__": "update", "selected_index": -1}  # "Your photo" is ranked: no query highlighted
     assert _columns(html) == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
     assert "+IPG from 3 generated images of your photo" in message

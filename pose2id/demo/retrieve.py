@@ -323,44 +323,53 @@ class Retrieve:
             text += RERANK_NOT_FOR_PHOTOS
         return html_text, f"{self.label(bench, key)} {text}"
 
-    def upload_query(self, key, photo, generations, k1, k2, eta, top_k, label="Query photo"):
-        """(rankings html, status, shown, query picker) for an uploaded query photo against gallery ``key``.
+    def rank_photo(self, key, photo, generations, k1, k2, eta, top_k, label="Query photo"):
+        """(rankings html, status) for an uploaded query photo against gallery ``key``; the
+        rankings are None when the photo could not be ranked (the status says why).
 
         The photo gets the +IPG columns when the session's ``generations`` (the Generate tab's
         :class:`~pose2id.demo.generate.Generations`) hold images generated of this same photo,
-        matched by content hash; otherwise Base and +NFC, and a note on how to get +IPG. ``shown``
-        is True once the photo's rankings are shown (``gr.update()`` when it could not be used),
-        so the sliders know to re-rank the photo; the query picker then highlights no query. ``label`` names the photo in an error message
-        (the Generate tab's search says "Reference photo").
+        matched by content hash; otherwise Base and +NFC, and a note on how to get +IPG. ``label``
+        names the photo in an error message (the Generate tab's search says "Reference photo").
         """
         from pose2id.demo.inputs import InputError
 
         if photo is None:
-            return gr.update(), status("Upload a photo of a person to search the gallery for.", "info"), gr.update(), gr.update()
+            return None, status("Upload a photo of a person to search the gallery for.", "info")
         try:
             html_text, text = self._photo_view(key, photo, generations, k1, k2, eta, top_k)
         except (InputError, ValueError, OSError) as error:
-            return gr.update(), warn(f"{label}: {error}"), gr.update(), gr.update()
-        return html_text, status(text, "ok"), True, highlight_query(None)
+            return None, warn(f"{label}: {error}")
+        return html_text, status(text, "ok")
+
+    def upload_query(self, key, photo, generations, k1, k2, eta, top_k, label="Query photo"):
+        """(rankings html, status, shown, query picker, view asked) for the page: :meth:`rank_photo`,
+        with ``shown`` True, the picker highlighting no query and a new ``view asked`` token (the
+        page then re-ranks the photo as the sliders say) once the photo's rankings are shown; when
+        it could not be ranked, only the status changes."""
+        html_text, message = self.rank_photo(key, photo, generations, k1, k2, eta, top_k, label)
+        if html_text is None:
+            return gr.update(), message, gr.update(), gr.update(), gr.update()
+        return html_text, message, True, highlight_query(None), time.monotonic_ns()
 
     def search_person(self, key, photo, generations, k1, k2, eta, top_k):
         """The Generate tab's "Search the gallery with this person": its reference photo becomes
-        the Retrieve tab's query photo, ranked as :meth:`upload_query` ranks it.
+        the Retrieve tab's query photo, ranked as :meth:`rank_photo` ranks it.
 
         Returns
         -------
-        (query photo, tabs, rankings html, Retrieve status, shown, query picker, Generate status);
-        on a missing or unusable photo only the Generate status changes and the Retrieve tab stays
-        as it is.
+        (query photo, tabs, rankings html, Retrieve status, shown, query picker, Generate status,
+        view asked) as :meth:`upload_query`; on a missing or unusable photo only the Generate status
+        changes and the Retrieve tab stays as it is.
         """
         keep = (gr.update(),) * 6
         if photo is None:
-            return *keep, warn("Upload a reference photo or pick an example first, then search the gallery with it.")
-        html_text, message, shown, picker = self.upload_query(key, photo, generations, k1, k2, eta, top_k,
-                                                      label="Reference photo")
-        if shown is not True:
-            return *keep, message
-        return photo, gr.Tabs(selected="retrieve"), html_text, message, True, picker, gr.update()
+            return *keep, warn("Upload a reference photo or pick an example first, then search the gallery with it."), gr.update()
+        html_text, message = self.rank_photo(key, photo, generations, k1, k2, eta, top_k, label="Reference photo")
+        if html_text is None:
+            return *keep, message, gr.update()
+        return (photo, gr.Tabs(selected="retrieve"), html_text, message, True, highlight_query(None), gr.update(),
+                time.monotonic_ns())
 
     def refresh(self, key, query_index, photo, shown, generations, k1, k2, eta, rerank, top_k):
         """The view after a slider change or a newly opened gallery, in two steps: yields
