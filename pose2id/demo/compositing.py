@@ -3,13 +3,12 @@ the zip of everything made."""
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 from PIL import Image
 
+from pose2id._files import replace_atomically
 from pose2id.demo import editor, scratch
 from pose2id.poses import render
 
@@ -78,19 +77,9 @@ def save_png(image, path):
 
 
 def write_atomically(path, data):
-    """Write ``data`` (bytes) at ``path`` through a temporary file in the same folder renamed
-    into place (``os.replace``), so a reader never sees a partly written file. Returns str."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)  # a folder pruned by many later calls meanwhile
-    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    return str(path)
+    """Write ``data`` (bytes) at ``path`` atomically (:func:`pose2id._files.replace_atomically`,
+    a unique staging name: concurrent calls never meet). Returns str."""
+    return replace_atomically(path, lambda staging: staging.write_bytes(data))
 
 
 def _png(image):

@@ -30,6 +30,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from pose2id import ArgumentError
+from pose2id._files import replace_atomically
 from pose2id.data.market1501 import IMAGE_SUFFIXES, DatasetError
 
 SPLITS = ("query", "gallery")
@@ -295,16 +296,10 @@ def write_atomic(image, target):
     """Save ``image`` to ``target`` (format from the suffix; JPEG at quality 95) via a temporary
     file in the same folder and ``os.replace``: ``target`` is whole or absent, never partial."""
     target = Path(target)
-    part = part_path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     fmt = Image.registered_extensions().get(target.suffix.lower(), "PNG")
     options = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
-    try:
-        image.convert("RGB").save(part, format=fmt, **options)
-        os.replace(part, target)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
+    replace_atomically(target, lambda part: image.convert("RGB").save(part, format=fmt, **options),
+                       staging=part_path(target))
 
 
 def _read_reference(path):
