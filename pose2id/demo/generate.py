@@ -19,7 +19,7 @@ from PIL import Image
 
 from pose2id.demo import editor, ipg_runner, scratch
 from pose2id.demo.compositing import pair_image, pose_previews, preview_strip, save_png, write_zip  # noqa: F401
-from pose2id.demo.inputs import InputError, open_photo, photo_digest
+from pose2id.demo.inputs import InputError, number, open_photo, photo_digest
 from pose2id.demo.ipg_runner import (CPU_SPACE, GPU_SPACE, LOCAL, ZERO_GPU, GenerateConfig,  # noqa: F401
                                      IPGUnavailable, hosting, load_pipeline, preload_pipeline, wants_low_memory)
 from pose2id.demo.messages import status, warn
@@ -325,7 +325,7 @@ class Generate:
         keep = (gr.update(), gr.update(), gr.update())
         empty = (None, [], None)
         try:
-            steps, guidance, eta = _number("steps", steps, int), _number("guidance", guidance), _number("eta", eta)
+            steps, guidance, eta = number(steps, "steps", whole=True), number(guidance, "guidance"), number(eta, "eta")
             if not 1 <= steps <= 100:
                 raise ValueError(f"steps must be between 1 and 100, got {steps}")
             if not 0 <= guidance <= 20:
@@ -445,14 +445,3 @@ def _told_run_failure(error):
     if isinstance(error, IPGUnavailable):
         return str(error), "IPG could not be loaded"
     return None, None
-
-
-def _number(name, value, kind=float):
-    """``value`` as a finite ``kind`` (int: a whole number), or ValueError naming ``name``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(number) or (kind is int and number != int(number)):
-        raise ValueError(f"{name} must be a {'whole' if kind is int else 'finite'} number, got {value!r}")
-    return kind(number)

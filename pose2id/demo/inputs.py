@@ -2,6 +2,7 @@
 converted to RGB, and dataset archives extracted safely."""
 
 import hashlib
+import math
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,20 @@ MIN_SIDE = 16  # pixels: a person needs at least this much of a picture on each 
 
 class InputError(ValueError):
     """An upload the app cannot use; the message says why and what to do."""
+
+
+def number(value, name, whole=False):
+    """``value`` (a number, or text such as "2" from an API client) as a finite float, or as an
+    int when ``whole``; ValueError naming ``name`` for anything else (NaN, infinity, True/False,
+    "abc", 2.5 where a whole number is asked for)."""
+    kind = "whole" if whole else "finite"
+    try:
+        parsed = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a {kind} number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(parsed) or (whole and parsed != int(parsed)):
+        raise ValueError(f"{name} must be a {kind} number, got {value!r}")
+    return int(parsed) if whole else parsed
 
 
 def open_photo(path, max_pixels=MAX_PIXELS):

@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from pose2id import retrieval
 from pose2id.demo.galleries import DATA, EXTRACTOR, SYNTHPED, SYNTHPED_LABEL, Galleries  # noqa: F401  (re-exported)
 from pose2id.demo.retrieval_views import (  # noqa: F401  (re-exported)
     METRIC_HEADERS, METRICS_LABEL, RERANK_NOT_FOR_PHOTOS, highlight_query, metrics_frame, metrics_rows, metrics_table,
     query_gallery, query_strip, ranked_list, rankings_html, thumbnail_uri, uploaded_query_html)
+from pose2id.demo.inputs import number
 from pose2id.demo.messages import TOAST_SECONDS, status, warn
 
 BUILDING_SYNTHPED = ("Drawing SynthPed once: its original images first (Base and +NFC rank then), its generated images "
@@ -71,17 +71,6 @@ def public_message(error, source=None):
     else:
         text = str(error)
     return text.strip().rstrip(".")
-
-
-def _whole(value, name):
-    """``value`` as an int when it is a whole number, or ValueError naming ``name``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
-    if isinstance(value, bool) or not np.isfinite(number) or number != int(number):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(number)
 
 
 def rankings_data(bench, query_index, k1, k2, eta, rerank, top_k):
@@ -416,8 +405,8 @@ class Retrieve:
         :func:`rankings_data`; a bad input raises ``gr.Error`` with the app's message, which
         gradio_client raises in turn."""
         try:
-            key, index = self._api_key(key), _whole(query_index, "query_index")
-            k1, k2, top_k = _whole(k1, "k1"), _whole(k2, "k2"), _whole(top_k, "top_k")
+            key, index = self._api_key(key), number(query_index, "query_index", whole=True)
+            k1, k2, top_k = (number(value, name, whole=True) for value, name in ((k1, "k1"), (k2, "k2"), (top_k, "top_k")))
             self.galleries.benchmark(key)  # an API client gets the whole gallery (+IPG): wait for it
             html_text, text = self._query_view(key, index, k1, k2, eta, rerank, top_k)
             table, count, elapsed = self._metrics(key, k1, k2, eta, rerank)
