@@ -7,6 +7,7 @@ import pytest
 from test_data_market1501 import make_market
 from testkit import run_cli
 
+from pose2id import ArgumentError
 from pose2id.data import Market1501
 from pose2id.experiments import METHODS, Benchmark, prepare_benchmark
 from pose2id.features.npz import FeatureFile, FeatureFileError
@@ -95,20 +96,28 @@ def test_eval_cli_with_npz(dataset, tmp_path, monkeypatch, capsys):
     assert "6 of 8 gallery" in capsys.readouterr().err
 
 
+def _fields(error, file):
+    """The problem of a FeatureFileError about ``file``, after checking its fields."""
+    assert isinstance(error, ValueError) and isinstance(error, ArgumentError)
+    assert (error.file, error.argument) == (str(file), "spec")
+    assert "features file" in error.problem and str(file) not in error.problem  # the path is a field, once
+    assert str(error) == f"{file}: {error.problem}"
+    return error.problem
+
+
 def _error(tmp_path, dataset, **arrays):
     file = _save(tmp_path / "bad.npz", **arrays)
     with pytest.raises(FeatureFileError) as info:
         FeatureFile(file).rows_for(dataset)
-    message = str(info.value)
-    assert str(file) in message
-    return message
+    return _fields(info.value, file)
 
 
 def test_bad_files_name_the_file_and_the_field(dataset, tmp_path):
     good = _arrays(dataset)
     assert "'feats'" in _error(tmp_path, dataset, names=good["names"])
     assert "'names'" in _error(tmp_path, dataset, feats=good["feats"])
-    assert "'feats' has" in _error(tmp_path, dataset, names=good["names"], feats=good["feats"][:-1])
+    message = _error(tmp_path, dataset, names=good["names"], feats=good["feats"][:-1])
+    assert "'feats'" in message and f"{len(good['names']) - 1} rows" in message
     assert "2-D" in _error(tmp_path, dataset, names=good["names"], feats=good["feats"][:, :, None])
     nan = good["feats"].copy()
     nan[[1, 4]] = np.nan
@@ -136,18 +145,36 @@ def test_names_that_do_not_match_say_how_many_do(dataset, tmp_path):
     assert "matches 7 of the 11" in message and "other_0.jpg" in message and "missing e.g." in message
 
 
+def _refused(path):
+    with pytest.raises(FeatureFileError) as info:
+        FeatureFile(path)
+    return _fields(info.value, path)
+
+
 def test_not_an_npz(dataset, tmp_path):
     (tmp_path / "x.npz").write_text("hello")
-    with pytest.raises(FeatureFileError, match="not a .npz"):
-        FeatureFile(tmp_path / "x.npz")
+    assert "not a .npz" in _refused(tmp_path / "x.npz")
     np.save(tmp_path / "one.npy", np.zeros(3))
-    with pytest.raises(FeatureFileError, match="single array"):
-        FeatureFile(tmp_path / "one.npy")
-    with pytest.raises(FeatureFileError, match="does not exist"):
-        FeatureFile(tmp_path / "nowhere.npz")
+    assert "single array" in _refused(tmp_path / "one.npy")
+    assert "does not exist" in _refused(tmp_path / "nowhere.npz")
     np.savez(tmp_path / "obj.npz", names=np.array(["a", 1], dtype=object), feats=np.zeros((2, 3)))
-    with pytest.raises(FeatureFileError, match="dtype=str"):
-        FeatureFile(tmp_path / "obj.npz")
+    assert "dtype=str" in _refused(tmp_path / "obj.npz")
+
+
+def test_empty_folder_and_damaged_files_are_refused_with_the_file(tmp_path):
+    (tmp_path / "empty.npz").write_bytes(b"")  # numpy raises EOFError for it
+    assert "not a .npz" in _refused(tmp_path / "empty.npz")
+    (tmp_path / "folder.npz").mkdir()
+    assert "folder" in _refused(tmp_path / "folder.npz")
+    good = _save(tmp_path / "good.npz", names=np.array(["a.jpg", "b.jpg"]), feats=np.ones((2, 3), np.float32))
+    data = bytearray(good.read_bytes())
+    header = data.rfind(b"\x93NUMPY")  # the last array, 'feats', stored as .npy version 1
+    values = header + 10 + int.from_bytes(data[header + 8 : header + 10], "little")
+    data[values] ^= 0xFF  # one of its values changed: its stored checksum no longer matches
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(bytes(data))
+    problem = _refused(damaged)
+    assert "'feats'" in problem and "damaged" in problem
 
 
 def test_cli_refuses_a_bad_file_before_any_work(dataset, tmp_path, monkeypatch, capsys):
@@ -163,6 +190,7 @@ def test_cli_refuses_a_bad_file_before_any_work(dataset, tmp_path, monkeypatch, 
     monkeypatch.setattr("pose2id.experiments.prepare_benchmark", refuse)
     assert main(["eval", "--dataset", str(dataset.root), "--features", f"npz:{file}"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: --features") and "matches 3 of the 11" in err and "Traceback" not in err
+    assert err.startswith(f"error: --features {file}: ") and "matches 3 of the 11" in err and "Traceback" not in err
+    assert err.count(str(file)) == 1
     assert main(["eval", "--dataset", str(dataset.root), "--features", f"npz:{file}", "--camera-ids", "on"]) == 1
     assert "--camera-ids" in capsys.readouterr().err
