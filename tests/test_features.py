@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pose2id import ArgumentError
 from pose2id.data import DatasetError
 from pose2id.features import MissingWeightsError, extract, get_extractor, load_images
 
@@ -167,14 +168,45 @@ def test_transreid_wrong_size_fails_at_construction(tmp_path, shared_dir):
     sd = load_file(shared_dir / "fixtures" / FIXTURE)
     sd["base.pos_embed"] = torch.zeros(1, 129, 32)
     save_file(sd, tmp_path / "vit_stride16.safetensors")
-    with pytest.raises(ValueError, match=r"vit_stride16\.safetensors.*base\.pos_embed"):
-        get_extractor(f"transreid:{tmp_path / 'vit_stride16.safetensors'}")
+    problem = _refused_weights(tmp_path / "vit_stride16.safetensors")
+    assert "another size" in problem and "base.pos_embed" in problem
+
+
+def _refused_weights(path):
+    """The problem of the ArgumentError get_extractor raises for ``path``, after checking its fields."""
+    with pytest.raises(ArgumentError) as caught:
+        get_extractor(f"transreid:{path}")
+    error = caught.value
+    assert isinstance(error, ValueError) and (error.argument, error.file) == ("path", str(path))
+    assert error.problem.startswith("cannot be used as TransReID weights")
+    assert str(path) not in error.problem and str(error) == f"{path}: {error.problem}"  # the path once
+    return error.problem
 
 
 def test_transreid_wrong_model(shared_dir):
-    wrong = shared_dir / "fixtures" / "ipg_pipeline" / "pose_guider.safetensors"
-    with pytest.raises(ValueError, match="pose_guider.safetensors cannot be used as TransReID weights"):
-        get_extractor(f"transreid:{wrong}")
+    problem = _refused_weights(shared_dir / "fixtures" / "ipg_pipeline" / "pose_guider.safetensors")
+    assert "base.pos_embed" in problem
+
+
+def test_transreid_file_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    assert "safetensors" in _refused_weights(tmp_path / "junk.safetensors")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    problem = _refused_weights(tmp_path / "junk.pth")
+    assert "torch" in problem and "checkpoint" in problem and "\n" not in problem
+
+
+def test_transreid_pickled_objects_are_refused_in_one_line(tmp_path):
+    import argparse
+
+    import torch
+
+    torch.save({"args": argparse.Namespace(lr=0.1), "weight": torch.zeros(2)}, tmp_path / "objects.pth")
+    problem = _refused_weights(tmp_path / "objects.pth")
+    # torch's own text is many lines advising weights_only=False, which would run code from the file
+    assert "checkpoint of tensors" in problem and "\n" not in problem and "weights_only" not in problem
+    (tmp_path / "empty.pth").write_bytes(b"")
+    assert "empty" in _refused_weights(tmp_path / "empty.pth")
 
 
 def test_transreid_missing_checkpoint(tmp_path):

@@ -6,9 +6,13 @@ Both are loaded once per extractor object and run in ``torch.inference_mode`` on
 import functools
 import hashlib
 import os
+import pickle
+import re
 from pathlib import Path
 
 import numpy as np
+
+from pose2id import ArgumentError
 
 VIT_MODEL_ID = "google/vit-base-patch16-224"
 
@@ -21,6 +25,33 @@ def _file_tag(path):
     """A short tag that changes when the file at ``path`` changes (for cache keys)."""
     stat = path.stat()
     return hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+def _unloadable(error, path):
+    """Why :func:`pose2id.reid.load_transreid` refused ``path`` (its ValueError ``error``), in one
+    line that does not name the file."""
+    if isinstance(error.__cause__, pickle.UnpicklingError):  # torch.load(weights_only=True) refused it
+        # torch's own text is several lines about loading with weights_only=False, which runs the
+        # file's code: only its reason is kept
+        found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)", str(error.__cause__))
+        why = found.group(1).strip() if found else "not a torch checkpoint"
+        return f"torch cannot read it as a checkpoint of tensors without running code from it ({why})"
+    if isinstance(error.__cause__, EOFError):
+        return "it ends too early: empty or cut short"
+    lines = _without_path(str(error), path).strip().splitlines()
+    return lines[0] if lines else "not TransReID weights"
+
+
+def _without_path(message, path):
+    """``message`` of :func:`pose2id.reid.load_transreid`, which starts with the checkpoint's path
+    (``"<path>: not a TransReID checkpoint ..."``, ``"<path> is a TransReID checkpoint of another
+    size ..."``), without it: the error raised from it names the file in its ``file`` field."""
+    shown = str(path)
+    if message.startswith(f"{shown}: "):
+        return message[len(shown) + 2:]
+    if message.startswith(f"{shown} "):
+        return "it" + message[len(shown):]
+    return message
 
 
 def _run_batches(images, batch_size, progress, forward):
@@ -58,6 +89,11 @@ class TransReIDExtractor:
         are used (the model has a camera embedding and camera_ids is not "off").
     num_cameras : cameras of the embedding (0 = none); camera ids lie in 0..num_cameras - 1.
 
+    Raises :class:`MissingWeightsError` when ``path`` is not a file, and a
+    :class:`pose2id.ArgumentError` with ``argument="path"`` and ``file`` the checkpoint when it is
+    not TransReID weights this model can load (another model, another size, no camera embedding
+    with camera_ids "on").
+
     Images are resized to 256x128 with bilinear interpolation and normalized with mean = std =
     0.5, as TransReID's evaluation transforms do (``T.Resize`` on a PIL image is PIL's bilinear).
     """
@@ -68,11 +104,13 @@ class TransReIDExtractor:
         from pose2id.reid import CAMERA_MODES
 
         if part not in ("all", "global"):
-            raise ValueError(f"part must be 'all' or 'global', got {part!r}")
+            raise ArgumentError(f"must be 'all' or 'global', got {part!r}", argument="part", value=part)
         if camera_ids not in CAMERA_MODES:
-            raise ValueError(f"camera_ids must be one of {CAMERA_MODES}, got {camera_ids!r}")
+            raise ArgumentError(f"must be one of {CAMERA_MODES}, got {camera_ids!r}", argument="camera_ids",
+                                value=camera_ids)
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+            raise ArgumentError(f"must be one of {PRECISIONS}, got {precision!r}", argument="precision",
+                                value=precision)
         self.path = Path(path).expanduser()
         if not self.path.is_file():
             raise MissingWeightsError(
@@ -86,10 +124,16 @@ class TransReIDExtractor:
         if precision == "auto":
             precision = "float16" if self.device.type == "cuda" else "float32"
         self.dtype = torch.float16 if precision == "float16" else torch.float32
+        from safetensors import SafetensorError
+
         try:
             self.model = load_transreid(self.path, device=self.device, dtype=self.dtype, camera_ids=camera_ids)
+        except SafetensorError as error:  # a .safetensors file that is not one
+            raise ArgumentError(f"cannot be used as TransReID weights: it is not a readable .safetensors file "
+                                f"({error})", argument="path", file=self.path) from None
         except ValueError as error:
-            raise ValueError(f"path: {self.path} cannot be used as TransReID weights: {error}") from None
+            raise ArgumentError(f"cannot be used as TransReID weights: {_unloadable(error, self.path)}",
+                                argument="path", file=self.path) from None
         config = self.model.config
         self.num_cameras = self.model.camera_num
         self.uses_camera_ids = self.model.camera_num > 0
