@@ -129,3 +129,34 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, cap
     else:
         with pytest.raises(type(error)):
             cli.main([])
+
+
+def _eval_error(monkeypatch, capsys, tmp_path, features):
+    """What ``pose2id eval`` prints for ``--features features`` on a tiny Market-1501 folder."""
+    from test_data_market1501 import make_market
+
+    from pose2id import cli
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("POSE2ID_DEBUG", raising=False)
+    root = make_market(tmp_path / "Market", gen_for_distractors=False)
+    assert cli.main(["eval", "--dataset", str(root), "--features", features]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1  # one line
+    return err.strip()
+
+
+def test_a_missing_features_file_is_worded_with_the_option_and_the_file_once(monkeypatch, capsys, tmp_path):
+    missing = tmp_path / "missing.npz"
+    err = _eval_error(monkeypatch, capsys, tmp_path, f"npz:{missing}")
+    assert err.startswith(f"error: --features {missing}: ")  # the option, then the file, from the fields
+    assert err.count(str(missing)) == 1 and "features file" in err and "does not exist" in err
+    assert "spec:" not in err
+
+
+def test_weights_that_are_not_transreid_are_told_with_the_file_once(monkeypatch, capsys, tmp_path):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    err = _eval_error(monkeypatch, capsys, tmp_path, f"transreid:{junk}")
+    assert err.startswith("error: --features") and "cannot be used as TransReID weights" in err
+    assert err.count(str(junk)) == 1 and "path:" not in err
