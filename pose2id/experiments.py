@@ -543,7 +543,7 @@ def _prepare_from_args(args):
     except ValueError as error:
         if str(error).startswith("camera_ids"):
             raise ValueError(f"--camera-ids {camera_ids} with --features {args.features}: {error}") from None
-        raise ValueError(in_option_terms(error, "--features", ("spec",))) from None
+        raise ValueError(in_option_terms(error, "--features", ("spec", "path"))) from None
     _check_neighbourhoods(args, dataset)
     bench = prepare_benchmark(dataset, extractor, progress=_stderr_progress("features"))
     bench.timings["total_prepare_s"] = time.perf_counter() - start

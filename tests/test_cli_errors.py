@@ -158,5 +158,5 @@ def test_weights_that_are_not_transreid_are_told_with_the_file_once(monkeypatch,
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
     err = _eval_error(monkeypatch, capsys, tmp_path, f"transreid:{junk}")
-    assert err.startswith("error: --features") and "cannot be used as TransReID weights" in err
+    assert err.startswith(f"error: --features {junk}: ") and "cannot be used as TransReID weights" in err
     assert err.count(str(junk)) == 1 and "path:" not in err
