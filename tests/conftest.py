@@ -52,3 +52,11 @@ def shared_dir():
     if not SHARED.is_dir():
         pytest.fail(f"shared reference material not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny random-weight IPG pipeline (seed 0), one per test module (tests may reconfigure it)."""
+    from pose2id.ipg import tiny_pipeline
+
+    return tiny_pipeline(seed=0)

@@ -106,11 +106,6 @@ def test_reader_falls_back_to_the_stock_processor_for_other_layouts():
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return tiny_pipeline(seed=0)
-
-
-@pytest.fixture(scope="module")
 def person():
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 255, (128, 64, 3), dtype=np.uint8))

@@ -20,11 +20,6 @@ STEPS = dict(num_inference_steps=2, output_type="np")
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return tiny_pipeline(seed=0)
-
-
-@pytest.fixture(scope="module")
 def people():
     rng = np.random.default_rng(0)
     return [Image.fromarray(rng.integers(0, 255, (128, 64, 3), dtype=np.uint8)) for _ in range(2)]
