@@ -143,9 +143,10 @@ class ByteLRU:
         several owners share this one bound; its :meth:`CacheScope.clear` drops only its own entries."""
         return CacheScope(self)
 
-    def _drop_where(self, keep):
+    def _drop_where(self, drop):
+        """Remove every entry whose key ``drop(key)`` is true."""
         with self._lock:
-            for key in [key for key in self._items if not keep(key)]:
+            for key in [key for key in self._items if drop(key)]:
                 self._bytes -= self._items.pop(key)[1]
 
 
@@ -189,4 +190,4 @@ class CacheScope:
 
     def clear(self):
         """Drop this scope's entries (the other scopes' stay)."""
-        self.cache._drop_where(lambda key: not self._owns(key))
+        self.cache._drop_where(self._owns)

@@ -195,18 +195,19 @@ class Galleries:
             return None if progress is None else (lambda done, total: progress(name, done, total))
 
         if key in self._uploads:
-            return self._prepare_upload(key, stage)
-        if key == SYNTHPED:
-            spec = SYNTHPED
-        elif self.data and key == DATA:
-            spec = self.data
+            bench = self._prepare_upload(key, stage)
         else:
-            raise ValueError(f"unknown gallery {key!r}; choose one of {[k for _, k in self.choices()]}")
-        dataset = open_dataset(spec, progress=stage("drawing images"), generated=generated)
-        self._skipped[key] = list(dataset.skipped)
-        extractor = self.data_extractor if key == DATA else self.extractor
-        bench = prepare_benchmark(dataset, extractor, progress=stage("features"))
-        bench.share_cache(self.results)
+            if key == SYNTHPED:
+                spec = SYNTHPED
+            elif self.data and key == DATA:
+                spec = self.data
+            else:
+                raise ValueError(f"unknown gallery {key!r}; choose one of {[k for _, k in self.choices()]}")
+            dataset = open_dataset(spec, progress=stage("drawing images"), generated=generated)
+            self._skipped[key] = list(dataset.skipped)
+            extractor = self.data_extractor if key == DATA else self.extractor
+            bench = prepare_benchmark(dataset, extractor, progress=stage("features"))
+        bench.share_cache(self.results)  # every gallery's results under the server's one bound
         return bench
 
     def _prepare_upload(self, key, stage):
@@ -229,9 +230,7 @@ class Galleries:
             dataset = Market1501(folder, shown_as=Path(path).name)
             dataset.name = name
             self._skipped[key] = list(dataset.skipped)
-            bench = prepare_benchmark(dataset, self.extractor, progress=stage("features"), cache_dir=False)
-            bench.share_cache(self.results)
-            return bench
+            return prepare_benchmark(dataset, self.extractor, progress=stage("features"), cache_dir=False)
         except BaseException:
             self._extracted.pop(key, None)
             self._folders.remove(folder)
