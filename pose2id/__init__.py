@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "nfc": "pose2id.centralization",
+    "nfc_neighbors": "pose2id.centralization",
     "ipg_fuse": "pose2id.centralization",
     "id2": "pose2id.metrics",
     "id2_per_identity": "pose2id.metrics",

@@ -10,7 +10,7 @@ import numpy as np
 from ._checks import as_features, check_int, check_real, is_tensor
 from .knn import DEFAULT_BLOCK_SIZE, _by_rows, nearest_neighbors
 
-__all__ = ["ipg_fuse", "nfc", "nearest_neighbors"]
+__all__ = ["ipg_fuse", "nfc", "nfc_neighbors", "nearest_neighbors"]
 
 
 def _normalize_np(x, out=None):
@@ -24,7 +24,7 @@ def _normalize_torch(x):
     return F.normalize(x, dim=1)
 
 
-def nfc(feats, k1=2, k2=2, normalize=True, block_size=None):
+def nfc(feats, k1=2, k2=2, normalize=True, block_size=None, neighbors=None):
     """Neighbour feature centralization.
 
     Each feature is replaced by itself plus the features of its *mutual* nearest neighbours:
@@ -47,6 +47,11 @@ def nfc(feats, k1=2, k2=2, normalize=True, block_size=None):
     block_size : int, optional
         Rows per panel of the distance computation (memory ~ 320 * block_size**2 bytes per
         worker thread, one per core up to 4).
+    neighbors : (N, K) int array or torch.Tensor, optional, ``K >= max(k1, k2)``
+        The rows' nearest neighbours, as :func:`nfc_neighbors` gives them for the same ``feats``
+        and ``normalize``. The search is nearly all of NFC's cost and its first ``k`` columns
+        are the ``k`` nearest for any ``k <= K`` (ties go to the lower index whatever ``K``),
+        so one search serves every ``k1`` / ``k2`` up to ``K`` with the same result.
 
     Returns
     -------
@@ -60,15 +65,78 @@ def nfc(feats, k1=2, k2=2, normalize=True, block_size=None):
     k2 = check_int(k2, "k2", 1, n - 1, f"feats has {n} rows, a row is not its own neighbour")
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     block_size = check_int(block_size, "block_size", 1)
+    if neighbors is not None:
+        neighbors = _check_neighbors(neighbors, n, max(k1, k2))
 
     if is_tensor(feats) and feats.device.type != "cpu":
-        return _nfc_torch(feats.float(), k1, k2, normalize, block_size)
-    out = _nfc_numpy(_to_numpy(feats), k1, k2, normalize, block_size)
+        if neighbors is not None:
+            import torch
+
+            neighbors = torch.as_tensor(neighbors, device=feats.device)
+        return _nfc_torch(feats.float(), k1, k2, normalize, block_size, neighbors)
+    if is_tensor(neighbors):
+        neighbors = neighbors.detach().cpu().numpy()
+    out = _nfc_numpy(_to_numpy(feats), k1, k2, normalize, block_size, neighbors)
     if is_tensor(feats):
         import torch
 
         return torch.from_numpy(out)
     return out
+
+
+def nfc_neighbors(feats, k, normalize=True, block_size=None):
+    """The ``k`` nearest other rows of every row, nearest first (ties: the lower index), as
+    :func:`nfc` searches them: pass the result as its ``neighbors`` to centralize with any
+    ``k1``, ``k2`` up to ``k`` without searching again.
+
+    Parameters
+    ----------
+    feats : (N, D) float array or torch.Tensor
+    k : int, ``1 <= k < N``
+    normalize : bool, default True
+        L2-normalize the rows first (give :func:`nfc` the same).
+    block_size : int, optional, as for :func:`nfc`.
+
+    Returns
+    -------
+    (N, k) int64 array, or a torch.Tensor on the input's device.
+    """
+    feats = as_features(feats, "feats")
+    n = feats.shape[0]
+    if n < 2:
+        raise ValueError(f"feats must have at least 2 rows for NFC, got {n}")
+    k = check_int(k, "k", 1, n - 1, f"feats has {n} rows, a row is not its own neighbour")
+    block_size = check_int(DEFAULT_BLOCK_SIZE if block_size is None else block_size, "block_size", 1)
+    if is_tensor(feats) and feats.device.type != "cpu":
+        x = feats.float()
+        return nearest_neighbors(_normalize_torch(x) if normalize else x, k, block_size)
+    x = _to_numpy(feats)
+    idx = nearest_neighbors(_normalized_rows(x) if normalize else x, k, block_size)
+    if is_tensor(feats):
+        import torch
+
+        return torch.from_numpy(idx)
+    return idx
+
+
+def _check_neighbors(neighbors, n, k):
+    """``neighbors`` as an (n, >= k) integer array or tensor of row indices, or ValueError."""
+    shape = tuple(neighbors.shape) if hasattr(neighbors, "shape") else None
+    if shape is None or len(shape) != 2 or shape[0] != n or shape[1] < k:
+        raise ValueError(f"neighbors must have shape ({n}, K) with K >= max(k1, k2) = {k}, got {shape}")
+    values = neighbors.detach().cpu().numpy() if is_tensor(neighbors) else np.asarray(neighbors)
+    if values.dtype.kind not in "iu":
+        raise ValueError(f"neighbors must hold integer row indices, got dtype {values.dtype}")
+    if values.size and (values.min() < 0 or values.max() >= n):
+        raise ValueError(f"neighbors must hold row indices in [0, {n}), got values in "
+                         f"[{values.min()}, {values.max()}]")
+    return neighbors if is_tensor(neighbors) else values
+
+
+def _normalized_rows(x):
+    normalized = np.empty_like(x)
+    _by_rows(lambda rows: _normalize_np(x[rows], out=normalized[rows]), len(x))
+    return normalized
 
 
 def _to_numpy(x):
@@ -77,12 +145,11 @@ def _to_numpy(x):
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _nfc_numpy(x, k1, k2, normalize, block_size):
+def _nfc_numpy(x, k1, k2, normalize, block_size, nbr=None):
     if normalize:
-        normalized = np.empty_like(x)
-        _by_rows(lambda rows: _normalize_np(x[rows], out=normalized[rows]), len(x))
-        x = normalized
-    nbr = nearest_neighbors(x, max(k1, k2), block_size)
+        x = _normalized_rows(x)
+    if nbr is None:
+        nbr = nearest_neighbors(x, max(k1, k2), block_size)
     first, mutual = nbr[:, :k1], _mutual_mask(nbr, k1, k2)
     out = np.zeros_like(x)
 
@@ -95,10 +162,11 @@ def _nfc_numpy(x, k1, k2, normalize, block_size):
     return out
 
 
-def _nfc_torch(x, k1, k2, normalize, block_size):
+def _nfc_torch(x, k1, k2, normalize, block_size, nbr=None):
     if normalize:
         x = _normalize_torch(x)
-    nbr = nearest_neighbors(x, max(k1, k2), block_size)
+    if nbr is None:
+        nbr = nearest_neighbors(x, max(k1, k2), block_size)
     mutual = _mutual_mask(nbr, k1, k2)
     out = _centralize(x, x, nbr[:, :k1], mutual, x.new_zeros(x.shape))
     return _normalize_torch(out) if normalize else out

@@ -78,6 +78,45 @@ def test_nfc_same_for_every_worker_setup(monkeypatch, setup):
     np.testing.assert_allclose(p2.nfc(x, 2, 3, block_size=20), brute_nfc(x, 2, 3), atol=1e-5)
 
 
+@pytest.mark.parametrize("normalize", [True, False])
+def test_nfc_with_searched_neighbours_equals_nfc_for_every_k(normalize):
+    # Ties everywhere (small integer rows, duplicates): one search at K serves every k1, k2 <= K.
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, (90, 4)).astype(np.float32)
+    neighbours = p2.nfc_neighbors(x, 6, normalize=normalize, block_size=16)
+    assert neighbours.shape == (90, 6) and neighbours.dtype == np.int64
+    for k1, k2 in [(1, 1), (2, 3), (6, 2), (4, 6)]:
+        np.testing.assert_array_equal(
+            p2.nfc(x, k1, k2, normalize=normalize, neighbors=neighbours),
+            p2.nfc(x, k1, k2, normalize=normalize, block_size=16))
+    np.testing.assert_array_equal(p2.nfc(x, 2, 3, normalize=False, neighbors=neighbours if not normalize else
+                                         p2.nfc_neighbors(x, 3, normalize=False)), brute_nfc(x, 2, 3, False))
+
+
+def test_nfc_neighbours_torch_in_torch_out():
+    x, _ = clustered(60, 8, 10, seed=4)
+    neighbours = p2.nfc_neighbors(torch.from_numpy(x), 4)
+    assert isinstance(neighbours, torch.Tensor)
+    np.testing.assert_array_equal(neighbours.numpy(), p2.nfc_neighbors(x, 4))
+    out = p2.nfc(torch.from_numpy(x), 2, 3, neighbors=neighbours)
+    np.testing.assert_allclose(out.numpy(), p2.nfc(x, 2, 3), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "neighbours,match",
+    [
+        (np.zeros((5, 2), dtype=np.int64), r"neighbors must have shape \(6, K\) with K >= max\(k1, k2\) = 3"),
+        (np.zeros((6, 2), dtype=np.int64), r"K >= max\(k1, k2\) = 3, got \(6, 2\)"),
+        (np.zeros((6, 3)), "neighbors must hold integer row indices"),
+        (np.full((6, 3), 6), r"row indices in \[0, 6\)"),
+        ([[0, 1, 2]] * 6, "neighbors must have shape"),
+    ],
+)
+def test_nfc_bad_neighbours(neighbours, match):
+    with pytest.raises(ValueError, match=match):
+        p2.nfc(np.eye(6, dtype=np.float32), 2, 3, neighbors=neighbours)
+
+
 def test_nfc_only_adds_mutual_neighbours():
     # 0 and 1 are each other's nearest; 2 is nearest to 1, but 1's nearest is 0.
     x = np.array([[0.0, 0.0], [1.0, 0.0], [2.5, 0.0], [10.0, 0.0]], dtype=np.float32)

@@ -139,6 +139,33 @@ def test_a_ranking_update_reuses_what_it_computed():
     np.testing.assert_array_equal(bench.distances("+NFC+IPG", k1=3, k2=2, eta=1.0), first)
 
 
+def test_nfc_for_any_k_searches_neighbours_once_per_feature_set(monkeypatch):
+    # ties everywhere (small integer features); every k1, k2 up to 10 reuses one search per set
+    rng = np.random.default_rng(1)
+    nq, ng, d = 24, 40, 4
+    bench = Benchmark(
+        query=_images(rng.integers(1, 6, nq), rng.integers(0, 3, nq), "q"),
+        gallery=_images(rng.integers(1, 6, ng), rng.integers(0, 3, ng), "g"),
+        qf=rng.integers(0, 3, (nq, d)).astype(np.float32) + 0.5, gf=rng.integers(0, 3, (ng, d)).astype(np.float32) + 0.5,
+        q_gen=rng.integers(0, 3, (nq, 2, d)).astype(np.float32), g_gen=rng.integers(0, 3, (ng, 2, d)).astype(np.float32),
+    )
+    search_free_nfc = p2.nfc  # NFC searching its own neighbours, as for a single k1, k2
+    searches = []
+    search = p2.nfc_neighbors
+    monkeypatch.setattr(p2, "nfc_neighbors", lambda x, k, **kw: searches.append(k) or search(x, k, **kw))
+    for k1, k2 in [(1, 1), (2, 3), (10, 4), (3, 10)]:
+        for method, eta in [("+NFC", 0.0), ("+NFC+IPG", 1.5)]:
+            q, g = bench.features(method, k1, k2, eta)
+            plain_q, plain_g = bench.features(method.replace("+NFC", "") or "Base", eta=eta)
+            np.testing.assert_array_equal(q, search_free_nfc(plain_q, k1, k2))
+            np.testing.assert_array_equal(g, search_free_nfc(plain_g, k1, k2))
+    assert searches == [10, 10, 10, 10]  # query and gallery, for Base and for +IPG at eta 1.5
+    bench.features("+NFC", k1=12, k2=2)  # more than was searched: a new search
+    assert searches[4:] == [12, 12]
+    with pytest.raises(ValueError, match="k1 must be <= 23"):
+        bench.features("+NFC", k1=24, k2=2)
+
+
 @pytest.fixture
 def market(tmp_path):
     return make_market(tmp_path / "Market")
