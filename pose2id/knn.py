@@ -37,6 +37,8 @@ _WIDTH_FACTOR = 16
 # Most worker threads for the block scans (each holds a block and its mask: 80 MiB at the
 # default size).
 _MAX_WORKERS = 4
+# Rows from which the row-wise passes (normalizing, centralizing) run in worker threads.
+_THREADED_ROWS = 4096
 # Bytes of distances compared per step of a block scan: the chunk and its two masks fit in L2.
 _SCAN_BYTES = 1 << 20
 
@@ -50,8 +52,13 @@ def _cpu_count():
 
 def _by_rows(fn, n):
     """Call ``fn(rows)`` on row ranges covering ``range(n)``, in parallel threads (the numpy
-    passes inside release the GIL, so the cores share the work)."""
+    passes inside release the GIL, so the cores share the work); fewer than
+    :data:`_THREADED_ROWS` rows in the calling thread, where starting threads would cost more
+    than they save. ``fn`` must treat every row on its own, so the split changes nothing."""
     workers = min(_cpu_count(), _MAX_WORKERS)
+    if n < _THREADED_ROWS or workers == 1:
+        fn(slice(0, n))
+        return
     edges = np.linspace(0, n, workers + 1).round().astype(int)
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(fn, [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]))
@@ -259,6 +266,10 @@ class _NumpyOps:
         are finished. Worker threads compute and scan the blocks (BLAS and the numpy passes
         release the GIL) while the caller merges the candidates of finished ones; merging in
         any order gives the same lists."""
+        if len(pairs) == 1:  # one block (a small set): no thread to start
+            (a, c), = pairs
+            yield (a, c), self._scan_pair(a, c, thresholds, k)
+            return
         with _scan_threads() as workers, ThreadPoolExecutor(workers) as pool:
             futures = {pool.submit(self._scan_pair, a, c, thresholds, k): (a, c) for a, c in pairs}
             try:

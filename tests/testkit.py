@@ -64,6 +64,8 @@ def use_worker_setup(monkeypatch, setup):
         monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import raises ImportError
     elif setup in ("one core", "eight cores"):
         monkeypatch.setattr(knn, "_cpu_count", lambda: 1 if setup == "one core" else 8)
+        if setup == "eight cores":  # the row-wise passes in threads too, however few the rows
+            monkeypatch.setattr(knn, "_THREADED_ROWS", 1)
     else:
         raise ValueError(f"setup must be one of {WORKER_SETUPS}, got {setup!r}")
 
