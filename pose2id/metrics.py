@@ -237,31 +237,53 @@ def _cumcount(flags, group_start):
     return total - total[group_start]
 
 
-def _positions(distmat, pair_q, pair_g, pair_d, counts, chunk=512):
+def _positions(distmat, pair_q, pair_g, pair_d, counts, chunk=512, step_elements=1 << 22):
     """Position of gallery entry ``pair_g`` in the stable ascending sort of row ``pair_q``.
 
     Also returns, per pair, how many entries of its row are smaller than its distance and how
-    many are smaller or equal, found by binary search in the sorted row. A value that occurs once
-    in its row sits right after the smaller ones. Identical distances are common (NFC can give
-    mutual neighbours identical features); in a row where a pair is tied, positions are read
-    from the row's stable ``argsort`` (ties in gallery order). Rows are sorted in chunks to
-    bound memory.
+    many are smaller or equal: a binary search in the sorted row, run for all pairs of a chunk
+    of rows at once. A value that occurs once in its row sits right after the smaller ones.
+    Identical distances are common (NFC can give mutual neighbours identical features); a pair
+    tied with others comes after the ones of lower gallery index (ties in gallery order), which
+    are counted in its row. Rows are sorted, and tied pairs compared, in chunks to bound memory.
     """
-    pos = np.empty(pair_q.size, dtype=np.int64)
+    ng = distmat.shape[1]
     below = np.empty(pair_q.size, dtype=np.int64)
     upto = np.empty(pair_q.size, dtype=np.int64)
-    pair_start = np.cumsum(counts) - counts
+    ends = np.cumsum(counts)
     for s in range(0, distmat.shape[0], chunk):
-        rows = np.sort(distmat[s : s + chunk], axis=1)
-        for q in np.flatnonzero(counts[s : s + chunk]) + s:
-            p = slice(pair_start[q], pair_start[q] + counts[q])
-            lower = np.searchsorted(rows[q - s], pair_d[p], "left")
-            upper = np.searchsorted(rows[q - s], pair_d[p], "right")
-            below[p], upto[p] = lower, upper
-            if np.any(upper - lower > 1):
-                rank_of = np.empty(distmat.shape[1], dtype=np.int64)
-                rank_of[np.argsort(distmat[q], kind="stable")] = np.arange(distmat.shape[1])
-                pos[p] = rank_of[pair_g[p]]
-            else:
-                pos[p] = lower
+        e = min(s + chunk, distmat.shape[0])
+        p = slice(ends[s] - counts[s], ends[e - 1])  # the pairs of these rows, in query order
+        if p.start == p.stop:
+            continue
+        rows = np.sort(distmat[s:e], axis=1)
+        local = pair_q[p] - s
+        below[p] = _search_rows(rows, local, pair_d[p], strict=True)
+        upto[p] = _search_rows(rows, local, pair_d[p], strict=False)
+    pos = below.copy()
+    tied = np.flatnonzero(upto - below > 1)
+    columns = np.arange(ng)
+    step = max(1, step_elements // max(ng, 1))
+    for t0 in range(0, tied.size, step):
+        t = tied[t0 : t0 + step]
+        same = distmat[pair_q[t]] == pair_d[t, None]
+        same &= columns < pair_g[t, None]
+        pos[t] += same.sum(1)
     return pos, below, upto
+
+
+def _search_rows(rows, local, values, strict):
+    """For every pair, how many entries of the sorted row ``rows[local]`` are < its value
+    (``strict``) or <= it: ``np.searchsorted(rows[local], value, "left" / "right")``, as one
+    binary search over all the pairs."""
+    n = rows.shape[1]
+    lo = np.zeros(values.size, dtype=np.int64)
+    hi = np.full(values.size, n, dtype=np.int64)
+    for _ in range(n.bit_length()):
+        open_ = lo < hi
+        mid = (lo + hi) >> 1
+        seen = rows[local, np.minimum(mid, n - 1)]
+        right = (seen < values) if strict else (seen <= values)
+        lo = np.where(open_ & right, mid + 1, lo)
+        hi = np.where(open_ & ~right, mid, hi)
+    return lo

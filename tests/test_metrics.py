@@ -125,6 +125,22 @@ def test_evaluate_equals_per_query_loop(seed, integer):
         assert result.mAP_tie_range == pytest.approx((mAP, mAP), abs=1e-12)
 
 
+def test_evaluate_is_the_same_in_any_chunk_size(monkeypatch):
+    import functools
+
+    from pose2id import metrics
+
+    case = random_eval_case(2, integer=True)  # ties everywhere
+    cmc, mAP, mINP, aps = loop_evaluate(*case, max_rank=20)
+    positions = metrics._positions
+    for chunk, step in [(1, 1), (3, 50), (7, 1 << 22)]:
+        monkeypatch.setattr(metrics, "_positions", functools.partial(positions, chunk=chunk, step_elements=step))
+        result = p2.evaluate(*case, max_rank=20)
+        np.testing.assert_allclose(result.cmc, cmc, atol=1e-12)
+        np.testing.assert_allclose(result.all_AP, aps, atol=1e-12)
+        assert result.mINP == pytest.approx(mINP, abs=1e-12)
+
+
 def test_any_order_of_equal_distances_lies_in_the_tie_range():
     distmat, q_pids, g_pids, q_camids, g_camids = random_eval_case(5, integer=True)
     result = p2.evaluate(distmat, q_pids, g_pids, q_camids, g_camids)
