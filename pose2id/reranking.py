@@ -17,8 +17,8 @@ to the reference one (its rounding is about 1e-3) and V half the size.
 
 Memory: the public code holds the (N, N) distance matrix and a dense (N, N) float16 V. Here the
 distances are computed a block of rows at a time (each block gives its rows' nearest neighbours
-and their share of the output), the few distances V needs are recomputed from the features, and
-V is sparse. What remains is the (nq, ng) output plus a float16 (nq, ng) Jaccard accumulator:
+and their share of the output), the few distances V needs are recomputed from the features (read
+from the matrix when it was a single block), and V is sparse. What remains is the (nq, ng) output plus a float16 (nq, ng) Jaccard accumulator:
 about 6 GB for MSMT17 (11,659 queries, 82,161 gallery images) against 35 GB for its distance
 matrix alone.
 
@@ -77,8 +77,9 @@ def re_ranking(qf, gf, k1=20, k2=6, lambda_value=0.3):
     feats = np.concatenate([qf, gf]).astype(np.float32, copy=False)
 
     # final starts as lambda * original distance; the Jaccard term is added at the end
-    rank, scale, final = _neighbours(feats, nq, max(k1 + 1, k2), np.float32(lambda_value))
-    v = _encode(feats, scale, rank, k1)
+    rank, scale, final, whole = _neighbours(feats, nq, max(k1 + 1, k2), np.float32(lambda_value))
+    v = _encode(feats, scale, rank, k1, whole)
+    del whole
     if k2 > 1:
         # Sum in float32, then divide: the float16 rows' np.mean in the public code.
         expand = sparse.csr_matrix(
@@ -108,7 +109,9 @@ def _neighbours(feats, nq, k, lambda_value):
     """One pass over row blocks of the distance matrix.
 
     Returns the (N, k) nearest neighbours of every row (nearest first), every row's
-    normalizing maximum (N,), and the (nq, ng) float32 ``lambda_value * distance``.
+    normalizing maximum (N,), the (nq, ng) float32 ``lambda_value * distance``, and the whole
+    (N, N) normalized distance matrix when it was one block (else None), so that the weights of
+    V can be read from it instead of recomputed.
     """
     n = feats.shape[0]
     rank = np.empty((n, k), dtype=np.int64)
@@ -124,7 +127,7 @@ def _neighbours(feats, nq, k, lambda_value):
         if s < nq:
             stop = min(e, nq)
             np.multiply(dist[: stop - s, nq:], lambda_value, out=final[s:stop])
-    return rank, scale, final
+    return rank, scale, final, (dist if e - s == n else None)
 
 
 def _smallest(dist, k):
@@ -161,8 +164,9 @@ def _reciprocal(rank, k):
     return np.where(is_mutual, forward, -1)
 
 
-def _encode(feats, scale, rank, k1, chunk=2048):
-    """Sparse (N, N) float16 V: weights over every row's expanded k-reciprocal set."""
+def _encode(feats, scale, rank, k1, whole=None, chunk=2048):
+    """Sparse (N, N) float16 V: weights over every row's expanded k-reciprocal set, from the
+    normalized distances ``whole`` when given, else recomputed pair by pair."""
     n = feats.shape[0]
     full = _reciprocal(rank, k1)  # (N, k1 + 1)
     half = _reciprocal(rank, int(np.around(k1 / 2)))  # (N, kh + 1)
@@ -185,7 +189,8 @@ def _encode(feats, scale, rank, k1, chunk=2048):
         valid = (members < n) & ~repeat
         r, c = np.nonzero(valid)
         j = members[r, c]
-        weight = np.exp(-_pair_distances(feats, scale, r + s, j))
+        pair = whole[r + s, j] if whole is not None else _pair_distances(feats, scale, r + s, j)
+        weight = np.exp(-pair)
         total = np.zeros(len(r_i), dtype=np.float32)
         np.add.at(total, r, weight)
         rows.append(r + s)
@@ -202,29 +207,47 @@ def _round_half(values):
     return values.astype(np.float16).astype(np.float32)
 
 
-def _add_jaccard(final, v, nq, weight):
+def _add_jaccard(final, v, nq, weight, step_elements=1 << 22):
     """Add ``weight`` times the float16 Jaccard distances between the query rows and the
     gallery rows of V to ``final`` (nq, ng), in place.
 
-    Sums of minima accumulated column by column in float16, in the public code's order.
+    Sums of minima accumulated column by column in float16, in the public code's order: every
+    (query entry, gallery entry) pair of a column of V gives one term, and the terms are added
+    (``np.add.at``, one after the other) in column order, a few columns' terms at a time.
     """
     n = v.shape[0]
+    ng = n - nq
     v = v.tocsc()
     v.sort_indices()
-    overlap = np.zeros((nq, n - nq), dtype=np.float16)
-    for k in range(n):
-        start, stop = v.indptr[k], v.indptr[k + 1]
-        rows = v.indices[start:stop]
-        vals = v.data[start:stop].astype(np.float16)
-        split = np.searchsorted(rows, nq)
-        if split == 0 or split == rows.size:
-            continue
-        q_rows, g_rows = rows[:split], rows[split:] - nq
-        overlap[q_rows[:, None], g_rows[None, :]] += np.minimum(
-            vals[:split, None], vals[None, split:]
-        )
+    rows, data = v.indices, v.data.astype(np.float16)
+    column = np.repeat(np.arange(n), np.diff(v.indptr))
+    is_query = rows < nq
+    # per column: its query entries' count, its gallery entries' start (in data) and count
+    n_query = np.bincount(column[is_query], minlength=n)
+    n_gallery = np.diff(v.indptr) - n_query
+    gallery_start = v.indptr[:-1] + n_query  # rows are sorted: query entries come first
+    terms = n_query * n_gallery
+    overlap = np.zeros((nq, ng), dtype=np.float16)
+    flat_overlap = overlap.reshape(-1)
+    query_entries = np.flatnonzero(is_query)  # in column order
+    query_column = column[query_entries]
+    ends = np.cumsum(terms)
+    k0 = 0
+    while k0 < n:
+        # columns k0..k1-1: at most step_elements terms, or one column that has more alone
+        k1 = max(k0 + 1, int(np.searchsorted(ends, (ends[k0 - 1] if k0 else 0) + step_elements, "right")))
+        k1 = min(k1, n)
+        lo, hi = np.searchsorted(query_column, [k0, k1])
+        q_entry, q_col = query_entries[lo:hi], query_column[lo:hi]
+        reps = n_gallery[q_col]
+        q_entry = np.repeat(q_entry, reps)
+        offset = np.arange(q_entry.size) - np.repeat(np.cumsum(reps) - reps, reps)
+        g_entry = np.repeat(gallery_start[q_col], reps) + offset
+        np.add.at(flat_overlap, rows[q_entry] * ng + (rows[g_entry] - nq),
+                  np.minimum(data[q_entry], data[g_entry]))
+        k0 = k1
     del v
     one, two = np.float16(1), np.float16(2)
-    for s, e in _blocks(nq, n - nq):
+    for s, e in _blocks(nq, ng):
         o = overlap[s:e]
         final[s:e] += (one - o / (two - o)) * weight

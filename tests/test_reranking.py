@@ -116,6 +116,20 @@ def test_re_ranking_is_the_same_in_any_block_size(monkeypatch):
         np.testing.assert_allclose(p2.re_ranking(qf, gf, k1=8, k2=4), whole, atol=1e-3)
 
 
+def test_jaccard_sums_are_the_same_in_any_number_of_columns_at_a_time(monkeypatch):
+    # float16 sums in the public code's column order, however many columns' terms go at once
+    import functools
+
+    from pose2id import reranking
+
+    qf, gf = clustered(6, 20, 70)
+    whole = p2.re_ranking(qf, gf, k1=6, k2=3)
+    add = reranking._add_jaccard
+    for step in (1, 40, 5000):
+        monkeypatch.setattr(reranking, "_add_jaccard", functools.partial(add, step_elements=step))
+        np.testing.assert_array_equal(p2.re_ranking(qf, gf, k1=6, k2=3), whole)
+
+
 def test_re_ranking_never_holds_the_full_distance_matrix(monkeypatch):
     import tracemalloc
 
