@@ -133,17 +133,20 @@ class FixedMap:
         """
         p = self.affinities(feats)
         y = p @ self.xy if len(p) else np.zeros((0, 2))
-        ref = self.xy
-        velocity = np.zeros_like(y)
+        # x and y coordinates apart: (M, N) arrays reduced along their rows, not (M, N, 2) ones
+        ref_x, ref_y = self.xy[None, :, 0], self.xy[None, :, 1]
+        x, y = np.array(y[:, :1]), np.array(y[:, 1:])
+        velocity_x, velocity_y = np.zeros_like(x), np.zeros_like(y)
         for step in range(PLACE_ITERATIONS):
-            diff = y[:, None, :] - ref[None, :, :]
-            w = 1.0 / (1.0 + (diff ** 2).sum(-1))
+            dx, dy = x - ref_x, y - ref_y
+            w = 1.0 / (1.0 + (dx * dx + dy * dy))
             q = w / w.sum(1, keepdims=True)
-            grad = 2.0 * (((p - q) * w)[:, :, None] * diff).sum(1)
+            pull = (p - q) * w
             momentum = 0.5 if step < 50 else 0.8
-            velocity = momentum * velocity - 1.0 * grad
-            y = y + velocity
-        return y
+            velocity_x = momentum * velocity_x - 2.0 * (pull * dx).sum(1, keepdims=True)
+            velocity_y = momentum * velocity_y - 2.0 * (pull * dy).sum(1, keepdims=True)
+            x, y = x + velocity_x, y + velocity_y
+        return np.concatenate([x, y], axis=1)
 
     def moved(self, feats):
         """Positions of the reference images' features after a method, ``feats[i]`` being
