@@ -233,17 +233,33 @@ class Benchmark:
             self._cache[key] = p2.evaluate(dist, self.q_pids, self.g_pids, self.q_camids, self.g_camids)
         return self._cache[key]
 
-    def id2(self, method="Base", k1=2, k2=2, eta=2.0):
-        """Global ID² of query + gallery features after ``method`` (distractors, pid <= 0, excluded)."""
+    def id2_samples(self, method="Base", k1=2, k2=2, eta=2.0):
+        """(pids, density): the identity density (:func:`pose2id.id2`) of every query and gallery
+        image after ``method``, distractors (pid <= 0) excluded, query images first. Computed
+        once per parameter set: :meth:`id2` and :meth:`id2_per_identity` read it."""
         self._check(method, k1, k2, eta)
         key = ("id2",) + self._key(method, k1, k2, eta)
         if key not in self._cache:
             q, g = self.features(method, k1, k2, eta)
-            feats = np.concatenate([q, g])
             pids = np.concatenate([self.q_pids, self.g_pids])
             keep = pids > 0
-            self._cache[key] = float(np.mean(p2.id2(feats[keep], pids[keep])))
+            density = np.asarray(p2.id2(np.concatenate([q, g])[keep], pids[keep]))
+            for array in (pids, density):
+                array.flags.writeable = False  # cached and shared between callers
+            self._cache[key] = (pids[keep], density)
         return self._cache[key]
+
+    def id2(self, method="Base", k1=2, k2=2, eta=2.0):
+        """Global ID² of query + gallery features after ``method`` (distractors, pid <= 0, excluded)."""
+        return float(np.mean(self.id2_samples(method, k1, k2, eta)[1]))
+
+    def id2_per_identity(self, method="Base", k1=2, k2=2, eta=2.0):
+        """(identities, mean ID² of each), identities sorted, as :func:`pose2id.id2_per_identity`
+        of query + gallery features after ``method`` (distractors excluded)."""
+        pids, density = self.id2_samples(method, k1, k2, eta)
+        unique, group = np.unique(pids, return_inverse=True)
+        sums = np.bincount(group, weights=density.astype(np.float64))
+        return unique, (sums / np.bincount(group)).astype(np.float32)
 
     def row(self, method, k1=2, k2=2, eta=2.0, rerank=False):
         """One table row: {"method", "mAP", "mAP_tie_range", "rank1", "rank5", "rank10", "mINP",

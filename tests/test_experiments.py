@@ -85,6 +85,11 @@ def test_table_rows(bench):
     q, g = bench.features("+IPG")
     feats, pids = np.concatenate([q, g]), np.concatenate([bench.q_pids, bench.g_pids])
     assert rows[2]["id2"] == pytest.approx(p2.id2(feats[pids > 0], pids[pids > 0]).mean(), rel=1e-5)
+    ids, per_identity = bench.id2_per_identity("+IPG")
+    expected_ids, expected = p2.id2_per_identity(feats[pids > 0], pids[pids > 0])
+    np.testing.assert_array_equal(ids, expected_ids)
+    assert 0 not in ids
+    np.testing.assert_allclose(per_identity, expected, rtol=1e-6)
     # generated images close to the identity centre: fusion centralizes
     assert rows[2]["id2"] < rows[0]["id2"]
     table = format_table(rows, "toy")

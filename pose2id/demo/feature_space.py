@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-import pose2id as p2
 from pose2id.demo.messages import TOAST_SECONDS, status, warn
 
 
@@ -34,13 +33,11 @@ def id2_figure(bench, after, k1, k2, eta):
     with the global ID² of both in the title."""
     import plotly.graph_objects as go
 
-    before_f, pids, _ = _features(bench, "Base", k1, k2, eta)
-    after_f, _, _ = _features(bench, after, k1, k2, eta)
-    ids, before = p2.id2_per_identity(before_f, pids)
-    _, later = p2.id2_per_identity(after_f, pids)
-    order = np.argsort(-np.asarray(before))
-    ids, before, later = np.asarray(ids)[order], np.asarray(before)[order], np.asarray(later)[order]
-    g_before, g_after = float(np.mean(p2.id2(before_f, pids))), float(np.mean(p2.id2(after_f, pids)))
+    ids, before = bench.id2_per_identity("Base", k1, k2, eta)
+    _, later = bench.id2_per_identity(after, k1, k2, eta)
+    order = np.argsort(-before, kind="stable")  # equal densities in identity order
+    ids, before, later = ids[order], before[order], later[order]
+    g_before, g_after = bench.id2("Base", k1, k2, eta), bench.id2(after, k1, k2, eta)
     labels = [str(i) for i in ids]
     figure = go.Figure([
         go.Bar(x=labels, y=before, name=f"Base (global ID² {g_before:.4f})", marker_color="#9aa5b1"),
