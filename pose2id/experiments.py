@@ -227,6 +227,11 @@ class Benchmark:
             self._cache[key] = np.asarray(dist, dtype=np.float32)
         return self._cache[key]
 
+    def kept_distances(self, method="Base", k1=2, k2=2, eta=2.0, rerank=False):
+        """:meth:`distances` if they are kept from an earlier call, else None (nothing computed)."""
+        self._check(method, k1, k2, eta)
+        return self._cache.get(("distances", self._rerank(rerank)) + self._key(method, k1, k2, eta))
+
     def evaluate(self, method="Base", k1=2, k2=2, eta=2.0, rerank=False):
         """``p2.EvalResult`` (mAP, CMC, mINP) of ``method`` under the Market-1501 protocol."""
         self._check(method, k1, k2, eta)

@@ -106,7 +106,10 @@ def ranked_list(bench, query_index, method, k1=2, k2=2, eta=2.0, rerank=False, t
     list of :class:`Match`, sorted by distance (ascending), length <= top_k.
     """
     query_index, method, top_k = _query_index(bench, query_index), _method(bench, method), _positive_int(top_k, "top_k")
-    if rerank:
+    kept = bench.kept_distances(method, k1, k2, eta, rerank=rerank)
+    if kept is not None:  # the metrics computed them: the same numbers as theirs
+        dist = kept[query_index]
+    elif rerank:
         dist = bench.distances(method, k1, k2, eta, rerank=rerank)[query_index]
     else:
         # one row of the squared Euclidean distances: the full (Nq, Ng) matrix is only needed for the metrics

@@ -65,6 +65,15 @@ def test_top_k_bounds_the_list_and_keeps_the_smallest_distances(bench):
     assert [m.distance for m in top] == [m.distance for m in full[:5]]
 
 
+def test_lists_read_the_distances_the_metrics_computed(bench):
+    # before the metrics: a row of distances from the features; after: the metrics' own numbers
+    before = ranked_list(bench, 1, "+NFC+IPG", **PARAMS, top_k=30)
+    dist = bench.distances("+NFC+IPG", **PARAMS)
+    after = ranked_list(bench, 1, "+NFC+IPG", **PARAMS, top_k=30)
+    assert [m.distance for m in after] == [float(dist[1, m.index]) for m in after]
+    np.testing.assert_allclose([m.distance for m in before], [m.distance for m in after], atol=1e-5)
+
+
 def test_ipg_with_eta_0_equals_base(bench):
     for index in range(len(bench.query)):
         base = {m.index: m.distance for m in ranked_list(bench, index, "Base", k1=2, k2=2, eta=0.0, top_k=30)}

@@ -408,8 +408,9 @@ class Retrieve:
             key, index = self._api_key(key), number(query_index, "query_index", whole=True)
             k1, k2, top_k = (number(value, name, whole=True) for value, name in ((k1, "k1"), (k2, "k2"), (top_k, "top_k")))
             self.galleries.benchmark(key)  # an API client gets the whole gallery (+IPG): wait for it
-            html_text, text = self._query_view(key, index, k1, k2, eta, rerank, top_k)
+            # the metrics first: the rankings then read their rows of the distances they computed
             table, count, elapsed = self._metrics(key, k1, k2, eta, rerank)
+            html_text, text = self._query_view(key, index, k1, k2, eta, rerank, top_k)
             data = rankings_data(self.galleries.benchmark(key), index, k1, k2, float(eta), bool(rerank), top_k)
         except (ValueError, OSError) as error:
             raise gr.Error(public_message(error), duration=TOAST_SECONDS) from None
