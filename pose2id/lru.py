@@ -14,12 +14,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-DEFAULT_MAX_BYTES = 128 * 2**20
+DEFAULT_MAX_BYTES = 64 * 2**20
 ENV_MAX_MB = "POSE2ID_RESULT_CACHE_MB"
 
 
 def default_max_bytes():
-    """The bound from ``$POSE2ID_RESULT_CACHE_MB`` (megabytes), else 128 MiB.
+    """The bound from ``$POSE2ID_RESULT_CACHE_MB`` (megabytes), else 64 MiB.
 
     Raises
     ------
