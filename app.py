@@ -293,6 +293,28 @@ def _env_port(parser):
     return 7860
 
 
+def _env_concurrency(parser):
+    """How many calls of one event run at once: Gradio's own GRADIO_DEFAULT_CONCURRENCY_LIMIT (a
+    number, or "none" for no limit) when it is set, else one per core of this process. The work is
+    CPU-bound numpy: more calls than cores only take turns, each slower (caches, the GIL)."""
+    name = "GRADIO_DEFAULT_CONCURRENCY_LIMIT"
+    text = os.environ.get(name, "").strip()
+    if text.lower() == "none":
+        return None
+    if text:
+        try:
+            limit = int(text)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            parser.error(f"environment variable {name}={text!r} is not a positive whole number or 'none'")
+        return limit
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def parse_args(argv=None):
     """The app's options; flags override the environment variables named in their help."""
     from pose2id.demo.generate import LOCAL, hosting
@@ -321,6 +343,7 @@ def parse_args(argv=None):
     if not 0 < args.port < 65536:
         parser.error(f"--port {args.port} is not a port number (1-65535)")
     _check_features(parser, args)
+    args.concurrency_limit = _env_concurrency(parser)
     return args
 
 
@@ -405,8 +428,9 @@ def main(argv=None):
         preload_pipeline(config)
     global demo
     demo, galleries = _demo_from(args)
-    # CPU work (retrieval, plots) runs concurrently; generation is limited to one at a time above.
-    demo.queue(default_concurrency_limit=8).launch(**launch_options(args, galleries))
+    # CPU work (retrieval, plots) runs concurrently, one event per core at a time; generation is
+    # limited to one at a time above.
+    demo.queue(default_concurrency_limit=args.concurrency_limit).launch(**launch_options(args, galleries))
     # Once the app serves: SynthPed (the gallery every page opens with) is prepared in the
     # background, its originals first, so the first visitor seldom waits; one who does sees its progress.
     galleries.warm_up(SYNTHPED)

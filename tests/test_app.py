@@ -1358,6 +1358,23 @@ def test_gradio_server_variables_are_honoured_and_flags_override_them(monkeypatc
     assert "GRADIO_SERVER_PORT" in capsys.readouterr().err
 
 
+def test_concurrency_is_one_call_per_core_or_gradios_variable(monkeypatch, capsys):
+    import app
+
+    monkeypatch.delenv("GRADIO_DEFAULT_CONCURRENCY_LIMIT", raising=False)
+    monkeypatch.setattr(app.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert app.parse_args([]).concurrency_limit == 3
+    monkeypatch.setenv("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "5")
+    assert app.parse_args([]).concurrency_limit == 5
+    monkeypatch.setenv("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "None")
+    assert app.parse_args([]).concurrency_limit is None
+    for bad in ("0", "many"):
+        monkeypatch.setenv("GRADIO_DEFAULT_CONCURRENCY_LIMIT", bad)
+        with pytest.raises(SystemExit):
+            app.parse_args([])
+        assert "GRADIO_DEFAULT_CONCURRENCY_LIMIT" in capsys.readouterr().err
+
+
 def test_launch_serves_no_upload_folder_and_limits_the_upload_size(monkeypatch, tmp_path):
     import app
     from pose2id.features import cache_root
