@@ -48,10 +48,13 @@ def _rss_mb(pid):
     return float("nan")
 
 
-def _cpu_seconds(pid):
-    """User + system CPU seconds process ``pid`` (its threads included) has used so far."""
+def _cpu_seconds(pid, part=None):
+    """User + system CPU seconds process ``pid`` (its threads included) has used so far; only
+    user or only system ones for ``part`` "user" / "system"."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    user, system = int(fields[11]), int(fields[12])
+    ticks = {"user": user, "system": system}.get(part, user + system)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _folder_mb(folder):
@@ -63,6 +66,19 @@ def _folder_mb(folder):
             except OSError:
                 pass
     return total / 2**20
+
+
+def _fetch_files(http, value):
+    """GET every file an API value names (gradio_client's FileData dicts, when it does not download
+    them itself), as a client that uses them does; returns how many, and raises on a failed one."""
+    if isinstance(value, dict):
+        if value.get("url") and "path" in value:
+            http.get(value["url"]).raise_for_status()
+            return 1
+        return sum(_fetch_files(http, item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_fetch_files(http, item) for item in value)
+    return 0
 
 
 def _percentile(values, q):
@@ -115,6 +131,7 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=10, help="requests per client")
     parser.add_argument("--uploads", type=int, default=30)
     args = parser.parse_args(argv)
+    import httpx
     from gradio_client import Client, handle_file
 
     work = Path(tempfile.mkdtemp(prefix="pose2id-serve-load-"))
@@ -135,7 +152,10 @@ def main(argv=None):
 
         def client_run(index):
             rng = random.Random(index)
-            client = Client(url, verbose=False, httpx_kwargs={"timeout": 900})
+            # the clients share the server's cores: gradio_client's own downloads cost more CPU than
+            # the server spends on a request, so files are fetched with one plain keep-alive client
+            client = Client(url, verbose=False, httpx_kwargs={"timeout": 900}, download_files=False)
+            http = httpx.Client(timeout=900)
             for r in range(args.requests):
                 choice = r % 5
                 start = time.perf_counter()
@@ -150,8 +170,10 @@ def main(argv=None):
                                        api_name=name)
                     else:
                         name = "/generate"
-                        client.predict(None, ["1", "3"], False, "", "oracle", ORACLE_PID, 20, 3.5,
-                                       rng.randrange(1000), False, 2.0, api_name=name)
+                        outputs = client.predict(None, ["1", "3"], False, "", "oracle", ORACLE_PID, 20, 3.5,
+                                                 rng.randrange(1000), False, 2.0, api_name=name)
+                        if _fetch_files(http, outputs) < 4:  # the preview, two images and the zip
+                            raise RuntimeError("the generated files did not all come back")
                 except Exception as error:  # noqa: BLE001  (counted and printed)
                     with lock:
                         errors.append(f"{name}: {type(error).__name__}: {str(error)[:200]}")
@@ -159,11 +181,14 @@ def main(argv=None):
                 with lock:
                     times.setdefault(name, []).append(time.perf_counter() - start)
 
+        print(f"running {args.clients} clients x {args.requests} requests…", flush=True)
         started, server_cpu0, own_cpu0 = time.perf_counter(), _cpu_seconds(server.pid), time.process_time()
+        server_system0 = _cpu_seconds(server.pid, "system")
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(client_run, range(args.clients)))
         load_seconds = time.perf_counter() - started
         server_cpu, own_cpu = _cpu_seconds(server.pid) - server_cpu0, time.process_time() - own_cpu0
+        server_system = _cpu_seconds(server.pid, "system") - server_system0
         requests = sum(len(values) for values in times.values())
         rss1, disk1 = _rss_mb(server.pid), _folder_mb(work)
 
@@ -187,7 +212,7 @@ def main(argv=None):
         print(f"\n{args.clients} clients x {args.requests} requests in {load_seconds:.1f} s; "
               f"{args.uploads} uploads: {upload_results}")
         print(f"CPU seconds during the clients: server {server_cpu:.1f} ({server_cpu / max(requests, 1):.2f} per "
-              f"request), the clients {own_cpu:.1f}, of {load_seconds * (os.cpu_count() or 1):.0f} the "
+              f"request; {server_system:.1f} of them in the kernel), the clients {own_cpu:.1f}, of {load_seconds * (os.cpu_count() or 1):.0f} the "
               f"{os.cpu_count()} cores had. With every core busy, a request waits about its share: clients x "
               "CPU seconds per request / cores")
         print(f"errors: {len(errors)}")
