@@ -216,6 +216,7 @@ class Benchmark:
         key = ("distances", rerank) + self._key(method, k1, k2, eta)
         if key not in self._cache:
             q, g = self.features(method, k1, k2, eta)
+            self._keep_id2(method, k1, k2, eta, q, g)  # the metrics table asks next: NFC is not kept
             if rerank is not None:
                 # datasets of at most k1 images get k1 capped at N - 1, and k2 at that k1
                 n = len(q) + len(g)
@@ -248,15 +249,25 @@ class Benchmark:
         once per parameter set: :meth:`id2` and :meth:`id2_per_identity` read it."""
         self._check(method, k1, k2, eta)
         key = ("id2",) + self._key(method, k1, k2, eta)
-        if key not in self._cache:
-            q, g = self.features(method, k1, k2, eta)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._keep_id2(method, k1, k2, eta, *self.features(method, k1, k2, eta))
+        return found
+
+    def _keep_id2(self, method, k1, k2, eta, q, g):
+        """:meth:`id2_samples` from the features ``q``, ``g`` after ``method``, kept (unless
+        already kept) and returned."""
+        key = ("id2",) + self._key(method, k1, k2, eta)
+        found = self._cache.get(key)
+        if found is None:
             pids = np.concatenate([self.q_pids, self.g_pids])
             keep = pids > 0
             density = np.asarray(p2.id2(np.concatenate([q, g])[keep], pids[keep]))
-            for array in (pids, density):
-                array.flags.writeable = False  # cached and shared between callers
-            self._cache[key] = (pids[keep], density)
-        return self._cache[key]
+            found = (pids[keep], density)
+            for array in found:
+                array.flags.writeable = False  # kept and shared between callers
+            self._cache[key] = found
+        return found
 
     def id2(self, method="Base", k1=2, k2=2, eta=2.0):
         """Global ID² of query + gallery features after ``method`` (distractors, pid <= 0, excluded)."""
