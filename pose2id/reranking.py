@@ -164,7 +164,7 @@ def _reciprocal(rank, k):
     return np.where(is_mutual, forward, -1)
 
 
-def _encode(feats, scale, rank, k1, whole=None, chunk=2048):
+def _encode(feats, scale, rank, k1, whole=None):
     """Sparse (N, N) float16 V: weights over every row's expanded k-reciprocal set, from the
     normalized distances ``whole`` when given, else recomputed pair by pair."""
     n = feats.shape[0]
@@ -173,11 +173,17 @@ def _encode(feats, scale, rank, k1, whole=None, chunk=2048):
     half_size = (half >= 0).sum(1)
 
     rows, cols, vals = [], [], []
+    chunk = max(1, min(2048, BLOCK_ELEMENTS // (4 * n)))  # rows per pass: a (chunk, N) membership mask
     for s in range(0, n, chunk):
         r_i = full[s : s + chunk]  # (C, k1 + 1)
         cand = np.where(r_i >= 0, r_i, 0)
         h = half[cand]  # (C, k1 + 1, kh + 1): half-size sets of the candidates
-        shared = ((h[..., None] == r_i[:, None, None, :]) & (h[..., None] >= 0)).any(-1).sum(-1)
+        # how many of each candidate's half-size set are in R(i): a lookup in R(i)'s membership mask
+        member = np.zeros((len(r_i), n), dtype=bool)
+        at = np.nonzero(r_i >= 0)
+        member[at[0], r_i[at]] = True
+        inside = member[np.arange(len(r_i))[:, None, None], np.where(h >= 0, h, 0)] & (h >= 0)
+        shared = inside.sum(-1)
         accept = (r_i >= 0) & (shared > 2 / 3 * half_size[cand])
         members = np.concatenate(
             [r_i, np.where(accept[..., None], h, -1).reshape(len(r_i), -1)], axis=1
@@ -247,7 +253,13 @@ def _add_jaccard(final, v, nq, weight, step_elements=1 << 22):
                   np.minimum(data[q_entry], data[g_entry]))
         k0 = k1
     del v
-    one, two = np.float16(1), np.float16(2)
+    # (1 - o / (2 - o)) * weight in float16, each step rounded to float16 as numpy's float16
+    # arithmetic does (in float32, then rounded), but with numpy's fast float32 loops
+    half, single = np.float16, np.float32
+    weight = single(weight)
     for s, e in _blocks(nq, ng):
-        o = overlap[s:e]
-        final[s:e] += (one - o / (two - o)) * weight
+        o = overlap[s:e].astype(single)
+        term = (single(2) - o).astype(half).astype(single)
+        term = (o / term).astype(half).astype(single)
+        term = (single(1) - term).astype(half).astype(single)
+        final[s:e] += (term * weight).astype(half)
