@@ -13,7 +13,7 @@ Prints the errors, p50 / p95 seconds per endpoint, the server's RSS and the temp
 size before and after, against the targets: 0 errors, RSS growth < 300 MB, disk growth < 100 MB
 once the uploads are gone, ``/retrieve`` p95 < 5 s (on a 2-core machine).
 
-It is heavy: expect several minutes on 2 cores. Run: ``python benchmarks/serve_load.py``.
+It takes about a minute on 2 cores. Run: ``python benchmarks/serve_load.py``.
 """
 
 import argparse
