@@ -28,6 +28,10 @@ from pose2id.demo.theme import CSS, HEAD, theme
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "examples")
 PRIVATE = dict(api_visibility="undocumented")
+# Rankings, metrics and plots (page events and their API endpoints) share one pool of workers, one
+# per core (the queue's default limit), taken first come first served: per-event pools put more
+# threads than cores on the CPU, and the busiest endpoint's queue waited while the others skipped it.
+CPU_WORK = dict(concurrency_id="cpu")
 
 
 def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, galleries=None):
@@ -230,16 +234,17 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
 
         queries.select(pick_query, None, [query_index, photo_shown, view_asked], **PRIVATE)
         query_photo.upload(retrieve.upload_query, [gallery_key, query_photo, generations, k1, k2, r_eta, top_k],
-                           [rankings, retrieve_status, photo_shown, queries, view_asked], **PRIVATE)
+                           [rankings, retrieve_status, photo_shown, queries, view_asked], **CPU_WORK, **PRIVATE)
         query_photo.clear(unpick_photo, query_index, [photo_shown, queries, view_asked], **PRIVATE)
         search_button.click(
             retrieve.search_person, [gallery_key, photo, generations, k1, k2, r_eta, top_k],
-            [query_photo, tabs, rankings, retrieve_status, photo_shown, queries, generate_status, view_asked], **PRIVATE)
+            [query_photo, tabs, rankings, retrieve_status, photo_shown, queries, generate_status, view_asked],
+            **CPU_WORK, **PRIVATE)
         # rankings, then metrics, in one event for all of these: one runs at a time per page and the
         # last one has the latest values, so the table always matches the sliders
         gr.on([gallery_key.change, view_asked.change, *(control.input for control in controls)], retrieve.refresh,
               [gallery_key, query_index, query_photo, photo_shown, generations, *controls],
-              [rankings, metrics, retrieve_status], trigger_mode="always_last", **PRIVATE)
+              [rankings, metrics, retrieve_status], trigger_mode="always_last", **CPU_WORK, **PRIVATE)
         def watch_completion(key):
             return gr.Timer(active=bool(key) and galleries.is_ready(key) and not galleries.is_complete(key))
 
@@ -254,7 +259,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                        concurrency_limit=None, **PRIVATE)
         retrieve_api.click(retrieve.update, [gallery_choice, api_query, *controls],
                            [rankings, metrics, retrieve_status, rankings_json],
-                           api_name="retrieve")
+                           api_name="retrieve", **CPU_WORK)
 
         # ---------------------------------------------------------------- Feature space events
         space_inputs = [gallery_key, after, k1, k2, r_eta, sample_size]
@@ -263,14 +268,14 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
         # and the next gallery with +IPG shows the user's choice again
         after.input(lambda choice: choice, after, after_wanted, **PRIVATE)
         gr.on([space_tab.select, after_wanted.change, sample_size.input], space.view, [*space_inputs, after_wanted],
-              [after, *space_outputs], trigger_mode="always_last", **PRIVATE)
+              [after, *space_outputs], trigger_mode="always_last", **CPU_WORK, **PRIVATE)
         # a gallery that opens (the first visit's SynthPed, an upload) redraws the tab if it is open
         space_tab.select(lambda: True, None, space_open, **PRIVATE)
         for tab in (generate_tab, retrieve_tab, about_tab):
             tab.select(lambda: False, None, space_open, **PRIVATE)
         gr.on([gallery_key.change, ipg_arrived.change], space.view_if_open, [space_open, *space_inputs, after_wanted],
-              [after, *space_outputs], trigger_mode="always_last", show_progress="hidden", **PRIVATE)
-        space_api.click(space.plots, [gallery_choice, *space_inputs[1:]], space_outputs, api_name="feature_space")
+              [after, *space_outputs], trigger_mode="always_last", show_progress="hidden", **CPU_WORK, **PRIVATE)
+        space_api.click(space.plots, [gallery_choice, *space_inputs[1:]], space_outputs, api_name="feature_space", **CPU_WORK)
     return demo
 
 

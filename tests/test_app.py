@@ -1305,6 +1305,11 @@ def test_app_exposes_the_named_endpoints(monkeypatch):
     assert {"generate", "retrieve", "feature_space"} <= names
     generate = next(fn for fn in demo.fns.values() if fn.api_name == "generate")
     assert generate.concurrency_limit == 1
+    # rankings and plots, from the page or the API, take turns in one pool sized by the queue's default
+    by_name = {fn.api_name: fn for fn in demo.fns.values()}
+    pools = {by_name[name].concurrency_id for name in ("retrieve", "feature_space")}
+    pools |= {fn.concurrency_id for fn in demo.fns.values() if fn.name in ("refresh", "view", "view_if_open")}
+    assert len(pools) == 1 and generate.concurrency_id not in pools
 
 
 def test_app_flags_and_environment(monkeypatch):
