@@ -299,9 +299,10 @@ def _env_port(parser):
 
 
 def _env_concurrency(parser):
-    """How many calls of one event run at once: Gradio's own GRADIO_DEFAULT_CONCURRENCY_LIMIT (a
-    number, or "none" for no limit) when it is set, else one per core of this process. The work is
-    CPU-bound numpy: more calls than cores only take turns, each slower (caches, the GIL)."""
+    """How many calls of one event (or of one pool of events, :data:`CPU_WORK`) run at once:
+    Gradio's own GRADIO_DEFAULT_CONCURRENCY_LIMIT (a number, or "none" for no limit) when it is
+    set, else one per core of this process. The work is CPU-bound numpy: more calls than cores
+    only take turns, each slower (caches, the GIL)."""
     name = "GRADIO_DEFAULT_CONCURRENCY_LIMIT"
     text = os.environ.get(name, "").strip()
     if text.lower() == "none":
@@ -433,8 +434,8 @@ def main(argv=None):
         preload_pipeline(config)
     global demo
     demo, galleries = _demo_from(args)
-    # CPU work (retrieval, plots) runs concurrently, one event per core at a time; generation is
-    # limited to one at a time above.
+    # CPU work (rankings, plots) runs one call per core at a time (CPU_WORK); generation one at a
+    # time (its "gpu" pool).
     demo.queue(default_concurrency_limit=args.concurrency_limit).launch(**launch_options(args, galleries))
     # Once the app serves: SynthPed (the gallery every page opens with) is prepared in the
     # background, its originals first, so the first visitor seldom waits; one who does sees its progress.
