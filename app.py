@@ -315,10 +315,9 @@ def _env_concurrency(parser):
         if limit < 1:
             parser.error(f"environment variable {name}={text!r} is not a positive whole number or 'none'")
         return limit
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    from pose2id._threads import available_cores
+
+    return max(1, available_cores())
 
 
 def parse_args(argv=None):

@@ -21,6 +21,7 @@ is now and then dropped: it read back the old count in 1 to 8 of every 30 runs o
 """
 
 import contextlib
+import os
 import threading
 import time
 
@@ -29,6 +30,14 @@ _holders = 0
 _originals = {}  # library path -> (its controller, its thread count before the first holder)
 _fixed = {}  # user_api -> the count fix_threads set for the whole process
 _ATTEMPTS = 50  # reads back and sets again at most this many times, a millisecond apart
+
+
+def available_cores():
+    """The number of cores this process may run on (its CPU affinity where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _set_counts(wanted):

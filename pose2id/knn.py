@@ -14,13 +14,13 @@ their own device, one block at a time (:class:`_TorchOps`).
 """
 
 import contextlib
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 
 from ._checks import is_tensor
+from ._threads import available_cores as _cpu_count
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "nearest_neighbors"]
 
@@ -41,13 +41,6 @@ _MAX_WORKERS = 4
 _THREADED_ROWS = 4096
 # Bytes of distances compared per step of a block scan: the chunk and its two masks fit in L2.
 _SCAN_BYTES = 1 << 20
-
-
-def _cpu_count():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _by_rows(fn, n):

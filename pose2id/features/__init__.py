@@ -99,10 +99,9 @@ def default_num_workers():
     """DataLoader worker processes for decoding: one per core the process may use, at most 8
     (0 on a single core). The calling process mostly waits on the workers (handcrafted
     features are computed in them) or on the GPU, so it needs no core of its own."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    from pose2id._threads import available_cores
+
+    cores = available_cores()
     return 0 if cores <= 1 else min(8, cores)
 
 
