@@ -18,9 +18,9 @@ to the reference one (its rounding is about 1e-3) and V half the size.
 Memory: the public code holds the (N, N) distance matrix and a dense (N, N) float16 V. Here the
 distances are computed a block of rows at a time (each block gives its rows' nearest neighbours
 and their share of the output), the few distances V needs are recomputed from the features (read
-from the matrix when it was a single block), and V is sparse. What remains is the (nq, ng) output plus a float16 (nq, ng) Jaccard accumulator:
-about 6 GB for MSMT17 (11,659 queries, 82,161 gallery images) against 35 GB for its distance
-matrix alone.
+from the matrix when it was a single block), and V is sparse. What remains is the (nq, ng) output
+plus a float16 (nq, ng) Jaccard accumulator: about 6 GB for MSMT17 (11,659 queries, 82,161
+gallery images) against 35 GB for its distance matrix alone.
 
 Neighbour order: the first entries of each row's stable ``argsort``, equal distances in index
 order. Equal distances are common after NFC gives mutual neighbours identical features; the
@@ -255,11 +255,8 @@ def _add_jaccard(final, v, nq, weight, step_elements=1 << 22):
     del v
     # (1 - o / (2 - o)) * weight in float16, each step rounded to float16 as numpy's float16
     # arithmetic does (in float32, then rounded), but with numpy's fast float32 loops
-    half, single = np.float16, np.float32
-    weight = single(weight)
+    one, two, weight = np.float32(1), np.float32(2), np.float32(weight)
     for s, e in _blocks(nq, ng):
-        o = overlap[s:e].astype(single)
-        term = (single(2) - o).astype(half).astype(single)
-        term = (o / term).astype(half).astype(single)
-        term = (single(1) - term).astype(half).astype(single)
-        final[s:e] += (term * weight).astype(half)
+        o = overlap[s:e].astype(np.float32)
+        term = _round_half(one - _round_half(o / _round_half(two - o)))
+        final[s:e] += _round_half(term * weight)
