@@ -216,7 +216,7 @@ class Benchmark:
         key = ("distances", rerank) + self._key(method, k1, k2, eta)
         if key not in self._cache:
             q, g = self.features(method, k1, k2, eta)
-            self._keep_id2(method, k1, k2, eta, q, g)  # the metrics table asks next: NFC is not kept
+            self._keep_id2(method, k1, k2, eta, (q, g))  # the metrics table asks next: NFC is not kept
             if rerank is not None:
                 # datasets of at most k1 images get k1 capped at N - 1, and k2 at that k1
                 n = len(q) + len(g)
@@ -248,18 +248,15 @@ class Benchmark:
         image after ``method``, distractors (pid <= 0) excluded, query images first. Computed
         once per parameter set: :meth:`id2` and :meth:`id2_per_identity` read it."""
         self._check(method, k1, k2, eta)
-        key = ("id2",) + self._key(method, k1, k2, eta)
-        found = self._cache.get(key)
-        if found is None:
-            found = self._keep_id2(method, k1, k2, eta, *self.features(method, k1, k2, eta))
-        return found
+        return self._keep_id2(method, k1, k2, eta)
 
-    def _keep_id2(self, method, k1, k2, eta, q, g):
-        """:meth:`id2_samples` from the features ``q``, ``g`` after ``method``, kept (unless
-        already kept) and returned."""
+    def _keep_id2(self, method, k1, k2, eta, features=None):
+        """:meth:`id2_samples`, kept, computed (unless already kept) from ``features``, the
+        (q, g) features after ``method`` when the caller has them, else from :meth:`features`."""
         key = ("id2",) + self._key(method, k1, k2, eta)
         found = self._cache.get(key)
         if found is None:
+            q, g = self.features(method, k1, k2, eta) if features is None else features
             pids = np.concatenate([self.q_pids, self.g_pids])
             keep = pids > 0
             density = np.asarray(p2.id2(np.concatenate([q, g])[keep], pids[keep]))
