@@ -10,6 +10,14 @@ import threading
 import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio reads GRADIO_SERVER_PORT with int() while it is imported, so a value that is no number
+# would stop the import with a bare ValueError. Such a value is set aside here, before that
+# import, and parse_args refuses it with a message naming the variable (unless --port is given).
+_PORT_SET_ASIDE = {}
+try:
+    int(os.environ.get("GRADIO_SERVER_PORT", "0").strip() or "0")
+except ValueError:
+    _PORT_SET_ASIDE["GRADIO_SERVER_PORT"] = os.environ.pop("GRADIO_SERVER_PORT")
 if os.environ.get("SPACES_ZERO_GPU"):
     import spaces  # noqa: F401  (ZeroGPU: imported before torch, as its documentation asks)
 
@@ -286,7 +294,7 @@ DELETE_CACHE = (3600, 7200)
 def _env_port(parser):
     """The port from GRADIO_SERVER_PORT (Gradio's own variable), else PORT, else 7860."""
     for name in ("GRADIO_SERVER_PORT", "PORT"):
-        text = os.environ.get(name, "").strip()
+        text = os.environ.get(name, _PORT_SET_ASIDE.get(name, "")).strip()
         if text:
             try:
                 port = int(text)
@@ -333,7 +341,7 @@ def parse_args(argv=None):
                              "docs/reproduce.md) (env POSE2ID_FEATURES); the other galleries stay handcrafted")
     parser.add_argument("--ckpt-dir", default=os.environ.get("POSE2ID_CKPT_DIR"),
                         help="folder with the official Pose2ID weights (default: the Hugging Face cache)")
-    parser.add_argument("--port", type=int, default=_env_port(parser),
+    parser.add_argument("--port", type=int, default=None,
                         help="port to serve on (env GRADIO_SERVER_PORT, or PORT; default 7860)")
     default_host = os.environ.get("GRADIO_SERVER_NAME") or ("127.0.0.1" if hosting() == LOCAL else "0.0.0.0")
     parser.add_argument("--host", default=default_host,
@@ -345,6 +353,8 @@ def parse_args(argv=None):
     parser.add_argument("--test-pipeline", action="store_true", default=os.environ.get("POSE2ID_TEST_PIPELINE") == "1",
                         help="use the tiny random-weight IPG pipeline (for tests; images are noise)")
     args = parser.parse_args(argv)
+    if args.port is None:  # the variables only when the flag is not given: a flag wins over a bad one
+        args.port = _env_port(parser)
     if not 0 < args.port < 65536:
         parser.error(f"--port {args.port} is not a port number (1-65535)")
     _check_features(parser, args)

@@ -1363,6 +1363,23 @@ def test_gradio_server_variables_are_honoured_and_flags_override_them(monkeypatc
     assert "GRADIO_SERVER_PORT" in capsys.readouterr().err
 
 
+def test_a_bad_gradio_server_port_is_refused_by_name_before_gradio_is_imported(monkeypatch):
+    # Gradio itself reads GRADIO_SERVER_PORT with int() on import: a subprocess shows the real start-up
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "GRADIO_SERVER_PORT": "http"}
+    run = subprocess.run([sys.executable, str(root / "app.py")], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=root)
+    assert run.returncode == 2 and "GRADIO_SERVER_PORT" in run.stderr and "Traceback" not in run.stderr
+    code = "import app; print(app.parse_args(['--port', '8123']).port)"  # the flag wins over the variable
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd=root)
+    assert run.returncode == 0 and run.stdout.split()[-1] == "8123"
+
+
 def test_concurrency_is_one_call_per_core_or_gradios_variable(monkeypatch, capsys):
     import app
 
