@@ -359,7 +359,21 @@ def parse_args(argv=None):
         parser.error(f"--port {args.port} is not a port number (1-65535)")
     _check_features(parser, args)
     args.concurrency_limit = _env_concurrency(parser)
+    _check_limits(parser)
     return args
+
+
+def _check_limits(parser):
+    """POSE2ID_MAX_UPLOAD_MB, POSE2ID_MAX_UPLOADS and POSE2ID_RESULT_CACHE_MB refused at once, by
+    name, when they are bad (not after a ZeroGPU Space has loaded its weights, as a traceback)."""
+    from pose2id.demo.uploads import limits
+    from pose2id.lru import default_max_bytes
+
+    for check in (limits, default_max_bytes):
+        try:
+            check()
+        except ValueError as error:
+            parser.error(str(error))
 
 
 def _check_features(parser, args):

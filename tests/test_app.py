@@ -1397,6 +1397,17 @@ def test_concurrency_is_one_call_per_core_or_gradios_variable(monkeypatch, capsy
         assert "GRADIO_DEFAULT_CONCURRENCY_LIMIT" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name, bad", [("POSE2ID_MAX_UPLOAD_MB", "lots"), ("POSE2ID_MAX_UPLOADS", "0"),
+                                       ("POSE2ID_RESULT_CACHE_MB", "-1")])
+def test_a_bad_limit_variable_stops_the_app_while_its_options_are_read(monkeypatch, capsys, name, bad):
+    import app
+
+    monkeypatch.setenv(name, bad)
+    with pytest.raises(SystemExit):
+        app.parse_args([])
+    assert name in capsys.readouterr().err
+
+
 def test_launch_serves_no_upload_folder_and_limits_the_upload_size(monkeypatch, tmp_path):
     import app
     from pose2id.features import cache_root
