@@ -6,6 +6,7 @@ Everything the events call lives in :mod:`pose2id.demo`; this file builds the la
 
 import argparse
 import os
+import signal
 import threading
 import time
 
@@ -440,8 +441,19 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _stop_on_sigterm():
+    """SIGTERM (a Space restarting, ``docker stop``, systemd) stops the server as Ctrl+C does, so
+    the process exits normally and its temporary folders (uploaded galleries, files for download)
+    are removed: Python's default SIGTERM ends the process without running ``atexit``."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    _stop_on_sigterm()
     from pose2id._threads import fix_threads
     from pose2id.demo.generate import GPU_SPACE, ZERO_GPU, GenerateConfig, hosting, preload_pipeline
     from pose2id.demo.memory import return_freed_memory

@@ -1439,6 +1439,41 @@ def test_main_launches_with_the_caches_swept_and_one_blas_count(monkeypatch, tmp
     assert seen["max_file_size"] > 0
 
 
+def test_sigterm_stops_the_server_and_removes_its_temporary_folders(tmp_path):
+    # a Space restarting or `docker stop` sends SIGTERM: the app's folders under the system's
+    # temporary folder must go as they do on Ctrl+C (atexit), not pile up restart after restart
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_SERVER_PORT": str(port), "POSE2ID_CACHE": str(tmp_path / "c")}
+    for name in ("SPACE_ID", "SPACES_ZERO_GPU"):
+        env.pop(name, None)
+    server = subprocess.Popen([sys.executable, str(root / "app.py"), "--test-pipeline"], env=env, cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in server.stdout:  # until it serves (or ends)
+            if "Running on" in line:
+                break
+        assert any(temp.glob("pose2id-*")), "the app made no temporary folder to check"
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=120)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert not list(temp.glob("pose2id-*"))
+
+
 def _upload_galleries(tmp_path, **limits):
     from pose2id.demo.uploads import UploadFolders, UploadLimits
 
