@@ -26,7 +26,8 @@ import gradio as gr
 
 from pose2id.demo import editor
 from pose2id.demo.about import ABOUT
-from pose2id.demo.components import ClampedSlider, GeneratorRadio, PhotoInput, SeedNumber, StrictCheckbox
+from pose2id.demo.components import (ClampedSlider, GeneratorRadio, LenientNumber, PhotoInput, SeedNumber,
+                                     StrictCheckbox)
 from pose2id.demo.messages import status
 from pose2id.demo.feature_space import TSNE_CSS, TSNE_JS, FeatureSpace
 from pose2id.demo.generate import IPG, MAX_SEED, ORACLE, RANDOM_SEED, Generate, GenerateConfig, Generations, pose_previews
@@ -63,7 +64,8 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                 start_photo, start_pid, start_status = generate.start_state()
                 good_photo = gr.State(start_photo)
                 # a hidden Number, not a State, so API clients can name the SynthPed identity too
-                synth_pid = gr.Number(start_pid, visible=False, precision=0, label="SynthPed pid")
+                # (lenient: a word from an API client is refused in the app's words, naming the pid)
+                synth_pid = LenientNumber(start_pid, visible=False, precision=0, label="SynthPed pid")
                 # one screen (1366 x 768): photo | poses and Generate | status, forming preview, results;
                 # the settings fold away and the skeleton editor sits below
                 with gr.Row(equal_height=False):
@@ -163,7 +165,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                 # /retrieve for API clients: a gallery by name and a query index instead of the UI's clicks
                 retrieve_api = gr.Button("Update", visible=False)
                 rankings_json = gr.JSON(visible=False, label="Rankings (JSON)")  # /retrieve's lists as data
-                api_query = gr.Number(0, visible=False, precision=0, label="query index")
+                api_query = LenientNumber(0, visible=False, precision=0, label="query index")
 
             # ------------------------------------------------------------------ Feature space
             with gr.Tab("Feature space", id="feature-space") as space_tab:

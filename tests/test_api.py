@@ -47,12 +47,22 @@ def test_retrieve_returns_the_rankings_as_data_and_names_its_parameters(client):
     (("data", 0, 2, 2, "Infinity", False, 4), "eta"),
     (("data", 0, 2, 2, 2.0, "false", 4), "re-ranking"),
     (("data", 999, 2, 2, 2.0, False, 4), "query_index"),
+    (("data", "first", 2, 2, 2.0, False, 4), "query_index"),
+    (("data", "Infinity", 2, 2, 2.0, False, 4), "query_index"),
 ])
 def test_bad_retrieve_input_raises_the_apps_own_message(client, args, named):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match=named):
         client.predict(*args, api_name="/retrieve")
+
+
+@pytest.mark.parametrize("pid", ["abc", "Infinity"])
+def test_a_synthped_pid_that_is_no_number_raises_the_apps_own_message(client, pid):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="SynthPed pid"):
+        client.predict(None, ["1"], False, "", "oracle", pid, 2, 3.5, 1, False, 2.0, api_name="/generate")
 
 
 def test_no_api_value_holds_a_server_path(client, served):

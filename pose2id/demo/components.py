@@ -89,13 +89,18 @@ class GeneratorRadio(gr.Radio):
 
 
 @stock_frontend(gr.Number)
-class SeedNumber(gr.Number):
-    """``gr.Number`` of the seed that hands a value it cannot read as a number (``"seven"``) on
-    to :func:`pose2id.demo.seeds.resolve_seed`, which refuses it naming the seed (stock
+class LenientNumber(gr.Number):
+    """``gr.Number`` that hands a value it cannot read as a number (``"seven"``, ``"Infinity"``)
+    on to the event, which refuses it in the app's own words, naming the field (stock
     ``gr.Number`` fails while preprocessing, in Gradio's words). (No ``__init__`` override.)"""
 
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return payload
+
+
+class SeedNumber(LenientNumber):
+    """The seed's :class:`LenientNumber`: :func:`pose2id.demo.seeds.resolve_seed` refuses a
+    value that is no number, naming the seed."""
