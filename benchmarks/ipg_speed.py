@@ -21,7 +21,7 @@ weights (speed does not depend on the values); 8 poses at 512x256, 20 DDIM steps
 
 Every row of ours also reports the largest difference of its images to the eager float16 ones
 (same initial noise): float16 rounding only, if the variant computes the same thing.
-    python -m benchmarks.ipg_speed --tiny     # small models on the CPU: a smoke check, not a timing
+    python -m benchmarks.ipg_speed --tiny     # small models on the CPU, 2 poses, 2 steps: a smoke check, not a timing
 """
 
 import argparse
@@ -113,14 +113,18 @@ def capped(device, gib):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="small random models on the CPU (smoke check)")
-    parser.add_argument("--poses", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=20)
+    # --tiny is a smoke check of the script: a few steps of two poses, once, unless asked for more
+    parser.add_argument("--poses", type=int, help="poses per call (default 8; 2 with --tiny)")
+    parser.add_argument("--steps", type=int, help="DDIM steps (default 20; 2 with --tiny)")
     parser.add_argument("--guidance", type=float, default=3.5)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, help="timed runs per row (default 3; 1 with --tiny)")
     parser.add_argument("--skip-reference", action="store_true", help="time only our modes")
     parser.add_argument("--compile", action="store_true",
                         help="also time pipe.compile() with mode reduce-overhead and max-autotune")
     args = parser.parse_args(argv)
+    for name, full, tiny in (("poses", 8, 2), ("steps", 20, 2), ("repeats", 3, 1)):
+        if getattr(args, name) is None:
+            setattr(args, name, tiny if args.tiny else full)
 
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.tiny:
