@@ -98,7 +98,7 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                                 # no minimum/maximum: Gradio would refuse -1 before the tab can say anything
                                 seed = SeedNumber(42, label="Seed", precision=0, elem_id="seed",
                                                  info=f"0 to {MAX_SEED}; {RANDOM_SEED} = random")
-                                randomize = gr.Checkbox(False, label="Randomize seed", elem_id="randomize")
+                                randomize = StrictCheckbox(False, label="Randomize seed", elem_id="randomize")
                             eta = ClampedSlider(0.0, 5.0, value=2.0, step=0.1, label="eta (IPG fusion weight)", elem_id="gen-eta")
                         search_button = gr.Button("Search the gallery with this person", elem_id="search-person")
                         archive = gr.File(label="Download all (zip)", interactive=False, elem_id="archive")
@@ -115,7 +115,8 @@ def build_demo(data=None, ckpt_dir=None, test_pipeline=False, allow_cpu=False, g
                                 with gr.Column(scale=3, min_width=300):
                                     pose_editor = editor.skeleton_editor(elem_id="pose-editor")
                                 with gr.Column(scale=2, min_width=200):
-                                    use_editor = gr.Checkbox(True, label="Include the editor pose", elem_id="use-editor")
+                                    # strict: an API client's "false" is refused, not taken as ticked
+                                    use_editor = StrictCheckbox(True, label="Include the editor pose", elem_id="use-editor")
                                     with gr.Row():
                                         reset_name = gr.Dropdown([str(i) for i in range(1, 9)], value="1",
                                                                  label="Standard pose", min_width=80, scale=1)

@@ -65,6 +65,18 @@ def test_a_synthped_pid_that_is_no_number_raises_the_apps_own_message(client, pi
         client.predict(None, ["1"], False, "", "oracle", pid, 2, 3.5, 1, False, 2.0, api_name="/generate")
 
 
+@pytest.mark.parametrize("use_editor, randomize, named", [("false", False, "Include the editor pose"),
+                                                          (False, "false", "Randomize seed")])
+def test_generate_checkboxes_take_only_true_or_false(client, use_editor, randomize, named):
+    from gradio_client.exceptions import AppError
+
+    from pose2id.demo import editor
+
+    pose = editor.to_value(editor.standard_pose("2"))  # a good editor pose: "false" taken as ticked would draw it
+    with pytest.raises(AppError, match=named):
+        client.predict(None, ["1"], use_editor, pose, "oracle", 41, 2, 3.5, 1, randomize, 2.0, api_name="/generate")
+
+
 def test_no_api_value_holds_a_server_path(client, served):
     _, market, _ = served
     info = client.view_api(print_info=False, return_format="dict")
