@@ -74,13 +74,44 @@ def test_a_cpu_space_runs_ipg_on_the_cpu_only_when_its_owner_asks(space, tmp_pat
     assert "on the CPU" in generate.generator_label()
 
 
+@pytest.fixture
+def weights_present(monkeypatch):
+    """The official weights are in the Hub cache (as ``preload_from_hub`` puts them there)."""
+    from pose2id.ipg import weights
+
+    monkeypatch.setattr(weights, "resolve_files", lambda ckpt_dir=None, vae=None, local_files_only=None: {})
+
+
 @pytest.mark.parametrize("kind", [ZERO_GPU, GPU_SPACE])
-def test_gpu_spaces_offer_ipg_from_the_start(space, kind):
+def test_gpu_spaces_offer_ipg_from_the_start(space, kind, weights_present):
     space(kind)
     generate = Generate(GenerateConfig())
     assert generate.ipg_note() == ""
     assert generate.start_state() == (None, None, "")
     assert "CPU" not in generate.generator_label()
+
+
+@pytest.mark.parametrize("kind", [ZERO_GPU, GPU_SPACE])
+def test_gpu_spaces_without_their_weights_start_with_the_oracle_and_say_why(space, kind, tmp_path):
+    # a --ckpt-dir (POSE2ID_CKPT_DIR) folder without the weights cannot be helped by a download
+    space(kind)
+    (tmp_path / "empty").mkdir()
+    generate = Generate(GenerateConfig(ckpt_dir=str(tmp_path / "empty")))
+    assert "weights" in generate.ipg_note()
+    photo, pid, _ = generate.start_state()
+    assert photo and pid in gen.SYNTHPED_EXAMPLES
+
+
+def test_a_failed_preload_is_told_in_the_log(space, monkeypatch, caplog):
+    space(ZERO_GPU)
+
+    def unavailable(config):
+        raise ipg_runner.IPGUnavailable("IPG weights are missing")
+
+    monkeypatch.setattr(ipg_runner, "load_pipeline", unavailable)
+    with caplog.at_level("WARNING"):
+        assert ipg_runner.preload_pipeline(GenerateConfig()) is None
+    assert any("IPG weights are missing" in record.getMessage() for record in caplog.records)
 
 
 def test_zero_gpu_asks_for_a_time_slot_sized_by_steps_and_poses(space, monkeypatch):

@@ -99,18 +99,20 @@ class Generate:
         ``--ckpt-dir`` folder without them). Weights missing from the cache of a machine online
         are not a blocker: the first Generate downloads them."""
         kind = hosting()
-        if self.config.test_pipeline or kind in (ZERO_GPU, GPU_SPACE):
+        if self.config.test_pipeline:
             return None
         import torch
 
-        if kind == CPU_SPACE and not self.config.allow_cpu:
+        if kind in (ZERO_GPU, GPU_SPACE):
+            pass  # a GPU is there (on ZeroGPU, inside each generation): only the weights may be missing
+        elif kind == CPU_SPACE and not self.config.allow_cpu:
             return ("needs a GPU, and this Space runs on a CPU (its owner can choose GPU or ZeroGPU hardware, or set "
                     "POSE2ID_CPU=1 to run it here: many minutes per image)",
                     "This Space runs on a CPU, so IPG is off and the SynthPed oracle is chosen: pick a SynthPed example "
                     "or a 'SynthPed identity' above (synthetic people). The Space's owner can choose GPU or ZeroGPU "
                     "hardware for IPG, or set POSE2ID_CPU=1 to run it on this CPU (many minutes per image, and one "
                     "generation at a time for every visitor).")
-        if not torch.cuda.is_available() and not self.config.allow_cpu:
+        elif not torch.cuda.is_available() and not self.config.allow_cpu:
             return ("needs a CUDA GPU (this machine has none; the app's `--cpu` runs it here, many minutes per image)",
                     "IPG needs a CUDA GPU and this machine has none. The SynthPed oracle works here: pick a SynthPed "
                     "example or a 'SynthPed identity' above (synthetic people), or run the app on a GPU machine after "

@@ -8,6 +8,7 @@ each generation asks ``spaces.GPU`` for a time slot sized by steps x poses,
 :func:`gpu_duration`), or a Space with a dedicated GPU ("gpu-space").
 """
 
+import logging
 import math
 import os
 import queue
@@ -98,7 +99,8 @@ def preload_pipeline(config):
     or None when IPG cannot run here (the tab then says why)."""
     try:
         pipeline = load_pipeline(config)
-    except IPGUnavailable:
+    except IPGUnavailable as error:  # told in the log for the host; the Generate tab tells visitors
+        logging.getLogger(__name__).warning("IPG was not loaded at start-up: %s", error)
         return None
     if hosting() == ZERO_GPU and not config.test_pipeline:
         import torch
