@@ -56,6 +56,9 @@ class Benchmark:
     ipg_note : why +IPG is unavailable ("" when it is available).
     ipg_coverage : {"query": {"with_generated": n, "total": N}, "gallery": {...}}: how many images
         have generated images; the others keep their own feature under +IPG.
+    ipg_has : {"query": (Nq,) bool, "gallery": (Ng,) bool}: which images have generated images
+        (None: all of them when there are generated features, else none); ``ipg_missing`` names
+        the images of real identities (pid > 0) among those without.
     uses_camera_ids : whether the extractor took each original image's camera (TransReID's SIE).
     """
 
@@ -72,6 +75,7 @@ class Benchmark:
     ipg_coverage: dict = None
     uses_camera_ids: bool = False
     timings: dict = field(default_factory=dict)
+    ipg_has: dict = None
     # results per parameter set, the most recently used kept within a bound in bytes
     _cache: ByteLRU = field(default_factory=ByteLRU, repr=False)
 
@@ -117,9 +121,31 @@ class Benchmark:
         without = q["total"] - q["with_generated"] + g["total"] - g["with_generated"]
         if not without:
             return ""
-        return (f"generated images for {q['with_generated']} of {q['total']} query and {g['with_generated']} of "
-                f"{g['total']} gallery images; the other {without} keep their own feature under +IPG (as in the "
-                f"authors' evaluation, where distractors have no generated images)")
+        head = (f"generated images for {q['with_generated']} of {q['total']} query and {g['with_generated']} of "
+                f"{g['total']} gallery images; the other {without} keep their own feature under +IPG")
+        missing = self.ipg_missing
+        real = len(missing["query"]) + len(missing["gallery"])
+        if not real:
+            return head + " (as in the authors' evaluation, where distractors have no generated images)"
+        examples = [f"{split} {name}" for split in ("query", "gallery") for name in missing[split]]
+        shown = ", ".join(examples[:3]) + (f" and {real - 3} more" if real > 3 else "")
+        distractors = without - real
+        return (head + f": {distractors} distractor(s) (pid 0), which the published sets leave out, and {real} "
+                f"image(s) of real identities whose generated images are missing or lack a pose ({shown}). "
+                f"The generated set is incomplete: add the missing poseK/ files (python -m pose2id generate "
+                f"--dataset writes only what is missing), or these images are not centralized by IPG")
+
+    @property
+    def ipg_missing(self):
+        """{"query": [names], "gallery": [names]}: the images of real identities (pid > 0) without
+        generated images while +IPG runs (the published sets leave out only the distractors, so
+        these tell an incomplete generated set); empty lists without +IPG."""
+        missing = {"query": [], "gallery": []}
+        if not self.has_ipg or self.ipg_has is None:
+            return missing
+        for split, images in (("query", self.query), ("gallery", self.gallery)):
+            missing[split] = [im.name for im, has in zip(images, self.ipg_has[split]) if not has and im.pid > 0]
+        return missing
 
     @property
     def methods(self):
@@ -350,7 +376,8 @@ def _with_own_features(feats, gen_feats, has_gen):
 
 
 def _npz_benchmark(dataset, features):
-    """qf, gf, q_gen, g_gen, ipg_note, coverage from a :class:`pose2id.features.npz.FeatureFile`."""
+    """qf, gf, q_gen, g_gen, ipg_note, coverage, has (which images have generated features, None
+    without +IPG) from a :class:`pose2id.features.npz.FeatureFile`."""
     q_rows, g_rows = features.rows_for(dataset)
     qf, gf = features.feats[q_rows], features.feats[g_rows]
     q_gen = g_gen = None
@@ -366,7 +393,8 @@ def _npz_benchmark(dataset, features):
         q_gen = _with_own_features(qf, features.gen_feats[q_rows], q_has)
         g_gen = _with_own_features(gf, features.gen_feats[g_rows], g_has)
         coverage["query"]["with_generated"], coverage["gallery"]["with_generated"] = int(q_has.sum()), int(g_has.sum())
-    return qf, gf, q_gen, g_gen, ipg_note, coverage
+        has = {"query": np.asarray(q_has, dtype=bool), "gallery": np.asarray(g_has, dtype=bool)}
+    return qf, gf, q_gen, g_gen, ipg_note, coverage, has if q_gen is not None else None
 
 
 def prepare_benchmark(dataset, extractor, progress=None, cache_dir=None, device="cpu", camera_ids="auto"):
@@ -405,12 +433,12 @@ def prepare_benchmark(dataset, extractor, progress=None, cache_dir=None, device=
 
     start = time.perf_counter()
     if isinstance(extractor, FeatureFile):
-        qf, gf, q_gen, g_gen, ipg_note, coverage = _npz_benchmark(dataset, extractor)
+        qf, gf, q_gen, g_gen, ipg_note, coverage, has = _npz_benchmark(dataset, extractor)
         if progress is not None:
             total = len(dataset.query) + len(dataset.gallery)
             progress(total, total)
     else:
-        qf, gf, q_gen, g_gen, ipg_note, coverage = _extracted(dataset, extractor, progress, cache_dir)
+        qf, gf, q_gen, g_gen, ipg_note, coverage, has = _extracted(dataset, extractor, progress, cache_dir)
     timings["features_s"] = time.perf_counter() - start
     return Benchmark(
         query=list(dataset.query),
@@ -424,6 +452,7 @@ def prepare_benchmark(dataset, extractor, progress=None, cache_dir=None, device=
         is_synthetic=dataset.is_synthetic,
         ipg_note=ipg_note,
         ipg_coverage=coverage,
+        ipg_has=has,
         uses_camera_ids=bool(getattr(extractor, "uses_camera_ids", False)),
         timings=timings,
     )
@@ -447,7 +476,7 @@ def _no_generated_note(dataset):
 
 
 def _extracted(dataset, extractor, progress, cache_dir):
-    """qf, gf, q_gen, g_gen, ipg_note, coverage computed by ``extractor`` (see :func:`prepare_benchmark`)."""
+    """qf, gf, q_gen, g_gen, ipg_note, coverage, has computed by ``extractor`` (see :func:`prepare_benchmark`)."""
     from pose2id.features import extract
 
     gen_paths = {"query": dataset.generated("query"), "gallery": dataset.generated("gallery")}
@@ -485,7 +514,8 @@ def _extracted(dataset, extractor, progress, cache_dir):
             if images:
                 gen[has[split]] = found.reshape(len(images), poses, -1)
             gens[split] = _with_own_features(feats[split], gen, has[split])
-    return feats["query"], feats["gallery"], gens["query"], gens["gallery"], ipg_note, coverage
+    return (feats["query"], feats["gallery"], gens["query"], gens["gallery"], ipg_note, coverage,
+            has if use_ipg else None)
 
 
 def format_table(rows, title=""):
@@ -634,6 +664,7 @@ def run_eval(args):
             "camera_ids": bench.uses_camera_ids,
             "ipg_note": bench.ipg_note,
             "ipg_coverage": bench.ipg_coverage,
+            "ipg_missing": {split: len(names) for split, names in bench.ipg_missing.items()},
             "rows": rows,
             "seconds": round(elapsed, 2),
         }

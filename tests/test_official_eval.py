@@ -71,6 +71,29 @@ def test_eval_cli_reports_the_coverage(published, tmp_path, monkeypatch, capsys)
     assert result["ipg_note"] == ""
 
 
+def test_real_identities_without_generated_images_are_told_apart_from_distractors(published, tmp_path,
+                                                                                   monkeypatch, capsys):
+    # an incomplete generated set: one query lacks one pose, one gallery image has none at all
+    (published / "query_gen" / "pose3" / "0002_c2s1_000301_00.jpg").unlink()
+    for folder in (published / "bounding_box_test_gen").iterdir():
+        (folder / "0003_c1s2_000501_00.jpg").unlink()
+    bench = prepare_benchmark(Market1501(published), "handcrafted", cache_dir=tmp_path / "feats")
+    assert bench.ipg_coverage["gallery"] == {"with_generated": 5, "total": 8}
+    assert bench.ipg_missing == {"query": ["0002_c2s1_000301_00.jpg"], "gallery": ["0003_c1s2_000501_00.jpg"]}
+    note = bench.ipg_coverage_note
+    assert "0002_c2s1_000301_00.jpg" in note and "0003_c1s2_000501_00.jpg" in note and "incomplete" in note
+    # the published layout (only distractors without) names none
+    complete = prepare_benchmark(Market1501(make_market(tmp_path / "M2", gen_for_distractors=False)), "handcrafted",
+                                 cache_dir=tmp_path / "feats")
+    assert complete.ipg_missing == {"query": [], "gallery": []} and "incomplete" not in complete.ipg_coverage_note
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "t.json"
+    assert run_cli(["eval", "--dataset", str(published), "--k1", "1", "--k2", "1", "--json", str(out)]) == 0
+    assert "0003_c1s2_000501_00.jpg" in capsys.readouterr().err
+    assert json.loads(out.read_text())["ipg_missing"] == {"query": 1, "gallery": 1}
+
+
 def test_only_a_dataset_without_any_generated_image_skips_the_ipg_rows(tmp_path):
     root = make_market(tmp_path / "Market", with_gen=False)
     bench = prepare_benchmark(Market1501(root), "handcrafted", cache_dir=tmp_path / "feats")
