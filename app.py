@@ -332,6 +332,17 @@ def _env_concurrency(parser):
     return max(1, available_cores())
 
 
+def _env_switch(parser, name):
+    """An on/off variable: 1, true, yes or on; 0, false, no, off or unset. Anything else stops the
+    app naming it (a host's POSE2ID_CPU=true must not be taken as off without a word)."""
+    text = os.environ.get(name, "").strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    parser.error(f"environment variable {name}={os.environ[name]!r} is not 1 or 0 (true or false)")
+
+
 def parse_args(argv=None):
     """The app's options; flags override the environment variables named in their help."""
     from pose2id.demo.generate import LOCAL, hosting
@@ -351,10 +362,10 @@ def parse_args(argv=None):
     parser.add_argument("--host", default=default_host,
                         help="address to serve on (env GRADIO_SERVER_NAME; default 127.0.0.1, 0.0.0.0 on a Space)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
-    parser.add_argument("--cpu", action="store_true", default=os.environ.get("POSE2ID_CPU") == "1",
+    parser.add_argument("--cpu", action="store_true", default=_env_switch(parser, "POSE2ID_CPU"),
                         help="run IPG on the CPU when there is no CUDA GPU: float32, many minutes per image "
                              "(env POSE2ID_CPU=1; on a CPU Space the only way to get IPG)")
-    parser.add_argument("--test-pipeline", action="store_true", default=os.environ.get("POSE2ID_TEST_PIPELINE") == "1",
+    parser.add_argument("--test-pipeline", action="store_true", default=_env_switch(parser, "POSE2ID_TEST_PIPELINE"),
                         help="use the tiny random-weight IPG pipeline (for tests; images are noise)")
     args = parser.parse_args(argv)
     if args.port is None:  # the variables only when the flag is not given: a flag wins over a bad one

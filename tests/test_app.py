@@ -1322,6 +1322,19 @@ def test_app_flags_and_environment(monkeypatch):
     assert app.parse_args(["--port", "9000", "--share"]).port == 9000
 
 
+@pytest.mark.parametrize("name, flag", [("POSE2ID_CPU", "cpu"), ("POSE2ID_TEST_PIPELINE", "test_pipeline")])
+def test_on_off_variables_take_true_and_refuse_other_words(monkeypatch, capsys, name, flag):
+    import app
+
+    for text, expected in (("1", True), ("true", True), ("Yes", True), ("0", False), ("false", False), ("", False)):
+        monkeypatch.setenv(name, text)
+        assert getattr(app.parse_args([]), flag) is expected
+    monkeypatch.setenv(name, "sometimes")
+    with pytest.raises(SystemExit):
+        app.parse_args([])
+    assert name in capsys.readouterr().err
+
+
 def test_pose_from_a_pedestrian_photo_fills_the_editor():
     pytest.importorskip("mediapipe")
     from pathlib import Path
