@@ -98,6 +98,17 @@ def test_workers_cover_every_reference_once(shards, world):
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
 
 
+def test_shards_run_with_different_numbers_of_processes_cover_every_reference_once():
+    # one array task under torchrun --nproc_per_node 2, the other a plain run
+    jobs = list(range(23))
+    shares = [gen.worker_jobs(jobs, (0, 2), (r, 2)) for r in range(2)] + [gen.worker_jobs(jobs, (1, 2), (0, 1))]
+    assert sorted(j for share in shares for j in share) == jobs
+    # a shard's references do not depend on its number of processes
+    for k in range(3):
+        alone = gen.worker_jobs(jobs, (k, 3), (0, 1))
+        assert sorted(j for r in range(4) for j in gen.worker_jobs(jobs, (k, 3), (r, 4))) == alone
+
+
 @pytest.mark.parametrize("text", ["3/2", "0/4", "1/0", "2", "a/b", "1/2/3", ""])
 def test_bad_shards_are_refused(text):
     with pytest.raises(ValueError, match="shard must be K/N"):

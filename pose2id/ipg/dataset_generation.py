@@ -7,9 +7,10 @@ reads back (so ``eval --dataset`` uses it)::
     root/bounding_box_test_gen/pose1..poseP/NAME      (MSMT17: test_gen/poseK/PID/NAME)
 
 Every generated image is one file named like its reference. The work splits into *jobs*, one
-per reference; a job belongs to exactly one worker, chosen by its position in the plan (round
-robin over ``shard count x world size`` workers), never by what is already on disk, so any mix
-of ``--shard K/N`` and launcher processes covers every reference once. Each file is written
+per reference; a job belongs to exactly one worker, chosen by its position in the plan (every
+N-th job to shard K of N, then round robin over that shard's launcher processes), never by what
+is already on disk, so the N shards cover every reference once whatever number of processes
+each one runs. Each file is written
 under a temporary name (``.NAME.part``) in its final folder and renamed, so a run killed at any
 moment leaves whole images only; the next run skips them and finishes the rest.
 
@@ -271,7 +272,9 @@ def parse_shard(text):
 
 def worker_jobs(jobs, shard=(0, 1), process=(0, 1)):
     """The jobs of one worker: process ``rank`` of ``world`` (a launcher's processes) within
-    shard ``index`` of ``count``; round robin over all ``count * world`` workers, by plan order.
+    shard ``index`` of ``count``. A shard's jobs are every ``count``-th of the plan and depend on
+    ``count`` only, so shards run with different numbers of processes still cover every job once;
+    the shard's processes then take every ``world``-th of them.
 
     Parameters
     ----------
@@ -282,7 +285,7 @@ def worker_jobs(jobs, shard=(0, 1), process=(0, 1)):
     (index, count), (rank, world) = shard, process
     if not (0 <= index < count and 0 <= rank < world):
         raise ValueError(f"shard {shard} / process {process}: need 0 <= index < count and 0 <= rank < world")
-    return jobs[index * world + rank::count * world]
+    return jobs[index::count][rank::world]
 
 
 # ------------------------------------------------------------------------------------------ writing
