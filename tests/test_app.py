@@ -1335,6 +1335,23 @@ def test_on_off_variables_take_true_and_refuse_other_words(monkeypatch, capsys, 
     assert name in capsys.readouterr().err
 
 
+def test_the_editor_never_reads_a_server_file_named_by_a_visitor(tmp_path):
+    # an editor value (/generate's editor_value, /mirror) or an imported file holding a path
+    # must not make the server open that path
+    on_server = tmp_path / "server_pose.json"
+    on_server.write_text(editor.to_value(editor.standard_pose("3")))
+    with pytest.raises(PoseError):
+        editor.from_value(str(on_server))
+    value, message = editor.mirror(str(on_server))
+    assert value == {"__type__": "update"} and _kind(message) == "error"
+    with pytest.raises(PoseError):
+        selected_poses([], True, str(on_server))
+    upload = tmp_path / "upload.json"
+    upload.write_text(str(on_server))
+    value, message = editor.import_json(str(upload))
+    assert value == {"__type__": "update"} and _kind(message) == "error"
+
+
 def test_pose_from_a_pedestrian_photo_fills_the_editor():
     pytest.importorskip("mediapipe")
     from pathlib import Path

@@ -39,6 +39,15 @@ def to_value(pose):
     return json.dumps(pose.to_openpose())
 
 
+def pose_from_text(text):
+    """The :class:`Pose` in OpenPose JSON ``text`` from a visitor (the editor's value, an imported
+    file's contents). Only JSON text is read: :meth:`Pose.from_openpose` would take other text as
+    the path of a file on the server and read it (any file, ``/dev/zero`` without end)."""
+    if not text.lstrip().startswith(("{", "[")):
+        raise PoseError("not OpenPose JSON text (it starts with '{'); reset the editor to a standard pose")
+    return Pose.from_openpose(text)
+
+
 def from_value(value):
     """The :class:`Pose` in an editor value; raises PoseError when it is not a valid pose."""
     if not isinstance(value, str) or not value.strip():
@@ -46,7 +55,7 @@ def from_value(value):
     if len(value.encode("utf-8", "replace")) > MAX_JSON_BYTES:
         raise PoseError(f"the editor value is larger than {MAX_JSON_BYTES // 1024} KB, like a pose file may not be; "
                         "a pose is a few KB")
-    return Pose.from_openpose(value)
+    return pose_from_text(value)
 
 
 def _editor_pose(value, action):
@@ -85,7 +94,7 @@ def import_json(path):
         if path.stat().st_size > MAX_JSON_BYTES:
             raise PoseError(f"{path.name} is larger than {MAX_JSON_BYTES // 1024} KB; a pose file is a few KB")
         text = path.read_text(encoding="utf-8")
-        pose = Pose.from_openpose(text).check_body()
+        pose = pose_from_text(text).check_body()
     except UnicodeDecodeError:
         return gr.update(), warn(f"Cannot import {path.name}: it is not a UTF-8 text (JSON) file. Your pose is unchanged.")
     except (PoseError, OSError) as error:
