@@ -475,6 +475,21 @@ def _no_generated_note(dataset):
     return f"no generated images ({listed} {'folders' if len(folders) > 1 else 'folder'} with pose1..poseP) in this dataset"
 
 
+def _pose_count_problem(dataset, gen_paths):
+    """Why the generated sets of ``dataset``'s splits (``gen_paths``: split -> {name: P paths})
+    cannot be used together: how many poses each one's folder has, and what to do."""
+    told = []
+    for split, found in gen_paths.items():
+        counts = sorted({len(paths) for paths in found.values()})
+        if counts:
+            folder = next(iter(found.values()))[0].parent.parent  # <split>_gen/, above poseK/ or the image's folder
+            shown = dataset.show_path(folder) if hasattr(dataset, "show_path") else str(folder)
+            told.append(f"{shown}/ has {' or '.join(map(str, counts))} per image ({split})")
+    return (f"the generated images of {dataset.name} have different numbers of poses: {'; '.join(told)}. Every "
+            f"image needs the same number P: complete the set with fewer (a poseK/ folder missing, e.g. a "
+            f"download that stopped early) or leave out the extra poses")
+
+
 def _extracted(dataset, extractor, progress, cache_dir):
     """qf, gf, q_gen, g_gen, ipg_note, coverage, has computed by ``extractor`` (see :func:`prepare_benchmark`)."""
     from pose2id.features import extract
@@ -491,8 +506,7 @@ def _extracted(dataset, extractor, progress, cache_dir):
     if use_ipg:
         counts = {len(paths) for split in splits for paths in gen_paths[split].values()}
         if len(counts) > 1:
-            raise ValueError(f"the generated images of {dataset.name} have different numbers of poses per image "
-                             f"({', '.join(str(c) for c in sorted(counts))}); every image needs the same P")
+            raise ValueError(_pose_count_problem(dataset, gen_paths))
         poses = counts.pop()
 
     sizes = [len(splits["query"]), len(splits["gallery"]),

@@ -94,6 +94,16 @@ def test_real_identities_without_generated_images_are_told_apart_from_distractor
     assert json.loads(out.read_text())["ipg_missing"] == {"query": 1, "gallery": 1}
 
 
+def test_splits_with_different_numbers_of_poses_are_refused_naming_each_folder(published, tmp_path):
+    import shutil
+
+    shutil.rmtree(published / "bounding_box_test_gen" / "pose8")  # the gallery's download stopped early
+    with pytest.raises(ValueError) as caught:
+        prepare_benchmark(Market1501(published), "handcrafted", cache_dir=tmp_path / "feats")
+    message = str(caught.value)
+    assert f"{published / 'query_gen'}/ has 8" in message and f"{published / 'bounding_box_test_gen'}/ has 7" in message
+
+
 def test_only_a_dataset_without_any_generated_image_skips_the_ipg_rows(tmp_path):
     root = make_market(tmp_path / "Market", with_gen=False)
     bench = prepare_benchmark(Market1501(root), "handcrafted", cache_dir=tmp_path / "feats")
