@@ -99,6 +99,16 @@ def test_bad_layouts_name_the_file_and_line(tmp_path):
         MSMT17(root)
 
 
+def test_a_missing_list_file_is_named_for_msmt17_and_a_plain_path(tmp_path):
+    root = make_msmt17(tmp_path / "data" / "MSMT17_V1")
+    (root / "list_gallery.txt").unlink()  # a half-extracted download
+    for spec in (f"msmt17:{tmp_path / 'data'}", str(tmp_path / "data"), str(root)):
+        with pytest.raises(DatasetError) as info:
+            open_dataset(spec)
+        assert info.value.file == str(root)
+        assert "no list_gallery.txt" in info.value.problem and "list_query.txt and list_train.txt" in info.value.problem
+
+
 def test_eval_on_msmt17(tmp_path, monkeypatch, capsys):
     import json
 

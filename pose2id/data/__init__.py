@@ -42,7 +42,7 @@ def _open_folder(path, kind=None, shown_as=None):
     """The dataset in the folder ``path``: of ``kind`` (one of KINDS) or, without one, recognised
     from its layout (MSMT17's list files, else Market-1501 style names). Messages name ``path``
     (and what is in it) ``shown_as`` when given."""
-    if kind == "msmt17" or (kind is None and find_msmt17_root(path) is not None):
+    if kind == "msmt17" or (kind is None and find_msmt17_root(path, partial=True) is not None):
         return MSMT17(path, shown_as=shown_as)
     if kind in ("cuhk03-np", "cuhk03-np-labeled"):
         which = "labeled" if kind == "cuhk03-np-labeled" else "detected"

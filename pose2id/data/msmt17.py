@@ -31,6 +31,7 @@ LIST_FILES = {"query": "list_query.txt", "gallery": "list_gallery.txt"}
 TEST_DIRS = ("test", "mask_test_v2")
 TRAIN_DIRS = ("train", "mask_train_v2")
 EXAMPLE_LINE = "0000/0000_000_01_0303morning_0015_0.jpg 0"
+ALL_LIST_FILES = (*LIST_FILES.values(), "list_train.txt", "list_val.txt")
 
 
 def parse_msmt17_camera(name):
@@ -48,14 +49,23 @@ def is_msmt17_root(folder):
     return all((folder / name).is_file() for name in LIST_FILES.values())
 
 
-def find_msmt17_root(folder):
-    """``folder`` or the one folder up to two levels below it (``MSMT17_V1/``) with MSMT17's
-    list files, or None."""
+def has_msmt17_lists(folder):
+    """Whether ``folder`` holds ``list_query.txt`` or ``list_gallery.txt``: an MSMT17 folder,
+    complete or not."""
     folder = Path(folder)
-    if is_msmt17_root(folder):
+    return any((folder / name).is_file() for name in LIST_FILES.values())
+
+
+def find_msmt17_root(folder, partial=False):
+    """``folder`` or the one folder up to two levels below it (``MSMT17_V1/``) with MSMT17's
+    list files, or None. ``partial``: any of the list files is enough (a download that lacks
+    some of them is still recognised as MSMT17, to say which are missing)."""
+    folder = Path(folder)
+    test = has_msmt17_lists if partial else is_msmt17_root
+    if test(folder):
         return folder
     for pattern in ("*", "*/*"):
-        found = [p for p in sorted(folder.glob(pattern)) if p.is_dir() and is_msmt17_root(p)]
+        found = [p for p in sorted(folder.glob(pattern)) if p.is_dir() and test(p)]
         if len(found) == 1:
             return found[0]
     return None
@@ -90,6 +100,13 @@ class MSMT17:
                                argument="root", file=given, shown_as=shown_as)
         self.root = find_msmt17_root(given)
         if self.root is None:
+            partial = find_msmt17_root(given, partial=True)
+            if partial is not None:
+                there = [name for name in ALL_LIST_FILES if (partial / name).is_file()]
+                missing = [name for name in LIST_FILES.values() if not (partial / name).is_file()]
+                raise self._error(f"has {' and '.join(there)} but no {' and no '.join(missing)}: MSMT17 needs "
+                                  f"list_query.txt and list_gallery.txt (lines such as {EXAMPLE_LINE!r} naming "
+                                  f"images under test/); the download or extraction may be incomplete", partial)
             raise self._error(f"has no list_query.txt and list_gallery.txt (MSMT17's layout: lines such as "
                               f"{EXAMPLE_LINE!r} naming images under test/)", given)
         self.name = name
