@@ -183,6 +183,15 @@ def _without(root, split):
     return root
 
 
+@pytest.mark.parametrize("split", ["query", "bounding_box_test", "bounding_box_train"])
+def test_a_split_folder_of_a_dataset_is_refused_naming_the_dataset_folder(tmp_path, split):
+    root = make_market(tmp_path / "Market-1501-v15.09.15", corrupt=False)
+    for spec in (f"market1501:{root / split}", str(root / split)):
+        with pytest.raises(DatasetError) as info:
+            open_dataset(spec)  # was split by the protocol as if it were one pool of images
+        assert info.value.file == str(root / split) and str(root) in info.value.problem
+
+
 def test_folder_without_query_says_the_query_folder_is_missing(tmp_path):
     root = _without(tmp_path / "nq", "query")
     with pytest.raises(DatasetError) as info:

@@ -295,6 +295,15 @@ class Market1501:
                 self._raise_empty(f"{query_dir.name}/ has {len(self.query)} usable image(s) and {gallery_dir.name}/ "
                                   f"has {len(self.gallery)}; both need at least one")
         else:
+            split_names = {name.lower() for name in (*QUERY_DIRS, *GALLERY_DIRS, *TRAIN_DIRS)}
+            if self.root.name.lower() in split_names and _looks_like_root(self.root.parent):
+                # query/ or bounding_box_test/ of a dataset, not a pool to split by the protocol
+                parent = self.root.parent
+                parent = self.show_path(parent) if parent.is_relative_to(root) else str(parent)
+                raise DatasetError(
+                    f"is the {self.root.name}/ folder of the Market-1501 style dataset in {parent}; "
+                    f"give that folder (the one that holds query/ and bounding_box_test/ side by side) instead",
+                    argument="root", file=self.root, shown_as=shown_path(self.root, root, shown_as))
             wrapped = _wrapped_images(self.root)
             if wrapped is not None:  # a zip of one folder of images (zip -r cams.zip cams/)
                 self.root = wrapped
