@@ -44,7 +44,7 @@ def pose_from_text(text):
     file's contents). Only JSON text is read: :meth:`Pose.from_openpose` would take other text as
     the path of a file on the server and read it (any file, ``/dev/zero`` without end)."""
     if not text.lstrip().startswith(("{", "[")):
-        raise PoseError("not OpenPose JSON text (it starts with '{'); reset the editor to a standard pose")
+        raise PoseError("not OpenPose JSON text (which starts with '{' or '[')")
     return Pose.from_openpose(text)
 
 
