@@ -19,7 +19,9 @@ try:
     int(os.environ.get("GRADIO_SERVER_PORT", "0").strip() or "0")
 except ValueError:
     _PORT_SET_ASIDE["GRADIO_SERVER_PORT"] = os.environ.pop("GRADIO_SERVER_PORT")
-if os.environ.get("SPACES_ZERO_GPU"):
+from pose2id.demo.ipg_runner import on_zero_gpu  # noqa: E402  (imports neither torch nor gradio)
+
+if on_zero_gpu():  # the same test as the app's hosting(): SPACES_ZERO_GPU=0 is no ZeroGPU
     import spaces  # noqa: F401  (ZeroGPU: imported before torch, as its documentation asks)
 
 import gradio as gr

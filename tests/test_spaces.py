@@ -174,3 +174,22 @@ def test_the_oracle_needs_no_gpu_slot(space, monkeypatch):
     pid = gen.SYNTHPED_EXAMPLES[0]
     *_, last = generate.generate(None, ["1"], False, None, ORACLE, pid, 2, 3.5, 1, False, 2.0)
     assert "SynthPed oracle" in last[3] and stand_in.asked == []
+
+
+@pytest.mark.parametrize("value, zero_gpu", [("true", True), ("0", False), ("false", False)])
+def test_app_imports_spaces_first_exactly_when_the_host_is_zero_gpu(value, zero_gpu):
+    # ZeroGPU's `spaces` must be imported before torch: app.py does so where hosting() says ZeroGPU
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys, types; sys.modules['spaces'] = types.ModuleType('spaces')\n"
+            "import app\n"
+            "from pose2id.demo.ipg_runner import ZERO_GPU, hosting\n"
+            "print('spaces' in vars(app), hosting() == ZERO_GPU)")
+    env = {**os.environ, "SPACES_ZERO_GPU": value}
+    env.pop("SPACE_ID", None)
+    run = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-2:] == [str(zero_gpu), str(zero_gpu)]

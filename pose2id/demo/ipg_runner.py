@@ -50,11 +50,17 @@ def _flag(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def on_zero_gpu():
+    """Whether the app runs on ZeroGPU (``SPACES_ZERO_GPU`` set, and not to 0 / false / no).
+    Imports nothing: ``app.py`` asks before importing torch, as ``spaces`` needs."""
+    return _flag("SPACES_ZERO_GPU")
+
+
 def hosting():
     """Where the app runs: LOCAL (no ``SPACE_ID``), ZERO_GPU (``SPACES_ZERO_GPU`` set: the GPU
     exists only inside ``@spaces.GPU`` calls), GPU_SPACE (a Space whose machine has CUDA) or
     CPU_SPACE (any other Space: the free tier)."""
-    if _flag("SPACES_ZERO_GPU"):
+    if on_zero_gpu():
         return ZERO_GPU
     if not on_spaces():
         return LOCAL
