@@ -98,6 +98,7 @@ def test_gpu_spaces_without_their_weights_start_with_the_oracle_and_say_why(spac
     (tmp_path / "empty").mkdir()
     generate = Generate(GenerateConfig(ckpt_dir=str(tmp_path / "empty")))
     assert "weights" in generate.ipg_note()
+    assert "preload_from_hub" in generate.ipg_note()  # a Space fetches them as it is built
     photo, pid, _ = generate.start_state()
     assert photo and pid in gen.SYNTHPED_EXAMPLES
 

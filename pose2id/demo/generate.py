@@ -125,8 +125,12 @@ class Generate:
             resolve_files(self.config.ckpt_dir, local_files_only=True)
         except MissingWeightsError as error:
             if constants.HF_HUB_OFFLINE or self.config.ckpt_dir:
-                return ("needs its weights, which are not on this machine (`python -m pose2id download`)",
-                        f"IPG cannot run here: its weights are missing, so the SynthPed oracle is chosen. {error}")
+                note = f"IPG cannot run here: its weights are missing, so the SynthPed oracle is chosen. {error}"
+                if kind in (ZERO_GPU, GPU_SPACE):  # a Space fetches them as it is built
+                    return ("needs its weights, which are not in this Space (its README's `preload_from_hub`)",
+                            f"{note} On a Space, list them under `preload_from_hub` in its README (as this "
+                            "repository's README does): they are fetched when the Space is built.")
+                return "needs its weights, which are not on this machine (`python -m pose2id download`)", note
         return None
 
     def _on_cpu(self):
