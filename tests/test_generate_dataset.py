@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,21 @@ def test_plan_follows_the_published_layout(tmp_path):
     everyone = gen.plan_dataset(dataset, ["1"], splits=["gallery"], all_identities=True, out=tmp_path / "o")
     assert [job.pid for job in everyone.jobs] == [0, 1, 2, 3]
     assert everyone.gen_dirs == {"gallery": tmp_path / "o" / "bounding_box_test_gen"}
+
+
+def test_a_set_in_bare_number_pose_folders_is_completed_in_those_folders(tmp_path):
+    root = market(tmp_path / "m")
+    for k in (1, 2):  # a downloaded set laid out as query_gen/1/NAME, query_gen/2/NAME, for one query only
+        (root / "query_gen" / str(k)).mkdir(parents=True)
+        shutil.copy(root / "query" / "0001_c1s1_000451_00.jpg", root / "query_gen" / str(k))
+    plan = gen.plan_dataset(open_dataset(str(root)), ["1", "2"])
+    query_job = next(job for job in plan.jobs if job.split == "query" and job.pid == 2)
+    assert query_job.targets == (root / "query_gen/1/0002_c1s1_000451_00.jpg", root / "query_gen/2/0002_c1s1_000451_00.jpg")
+    assert plan.jobs[0].missing() == ()  # what the set has is found, not drawn again
+    gallery_job = next(job for job in plan.jobs if job.split == "gallery")
+    assert gallery_job.targets[0].parent == root / "bounding_box_test_gen" / "pose1"  # a new set: poseK/
+    gen.check_writable(plan)
+    assert sorted(p.name for p in (root / "query_gen").iterdir()) == ["1", "2"]
 
 
 def test_a_flat_folder_has_no_split_folders_to_write_next_to(tmp_path):

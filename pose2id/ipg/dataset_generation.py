@@ -191,6 +191,20 @@ def generated_dirs(dataset, out=None):
             for split, folder in folders.items()}
 
 
+def pose_folder_prefix(gen_dir):
+    """How the pose folders of ``gen_dir`` are named: "" when it already holds a set in bare-number
+    folders (``1/``, ``2/``, ...; :meth:`pose2id.data.Market1501.generated` reads those too) and no
+    ``poseK/`` folder, so that what is missing goes into the same folders (not into a second set of
+    ``poseK/`` folders, which would be read as P more poses); else "pose"."""
+    gen_dir = Path(gen_dir)
+    if not gen_dir.is_dir():
+        return "pose"
+    folders = [p.name for p in gen_dir.iterdir() if p.is_dir()]
+    bare = any(name.isdigit() for name in folders)
+    named = any(name.startswith("pose") and name[4:].isdigit() for name in folders)
+    return "" if bare and not named else "pose"
+
+
 def plan_dataset(dataset, pose_names, splits=SPLITS, out=None, all_identities=False):
     """Every (reference, pose) file a dataset needs.
 
@@ -218,13 +232,14 @@ def plan_dataset(dataset, pose_names, splits=SPLITS, out=None, all_identities=Fa
     gen_dirs = generated_dirs(dataset, out)
     jobs, seen, distractors = [], set(), 0
     for split in dict.fromkeys(splits):
+        prefix = pose_folder_prefix(gen_dirs[split])
         for image in dataset.query if split == "query" else dataset.gallery:
             if image.pid < 0:
                 continue
             if image.pid == 0 and not all_identities:
                 distractors += 1
                 continue
-            targets = tuple(gen_dirs[split] / f"pose{k + 1}" / image.name for k in range(len(pose_names)))
+            targets = tuple(gen_dirs[split] / f"{prefix}{k + 1}" / image.name for k in range(len(pose_names)))
             if targets[0] in seen:
                 continue
             seen.add(targets[0])
@@ -246,10 +261,15 @@ def plan_dataset(dataset, pose_names, splits=SPLITS, out=None, all_identities=Fa
 def check_writable(plan):
     """Create the ``poseK`` folders and write (then remove) a probe file in each ``*_gen`` folder;
     OSError naming the folder if that fails."""
+    # the pose folders (poseK/, or K/ where a set already uses those) of each split's first job
+    first = {}
+    for job in plan.jobs:
+        first.setdefault(job.split, job)
     for gen_dir in dict.fromkeys(plan.gen_dirs.values()):
         try:
-            for k in range(len(plan.pose_names)):
-                (gen_dir / f"pose{k + 1}").mkdir(parents=True, exist_ok=True)
+            for split in (s for s, folder in plan.gen_dirs.items() if folder == gen_dir and s in first):
+                for target in first[split].targets:
+                    (gen_dir / target.relative_to(gen_dir).parts[0]).mkdir(parents=True, exist_ok=True)
             probe = gen_dir / f".write-test-{os.getpid()}{PART_SUFFIX}"
             probe.write_bytes(b"")
             probe.unlink()
