@@ -5,7 +5,8 @@ cache and the app's upload and scratch folders all inside it), waits for SynthPe
 
 1. ``--clients`` gradio_client clients (default 20), each making ``--requests`` calls (default 10)
    mixing ``/retrieve`` with varied k1 / k2 / eta / re-ranking / query, ``/feature_space`` and
-   ``/generate`` with the SynthPed oracle;
+   ``/generate`` with the SynthPed oracle, 3 : 1 : 1, in that order (with ``--shuffle``, each
+   client in an order of its own, so that /feature_space does not arrive in bursts);
 2. ``--uploads`` zip uploads (default 30), good ones (tiny Market-style galleries, each
    different) and bad ones (no images; entries past the expansion limit; not a zip).
 
@@ -33,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 ORACLE_PID = 41
+# every five requests of a client: three /retrieve, one /feature_space, one /generate
+MIX = ("retrieve",) * 3 + ("feature_space", "generate")
 
 
 def _free_port():
@@ -130,6 +133,8 @@ def main(argv=None):
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=10, help="requests per client")
     parser.add_argument("--uploads", type=int, default=30)
+    parser.add_argument("--shuffle", action="store_true",
+                        help="each client its own order of the request mix (default: all in the same order)")
     args = parser.parse_args(argv)
     import httpx
     from gradio_client import Client, handle_file
@@ -156,15 +161,18 @@ def main(argv=None):
             # the server spends on a request, so files are fetched with one plain keep-alive client
             client = Client(url, verbose=False, httpx_kwargs={"timeout": 900}, download_files=False)
             http = httpx.Client(timeout=900)
-            for r in range(args.requests):
-                choice = r % 5
+            # lockstep: every client runs MIX in order, so /feature_space arrives in bursts;
+            # --shuffle: each client its own order of every five (a steadier mix)
+            plan = [kind for _ in range(0, args.requests, len(MIX))
+                    for kind in (rng.sample(MIX, len(MIX)) if args.shuffle else MIX)]
+            for choice in plan[:args.requests]:
                 start = time.perf_counter()
                 try:
-                    if choice < 3:
+                    if choice == "retrieve":
                         name = "/retrieve"
                         client.predict("synthped", rng.randrange(0, 50), rng.randint(1, 10), rng.randint(1, 10),
                                        round(rng.uniform(0, 5), 1), rng.random() < 0.2, 8, api_name=name)
-                    elif choice == 3:
+                    elif choice == "feature_space":
                         name = "/feature_space"
                         client.predict("synthped", "+NFC", rng.randint(1, 4), rng.randint(1, 4), 2.0, 100,
                                        api_name=name)
