@@ -274,6 +274,11 @@ def test_bad_input_is_reported_before_the_model_loads(tmp_path, shared_dir, caps
 
     code, _, err = _run(base + ["--dataset", str(root), "--model", str(tmp_path / "no-model")], capsys)
     assert code == 1 and "--model" in err and "no such folder" in err
+
+    # a zip: its extracted copy in the cache is no place for images (replaced when the zip changes)
+    archive = Path(shutil.make_archive(str(tmp_path / "market"), "zip", root.parent, root.name))
+    code, _, err = _run(base + ["--dataset", f"market1501:{archive}"], capsys)
+    assert code == 1 and "--dataset" in err and "--out" in err
     assert not (root / "query_gen").exists() or not _generated(root)
 
 

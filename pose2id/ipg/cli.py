@@ -267,6 +267,12 @@ def check_dataset_inputs(args):
         except ValueError as error:
             problems.append(in_option_terms(error, "--shard", ("shard",)))
     problems += _option_problems(args, random_seed_ok=False)
+    if args.out is None and args.dataset.lower().endswith(".zip"):
+        # next to its split folders would be inside the zip's extracted copy in the pose2id cache,
+        # which is thrown away when the zip changes: the images would be lost unseen
+        problems.append(f"--dataset {args.dataset}: a zip has no folder to write the generated images next to "
+                        "(its extracted copy in the pose2id cache is replaced whenever the zip changes); extract "
+                        "it and give the folder, or give --out ROOT")
     try:
         dataset = open_dataset(args.dataset)
         plan = gen.plan_dataset(dataset, names or ["1"], splits=args.splits, out=args.out,
