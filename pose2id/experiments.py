@@ -130,10 +130,13 @@ class Benchmark:
         examples = [f"{split} {name}" for split in ("query", "gallery") for name in missing[split]]
         shown = ", ".join(examples[:3]) + (f" and {real - 3} more" if real > 3 else "")
         distractors = without - real
+        if self.extractor_name.startswith("npz:"):  # features computed elsewhere: their file lacks them
+            remedy = "add their gen_feats rows to the features file"
+        else:
+            remedy = "add the missing poseK/ files (python -m pose2id generate --dataset writes only what is missing)"
         return (head + f": {distractors} distractor(s) (pid 0), which the published sets leave out, and {real} "
                 f"image(s) of real identities whose generated images are missing or lack a pose ({shown}). "
-                f"The generated set is incomplete: add the missing poseK/ files (python -m pose2id generate "
-                f"--dataset writes only what is missing), or these images are not centralized by IPG")
+                f"The generated set is incomplete: {remedy}, or these images are not centralized by IPG")
 
     @property
     def ipg_missing(self):

@@ -66,6 +66,17 @@ def test_gen_mask_rows_keep_their_own_feature(dataset, tmp_path):
     assert np.isfinite(bench.features("+NFC+IPG", k1=1, k2=1)[1]).all()
 
 
+
+def test_a_real_identity_without_gen_feats_is_told_as_missing_from_the_file(dataset, tmp_path):
+    arrays = _arrays(dataset)
+    lacking = next(name for name in arrays["names"] if name[:4] not in ("0000", "-1_c"))
+    mask = arrays["names"] != lacking
+    bench = prepare_benchmark(dataset, f"npz:{_save(tmp_path / 'f.npz', gen_mask=mask, **arrays)}")
+    split = "query" if lacking in {im.name for im in dataset.query} else "gallery"
+    assert bench.ipg_missing[split] == [lacking]
+    note = bench.ipg_coverage_note
+    assert lacking in note and "gen_feats" in note and "poseK/" not in note  # the file lacks them, not folders
+
 def test_without_gen_feats_only_base_and_nfc(dataset, tmp_path):
     arrays = _arrays(dataset)
     del arrays["gen_feats"]
