@@ -177,7 +177,7 @@ def test_the_oracle_needs_no_gpu_slot(space, monkeypatch):
     assert "SynthPed oracle" in last[3] and stand_in.asked == []
 
 
-@pytest.mark.parametrize("value, zero_gpu", [("true", True), ("0", False), ("false", False)])
+@pytest.mark.parametrize("value, zero_gpu", [("true", True), ("0", False), ("false", False), ("off", False)])
 def test_app_imports_spaces_first_exactly_when_the_host_is_zero_gpu(value, zero_gpu):
     # ZeroGPU's `spaces` must be imported before torch: app.py does so where hosting() says ZeroGPU
     import os

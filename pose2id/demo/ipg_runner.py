@@ -47,7 +47,7 @@ def on_spaces():
 
 
 def _flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def on_zero_gpu():
