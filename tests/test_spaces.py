@@ -177,7 +177,7 @@ def test_the_oracle_needs_no_gpu_slot(space, monkeypatch):
     assert "SynthPed oracle" in last[3] and stand_in.asked == []
 
 
-@pytest.mark.parametrize("value, zero_gpu", [("true", True), ("0", False), ("false", False), ("off", False)])
+@pytest.mark.parametrize("value, zero_gpu", [("true", True), ("false", False)])
 def test_app_imports_spaces_first_exactly_when_the_host_is_zero_gpu(value, zero_gpu):
     # ZeroGPU's `spaces` must be imported before torch: app.py does so where hosting() says ZeroGPU
     import os
@@ -194,3 +194,10 @@ def test_app_imports_spaces_first_exactly_when_the_host_is_zero_gpu(value, zero_
     run = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split()[-2:] == [str(zero_gpu), str(zero_gpu)]
+
+
+@pytest.mark.parametrize("value, zero_gpu", [("true", True), ("1", True), ("", False), ("0", False), ("false", False),
+                                             ("No", False), ("off", False)])
+def test_zero_gpu_is_read_from_its_variable_as_the_apps_switches_are(monkeypatch, value, zero_gpu):
+    monkeypatch.setenv("SPACES_ZERO_GPU", value)
+    assert ipg_runner.on_zero_gpu() is zero_gpu
