@@ -495,6 +495,7 @@ def _pose_count_problem(dataset, gen_paths):
 
 def _extracted(dataset, extractor, progress, cache_dir):
     """qf, gf, q_gen, g_gen, ipg_note, coverage, has computed by ``extractor`` (see :func:`prepare_benchmark`)."""
+    from pose2id.data import DatasetError
     from pose2id.features import extract
 
     gen_paths = {"query": dataset.generated("query"), "gallery": dataset.generated("gallery")}
@@ -526,7 +527,15 @@ def _extracted(dataset, extractor, progress, cache_dir):
             images = [im for im, ok in zip(splits[split], has[split]) if ok]
             paths = [p for im in images for p in gen_paths[split][im.name]]
             # generated images are taken without a camera embedding (their camera is no camera's)
-            found = _call_extract(extract, extractor, paths, cache_dir, tracker.stage(size), None)
+            try:
+                found = _call_extract(extract, extractor, paths, cache_dir, tracker.stage(size), None)
+            except DatasetError as error:
+                if error.file is None:
+                    raise
+                # generate --dataset skips files that exist, so a broken one must go before it is redrawn
+                raise DatasetError(f"{error.problem}: a generated image; delete it and run python -m pose2id "
+                                   f"generate --dataset again, which draws only the missing files",
+                                   file=error.file, shown_as=error.shown_as) from None
             gen = np.zeros((len(splits[split]), poses, feats[split].shape[1]), dtype=np.float32)
             if images:
                 gen[has[split]] = found.reshape(len(images), poses, -1)

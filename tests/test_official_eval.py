@@ -71,6 +71,18 @@ def test_eval_cli_reports_the_coverage(published, tmp_path, monkeypatch, capsys)
     assert result["ipg_note"] == ""
 
 
+
+def test_a_broken_generated_image_is_named_with_how_to_redraw_it(published, tmp_path):
+    from pose2id.data import DatasetError
+
+    broken = published / "query_gen" / "pose2" / "0002_c2s1_000301_00.jpg"
+    broken.write_bytes(broken.read_bytes()[:40])  # a download or copy cut short
+    with pytest.raises(DatasetError) as raised:
+        prepare_benchmark(Market1501(published), "handcrafted", cache_dir=tmp_path / "feats")
+    # generate --dataset skips files that exist: the message says to delete this one first
+    assert raised.value.file == str(broken)
+    assert "delete" in raised.value.problem and "generate --dataset" in raised.value.problem
+
 def test_real_identities_without_generated_images_are_told_apart_from_distractors(published, tmp_path,
                                                                                    monkeypatch, capsys):
     # an incomplete generated set: one query lacks one pose, one gallery image has none at all
