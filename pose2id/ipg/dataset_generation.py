@@ -63,6 +63,8 @@ class Plan:
     ----------
     jobs : list of :class:`Job`, query first, each split in the dataset's order.
     gen_dirs : {split: folder of its ``poseK/`` folders}.
+    pose_dirs : {split: its P pose folders, in pose order} (``poseK/``, or ``K/`` where a set there
+        already uses bare-number folders: :func:`pose_folder_prefix`).
     pose_names : the P pose names (keys of the per-image seeds).
     unreadable : ``(path, reason)`` of references the dataset reader could not decode.
     distractors : number of references left out because they are distractors (pid 0).
@@ -71,6 +73,7 @@ class Plan:
     jobs: list
     gen_dirs: dict
     pose_names: tuple
+    pose_dirs: dict = field(default_factory=dict)
     unreadable: list = field(default_factory=list)
     distractors: int = 0
 
@@ -230,16 +233,17 @@ def plan_dataset(dataset, pose_names, splits=SPLITS, out=None, all_identities=Fa
     if not pose_names:
         raise ValueError("pose_names must name at least one pose")
     gen_dirs = generated_dirs(dataset, out)
-    jobs, seen, distractors = [], set(), 0
+    jobs, seen, distractors, pose_dirs = [], set(), 0, {}
     for split in dict.fromkeys(splits):
         prefix = pose_folder_prefix(gen_dirs[split])
+        pose_dirs[split] = tuple(gen_dirs[split] / f"{prefix}{k + 1}" for k in range(len(pose_names)))
         for image in dataset.query if split == "query" else dataset.gallery:
             if image.pid < 0:
                 continue
             if image.pid == 0 and not all_identities:
                 distractors += 1
                 continue
-            targets = tuple(gen_dirs[split] / f"{prefix}{k + 1}" / image.name for k in range(len(pose_names)))
+            targets = tuple(folder / image.name for folder in pose_dirs[split])
             if targets[0] in seen:
                 continue
             seen.add(targets[0])
@@ -255,21 +259,18 @@ def plan_dataset(dataset, pose_names, splits=SPLITS, out=None, all_identities=Fa
                     if distractors else "")
         raise _dataset_error(dataset, f"no reference image to generate from in {' and '.join(splits)}{left_out}")
     return Plan(jobs=jobs, gen_dirs={s: gen_dirs[s] for s in dict.fromkeys(splits)}, pose_names=pose_names,
-                unreadable=unreadable, distractors=distractors)
+                pose_dirs=pose_dirs, unreadable=unreadable, distractors=distractors)
 
 
 def check_writable(plan):
-    """Create the ``poseK`` folders and write (then remove) a probe file in each ``*_gen`` folder;
-    OSError naming the folder if that fails."""
-    # the pose folders (poseK/, or K/ where a set already uses those) of each split's first job
-    first = {}
-    for job in plan.jobs:
-        first.setdefault(job.split, job)
+    """Create the plan's pose folders (``plan.pose_dirs``) and write (then remove) a probe file in
+    each ``*_gen`` folder; OSError naming the folder if that fails."""
     for gen_dir in dict.fromkeys(plan.gen_dirs.values()):
         try:
-            for split in (s for s, folder in plan.gen_dirs.items() if folder == gen_dir and s in first):
-                for target in first[split].targets:
-                    (gen_dir / target.relative_to(gen_dir).parts[0]).mkdir(parents=True, exist_ok=True)
+            for split, folders in plan.pose_dirs.items():
+                if plan.gen_dirs[split] == gen_dir:
+                    for folder in folders:
+                        folder.mkdir(parents=True, exist_ok=True)
             probe = gen_dir / f".write-test-{os.getpid()}{PART_SUFFIX}"
             probe.write_bytes(b"")
             probe.unlink()
