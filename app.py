@@ -19,7 +19,7 @@ try:
     int(os.environ.get("GRADIO_SERVER_PORT", "0").strip() or "0")
 except ValueError:
     _PORT_SET_ASIDE["GRADIO_SERVER_PORT"] = os.environ.pop("GRADIO_SERVER_PORT")
-from pose2id.demo.ipg_runner import on_zero_gpu  # noqa: E402  (imports neither torch nor gradio)
+from pose2id.demo.ipg_runner import SWITCH_OFF, SWITCH_ON, on_zero_gpu  # noqa: E402  (imports neither torch nor gradio)
 
 if on_zero_gpu():  # the same test as the app's hosting(): SPACES_ZERO_GPU=0 is no ZeroGPU
     import spaces  # noqa: F401  (ZeroGPU: imported before torch, as its documentation asks)
@@ -338,9 +338,9 @@ def _env_switch(parser, name):
     """An on/off variable: 1, true, yes or on; 0, false, no, off or unset. Anything else stops the
     app naming it (a host's POSE2ID_CPU=true must not be taken as off without a word)."""
     text = os.environ.get(name, "").strip().lower()
-    if text in ("1", "true", "yes", "on"):
+    if text in SWITCH_ON:
         return True
-    if text in ("", "0", "false", "no", "off"):
+    if text in SWITCH_OFF:
         return False
     parser.error(f"environment variable {name}={os.environ[name]!r} is not 1 or 0 (true or false)")
 

@@ -46,12 +46,17 @@ def on_spaces():
     return bool(os.environ.get("SPACE_ID"))
 
 
+# the words an on/off environment variable takes (lower case; unset reads as off)
+SWITCH_ON = ("1", "true", "yes", "on")
+SWITCH_OFF = ("", "0", "false", "no", "off")
+
+
 def _flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return os.environ.get(name, "").strip().lower() not in SWITCH_OFF
 
 
 def on_zero_gpu():
-    """Whether the app runs on ZeroGPU (``SPACES_ZERO_GPU`` set, and not to 0 / false / no).
+    """Whether the app runs on ZeroGPU (``SPACES_ZERO_GPU`` set, and not to a :data:`SWITCH_OFF` word).
     Imports nothing: ``app.py`` asks before importing torch, as ``spaces`` needs."""
     return _flag("SPACES_ZERO_GPU")
 
