@@ -109,6 +109,21 @@ def test_a_missing_list_file_is_named_for_msmt17_and_a_plain_path(tmp_path):
         assert "no list_gallery.txt" in info.value.problem and "list_query.txt and list_train.txt" in info.value.problem
 
 
+def test_a_folder_holding_msmt17_and_market1501_asks_which(tmp_path):
+    from tiny_market import market_folder
+
+    market_folder(tmp_path / "data" / "Market-1501-v15.09.15", with_gen=False)
+    make_msmt17(tmp_path / "data" / "MSMT17_V1")
+    with pytest.raises(DatasetError) as info:
+        open_dataset(str(tmp_path / "data"))  # either one would be a guess
+    assert "MSMT17_V1/" in info.value.problem and "Market-1501-v15.09.15/" in info.value.problem
+    assert "msmt17:" in info.value.problem
+    # the kind written before the path chooses
+    assert isinstance(open_dataset(f"msmt17:{tmp_path / 'data'}"), MSMT17)
+    market = open_dataset(f"market1501:{tmp_path / 'data'}")
+    assert not isinstance(market, MSMT17) and market.query and all(image.pid > 0 for image in market.query)
+
+
 def test_eval_on_msmt17(tmp_path, monkeypatch, capsys):
     import json
 

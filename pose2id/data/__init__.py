@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pose2id import ArgumentError
 from pose2id.data.archive import open_archive
-from pose2id.data.market1501 import DatasetError, Market1501, ReIDImage, parse_name, shown_path
+from pose2id.data.market1501 import (DatasetError, Market1501, ReIDImage, _looks_like_root, find_dataset_root,
+                                     parse_name, shown_path)
 from pose2id.data.msmt17 import MSMT17, find_msmt17_root
 
 __all__ = ["DatasetError", "MSMT17", "Market1501", "ReIDImage", "open_archive", "open_dataset", "parse_name"]
@@ -42,7 +43,15 @@ def _open_folder(path, kind=None, shown_as=None):
     """The dataset in the folder ``path``: of ``kind`` (one of KINDS) or, without one, recognised
     from its layout (MSMT17's list files, else Market-1501 style names). Messages name ``path``
     (and what is in it) ``shown_as`` when given."""
-    if kind == "msmt17" or (kind is None and find_msmt17_root(path, partial=True) is not None):
+    msmt17_root = find_msmt17_root(path, partial=True) if kind is None else None
+    if kind is None and msmt17_root is not None and path.is_dir():
+        market_root = find_dataset_root(path)
+        if market_root != msmt17_root and _looks_like_root(market_root):
+            # a folder holding both downloads: opening either without a word would be a guess
+            both = ", ".join(f"{root.relative_to(path).as_posix()}/" for root in sorted((market_root, msmt17_root)))
+            raise DatasetError(f"holds two datasets ({both}): MSMT17 and a Market-1501 style one; give the folder "
+                               "of the one to open, or write 'msmt17:' or 'market1501:' before the path", argument="spec", file=path, shown_as=shown_as)
+    if kind == "msmt17" or msmt17_root is not None:
         return MSMT17(path, shown_as=shown_as)
     if kind in ("cuhk03-np", "cuhk03-np-labeled"):
         which = "labeled" if kind == "cuhk03-np-labeled" else "detected"
