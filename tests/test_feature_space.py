@@ -154,6 +154,32 @@ def test_feature_space_api_refuses_an_unknown_after_naming_it_and_the_allowed_va
     assert [name.strip(" '") for name in allowed.split(",")] == ["Base", "+NFC", "+IPG", "+NFC+IPG"]
 
 
+@pytest.mark.parametrize("key, k1, problem", [("bogus", 2, "gallery 'bogus' is not one of"),
+                                              ("zip:/etc/passwd", 2, "is not one of"),
+                                              (None, "two", "k1 must be a whole number")])
+def test_feature_space_api_refuses_a_made_up_gallery_or_parameter_before_any_work(market_space, key, k1, problem):
+    import gradio as gr
+
+    from pose2id.demo.retrieve import DATA
+
+    with pytest.raises(gr.Error) as raised:
+        market_space.plots(DATA if key is None else key, "+NFC", k1, 2, 2.0, 20)
+    assert problem in str(raised.value.message)
+    assert market_space.galleries._locks == {}  # nothing opened, nothing kept for the made-up key
+
+
+def test_feature_space_api_names_an_unopenable_gallery_without_the_server_path(tmp_path, monkeypatch):
+    import gradio as gr
+
+    from pose2id.demo.retrieve import DATA, Galleries
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(gr.Error) as raised:
+        fs.FeatureSpace(Galleries(data=str(tmp_path / "empty"))).plots(DATA, "+NFC", 2, 2, 2.0, 20)
+    assert raised.value.message and str(tmp_path) not in str(raised.value.message)
+
+
 def test_feature_space_api_draws_an_allowed_after(market_space):
     from pose2id.demo.retrieve import DATA
 

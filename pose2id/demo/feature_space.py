@@ -229,20 +229,28 @@ class FeatureSpace:
     def plots(self, key, after, k1, k2, eta, sample_size):
         """(ID² figure, t-SNE HTML, status) for gallery ``key``: the /feature_space API endpoint.
         The t-SNE sample is whole identities, about ``sample_size`` points (the status says how
-        many)."""
+        many). A bad input (an unknown gallery or After, a parameter that is not a number, a
+        gallery that cannot be opened) raises ``gr.Error`` with the app's message and no server
+        path, as /retrieve does, which gradio_client raises in turn."""
         import gradio as gr
 
+        from pose2id.demo.inputs import number
+        from pose2id.demo.retrieve import public_message
+
         try:
+            keys = [k for _, k in self.galleries.choices(uploaded=key)]
+            if key not in keys:  # before any work: a made-up key must not cost the server anything
+                raise ValueError(f"gallery {key!r} is not one of {keys}")
+            k1, k2, sample_size = (number(value, name, whole=True)
+                                   for value, name in ((k1, "k1"), (k2, "k2"), (sample_size, "sample_size")))
+            eta = number(eta, "eta")
             bench = self.galleries.benchmark(key)
-        except (ValueError, OSError) as error:
-            return gr.update(), gr.update(), warn(str(error))
-        if after not in bench.methods:  # an API client's mistake (gr.Error is a ValueError: raised outside the try)
-            note = "" if bench.has_ipg else f" (+IPG and +NFC+IPG are not offered: {bench.ipg_note})"
-            raise gr.Error(f"after must be one of {list(bench.methods)}{note}, got {after!r}", duration=TOAST_SECONDS)
-        try:
+            if after not in bench.methods:
+                note = "" if bench.has_ipg else f" (+IPG and +NFC+IPG are not offered: {bench.ipg_note})"
+                raise ValueError(f"after must be one of {list(bench.methods)}{note}, got {after!r}")
             bars, tsne, text = self._plots(bench, after, k1, k2, eta, sample_size)
         except (ValueError, OSError) as error:
-            return gr.update(), gr.update(), warn(str(error))
+            raise gr.Error(public_message(error), duration=TOAST_SECONDS) from None
         return bars, tsne, status(text, "ok")
 
     def view(self, key, after, k1, k2, eta, sample_size, wanted=None):
@@ -263,7 +271,10 @@ class FeatureSpace:
             chosen = after if after in available else available[-1]
             bars, tsne, text = self._plots(bench, chosen, k1, k2, eta, sample_size)
         except (ValueError, OSError) as error:
-            return gr.update(), gr.update(), gr.update(), warn(str(error))
+            from pose2id.demo.retrieve import DATA, public_message
+
+            source = self.galleries.data if key == DATA else None  # the folder the gallery's label names
+            return gr.update(), gr.update(), gr.update(), warn(public_message(error, source))
         kind = "ok"
         if chosen != after:
             kind = "warning"
