@@ -109,19 +109,29 @@ def test_a_missing_list_file_is_named_for_msmt17_and_a_plain_path(tmp_path):
         assert "no list_gallery.txt" in info.value.problem and "list_query.txt and list_train.txt" in info.value.problem
 
 
-def test_a_folder_holding_msmt17_and_market1501_asks_which(tmp_path):
+def test_a_folder_holding_several_kinds_of_dataset_names_them_all(tmp_path):
     from tiny_market import market_folder
 
-    market_folder(tmp_path / "data" / "Market-1501-v15.09.15", with_gen=False)
-    make_msmt17(tmp_path / "data" / "MSMT17_V1")
+    data = tmp_path / "data"
+    market_folder(data / "Market-1501-v15.09.15", with_gen=False)
+    make_msmt17(data / "MSMT17_V1")
     with pytest.raises(DatasetError) as info:
-        open_dataset(str(tmp_path / "data"))  # either one would be a guess
-    assert "MSMT17_V1/" in info.value.problem and "Market-1501-v15.09.15/" in info.value.problem
-    assert "msmt17:" in info.value.problem
-    # the kind written before the path chooses
-    assert isinstance(open_dataset(f"msmt17:{tmp_path / 'data'}"), MSMT17)
-    market = open_dataset(f"market1501:{tmp_path / 'data'}")
-    assert not isinstance(market, MSMT17) and market.query and all(image.pid > 0 for image in market.query)
+        open_dataset(str(data))  # either one would be a guess
+    assert "MSMT17_V1/ (MSMT17)" in info.value.problem and "Market-1501-v15.09.15/ (Market-1501" in info.value.problem
+    # the usual shelf of downloads: every one is named, CUHK03-NP once (not its detected/ and labeled/)
+    market_folder(data / "DukeMTMC-reID", with_gen=False)
+    for which in ("detected", "labeled"):
+        market_folder(data / "cuhk03-np" / which, pids=2, with_gen=False)
+    with pytest.raises(DatasetError) as info:
+        open_dataset(str(data))
+    assert info.value.problem.startswith("holds 4 datasets")
+    for shown in ("cuhk03-np/ (CUHK03-NP)", "DukeMTMC-reID/", "Market-1501-v15.09.15/", "MSMT17_V1/"):
+        assert shown in info.value.problem
+    # one of them, or the kind written before the path, chooses
+    assert isinstance(open_dataset(str(data / "MSMT17_V1")), MSMT17)
+    assert isinstance(open_dataset(f"msmt17:{data}"), MSMT17)
+    duke = open_dataset(f"dukemtmc:{data / 'DukeMTMC-reID'}")
+    assert duke.name == "DukeMTMC-reID" and duke.query and all(image.pid > 0 for image in duke.query)
 
 
 def test_eval_on_msmt17(tmp_path, monkeypatch, capsys):

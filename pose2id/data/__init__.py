@@ -14,9 +14,8 @@ from pathlib import Path
 
 from pose2id import ArgumentError
 from pose2id.data.archive import open_archive
-from pose2id.data.market1501 import (DatasetError, Market1501, ReIDImage, _looks_like_root, find_dataset_root,
-                                     parse_name, shown_path)
-from pose2id.data.msmt17 import MSMT17, find_msmt17_root
+from pose2id.data.market1501 import DatasetError, Market1501, ReIDImage, _looks_like_root, parse_name, shown_path
+from pose2id.data.msmt17 import MSMT17, find_msmt17_root, has_msmt17_lists
 
 __all__ = ["DatasetError", "MSMT17", "Market1501", "ReIDImage", "open_archive", "open_dataset", "parse_name"]
 
@@ -39,18 +38,46 @@ def _cuhk03_split(path, which, shown_as=None):
                        shown_as=shown_as)
 
 
+# how a refusal names each kind of dataset found in one folder
+_KIND_NAMES = {"msmt17": "MSMT17", "cuhk03-np": "CUHK03-NP", "market1501": "Market-1501 style"}
+
+
+def _kind_at(folder):
+    """The kind of dataset ``folder`` itself is ("msmt17", "cuhk03-np", "market1501"), or None."""
+    if has_msmt17_lists(folder):
+        return "msmt17"
+    if all((folder / which).is_dir() for which in ("detected", "labeled")):
+        return "cuhk03-np"
+    return "market1501" if _looks_like_root(folder) else None
+
+
+def _datasets_inside(folder):
+    """``[(subfolder, kind)]``: the datasets up to two levels inside ``folder`` (where a plain
+    PATH is looked into), each once: a dataset's own subfolders (CUHK03-NP's ``detected/``) are
+    part of it."""
+    found = []
+    for pattern in ("*", "*/*"):
+        for sub in sorted(folder.glob(pattern)):
+            if sub.is_dir() and not any(sub.is_relative_to(known) for known, _ in found):
+                kind = _kind_at(sub)
+                if kind is not None:
+                    found.append((sub, kind))
+    return found
+
+
 def _open_folder(path, kind=None, shown_as=None):
     """The dataset in the folder ``path``: of ``kind`` (one of KINDS) or, without one, recognised
     from its layout (MSMT17's list files, else Market-1501 style names). Messages name ``path``
     (and what is in it) ``shown_as`` when given."""
+    if kind is None and path.is_dir() and _kind_at(path) is None:
+        found = _datasets_inside(path)
+        if len({kind for _, kind in found}) > 1:
+            # a folder holding several kinds of download (data/MSMT17_V1/, data/Market-1501-v15.09.15/):
+            # opening any one of them without a word would be a guess
+            listed = ", ".join(f"{sub.relative_to(path).as_posix()}/ ({_KIND_NAMES[kind]})" for sub, kind in found)
+            raise DatasetError(f"holds {len(found)} datasets: {listed}; give the folder of the one to open",
+                               argument="spec", file=path, shown_as=shown_as)
     msmt17_root = find_msmt17_root(path, partial=True) if kind is None else None
-    if kind is None and msmt17_root is not None and path.is_dir():
-        market_root = find_dataset_root(path)
-        if market_root != msmt17_root and _looks_like_root(market_root):
-            # a folder holding both downloads: opening either without a word would be a guess
-            both = ", ".join(f"{root.relative_to(path).as_posix()}/" for root in sorted((market_root, msmt17_root)))
-            raise DatasetError(f"holds two datasets ({both}): MSMT17 and a Market-1501 style one; give the folder "
-                               "of the one to open, or write 'msmt17:' or 'market1501:' before the path", argument="spec", file=path, shown_as=shown_as)
     if kind == "msmt17" or msmt17_root is not None:
         return MSMT17(path, shown_as=shown_as)
     if kind in ("cuhk03-np", "cuhk03-np-labeled"):
