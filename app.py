@@ -351,7 +351,9 @@ def parse_args(argv=None):
 
     parser = argparse.ArgumentParser(description="Pose2ID demo (Gradio)")
     parser.add_argument("--data", default=os.environ.get("POSE2ID_DATA"),
-                        help="Market-1501 style folder or .zip for the Retrieve tab (env POSE2ID_DATA)")
+                        help="dataset for the Retrieve tab: a Market-1501 style folder or .zip, or 'msmt17:PATH', "
+                             "'dukemtmc:PATH', 'cuhk03-np:PATH' ... as --dataset takes (docs/datasets.md) "
+                             "(env POSE2ID_DATA)")
     parser.add_argument("--features", default=os.environ.get("POSE2ID_FEATURES", "handcrafted"),
                         help="features of the --data gallery in the Retrieve tab: 'handcrafted' (default), "
                              "'transreid:CKPT', or 'npz:FILE' (names, feats, optional gen_feats of any model; see "
@@ -374,6 +376,7 @@ def parse_args(argv=None):
         args.port = _env_port(parser)
     if not 0 < args.port < 65536:
         parser.error(f"--port {args.port} is not a port number (1-65535)")
+    _check_data(parser, args)
     _check_features(parser, args)
     args.concurrency_limit = _env_concurrency(parser)
     _check_limits(parser)
@@ -391,6 +394,16 @@ def _check_limits(parser):
             check()
         except ValueError as error:
             parser.error(str(error))
+
+
+def _check_data(parser, args):
+    """--data refused at once when its folder or .zip does not exist (not on the first visit, as a
+    gallery that cannot be opened)."""
+    from pose2id.data import spec_path
+
+    path = spec_path(args.data) if args.data else None
+    if path is not None and not path.exists():
+        parser.error(f"--data {args.data}: {path} does not exist (a dataset folder or .zip; see docs/datasets.md)")
 
 
 def _check_features(parser, args):

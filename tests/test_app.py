@@ -1314,14 +1314,19 @@ def test_app_exposes_the_named_endpoints(monkeypatch):
     assert len(pools) == 1 and generate.concurrency_id not in pools
 
 
-def test_app_flags_and_environment(monkeypatch):
+def test_app_flags_and_environment(monkeypatch, tmp_path, capsys):
     import app
 
-    monkeypatch.setenv("POSE2ID_DATA", "/data/market")
+    monkeypatch.setenv("POSE2ID_DATA", str(tmp_path))
     monkeypatch.setenv("POSE2ID_TEST_PIPELINE", "1")
     args = app.parse_args([])
-    assert args.data == "/data/market" and args.test_pipeline and not args.share
+    assert args.data == str(tmp_path) and args.test_pipeline and not args.share
     assert app.parse_args(["--port", "9000", "--share"]).port == 9000
+    # a dataset that is not there stops the app at once, naming the option and the path
+    for spec in (str(tmp_path / "market"), f"msmt17:{tmp_path / 'MSMT17_V1'}", str(tmp_path / "cams.zip")):
+        with pytest.raises(SystemExit):
+            app.parse_args(["--data", spec])
+        assert "--data" in (err := capsys.readouterr().err) and "does not exist" in err
 
 
 @pytest.mark.parametrize("name, flag", [("POSE2ID_CPU", "cpu"), ("POSE2ID_TEST_PIPELINE", "test_pipeline")])
@@ -1452,6 +1457,26 @@ def test_launch_serves_no_upload_folder_and_limits_the_upload_size(monkeypatch, 
     upload_root = galleries._folders.root
     for folder in options["allowed_paths"]:
         assert not str(upload_root).startswith(folder) and not str(cache_root()).startswith(folder)
+
+
+@pytest.mark.parametrize("written", ["{folder}", "market1501:{folder}", "dukemtmc:{folder}", "{zip}"])
+def test_the_data_gallery_images_are_inside_the_served_folders(monkeypatch, tmp_path, written):
+    """The query strip shows --data's images from disk: Gradio refuses a file outside allowed_paths
+    (a dataset outside the working and temporary folders), so each must lie in one of them."""
+    from pathlib import Path
+
+    from tiny_market import market_zip
+
+    import app
+    from pose2id.data import open_dataset
+
+    monkeypatch.setenv("POSE2ID_CACHE", str(tmp_path / "cache"))
+    spec = written.format(folder=market_folder(tmp_path / "shelf" / "Market", with_gen=False),
+                          zip=market_zip(tmp_path / "shelf" / "cams.zip", pids=3))
+    options = app.launch_options(app.parse_args(["--data", spec]), Galleries(data=spec))
+    served = [Path(folder) for folder in options["allowed_paths"]]
+    images = [image.path.resolve() for image in open_dataset(spec).query]
+    assert images and all(any(image.is_relative_to(folder) for folder in served) for image in images)
 
 
 def test_main_launches_with_the_caches_swept_and_one_blas_count(monkeypatch, tmp_path):

@@ -17,7 +17,8 @@ from pose2id.data.archive import open_archive
 from pose2id.data.market1501 import DatasetError, Market1501, ReIDImage, _looks_like_root, parse_name, shown_path
 from pose2id.data.msmt17 import MSMT17, find_msmt17_root, has_msmt17_lists
 
-__all__ = ["DatasetError", "MSMT17", "Market1501", "ReIDImage", "open_archive", "open_dataset", "parse_name"]
+__all__ = ["DatasetError", "MSMT17", "Market1501", "ReIDImage", "dataset_folder", "open_archive", "open_dataset",
+           "parse_name", "spec_path"]
 
 # "kind:PATH" specs of the published datasets; a plain PATH is recognised from its layout
 KINDS = ("market1501", "dukemtmc", "cuhk03-np", "cuhk03-np-labeled", "msmt17")
@@ -93,6 +94,48 @@ def _open_folder(path, kind=None, shown_as=None):
     return Market1501(path, name=name, shown_as=shown_as)
 
 
+def _kind_and_path(spec):
+    """(kind or None, PATH) of a "kind:PATH" or plain PATH spec."""
+    kind, _, rest = str(spec).partition(":")
+    kind = kind.lower() if rest and kind.lower() in KINDS else None
+    return kind, Path(rest if kind else str(spec)).expanduser()
+
+
+def spec_path(spec):
+    """The folder or ``.zip`` a dataset spec names (PATH of "kind:PATH"), or None for SynthPed."""
+    spec = str(spec)
+    if spec == "synthped" or spec.startswith("synthped:"):
+        return None
+    return _kind_and_path(spec)[1]
+
+
+def extraction_folder(path, cache_dir=None):
+    """The folder :func:`open_dataset` extracts the ``.zip`` ``path`` into: ``cache_dir``, else one
+    under ``$POSE2ID_CACHE/archives`` named after the zip's path, size and time (a changed zip
+    is extracted afresh)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    from pose2id.features import cache_root
+
+    path = Path(path).expanduser()
+    stat = path.stat() if path.is_file() else None
+    tag = hashlib.sha1(f"{path.resolve()}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_root() / "archives" / f"{path.stem}-{tag}"
+
+
+def dataset_folder(spec, cache_dir=None):
+    """The folder whose files :func:`open_dataset` ``(spec, cache_dir)`` reads: PATH of a
+    "kind:PATH" or plain PATH spec, the folder a ``.zip`` is extracted into, SynthPed's cache
+    folder. Resolved, for a server's ``allowed_paths``; it need not exist yet."""
+    path = spec_path(spec)
+    if path is None:
+        from pose2id.data.synthped import SynthPedConfig, _cache_dir
+
+        seed = str(spec).partition(":")[2] or "0"
+        return _cache_dir(cache_dir, int(seed) if seed.isdigit() else 0, SynthPedConfig()).resolve()
+    return (extraction_folder(path, cache_dir) if path.suffix.lower() == ".zip" else path).resolve()
+
+
 def open_dataset(spec, cache_dir=None, progress=None, generated=True):
     """Open a dataset from a short description.
 
@@ -125,15 +168,9 @@ def open_dataset(spec, cache_dir=None, progress=None, generated=True):
             raise ArgumentError(f"must be 'synthped:SEED' with SEED a non-negative integer, got {spec!r}",
                                 argument="spec", value=spec)
         return load_synthped(cache_dir=cache_dir, seed=int(seed_text), progress=progress, generated=generated)
-    kind, _, rest = spec.partition(":")
-    kind = kind.lower() if rest and kind.lower() in KINDS else None
-    path = Path(rest if kind else spec).expanduser()
+    kind, path = _kind_and_path(spec)
     if path.suffix.lower() == ".zip":
-        from pose2id.features import cache_root
-
-        stat = path.stat() if path.is_file() else None
-        tag = hashlib.sha1(f"{path.resolve()}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}".encode()).hexdigest()[:12]
-        dest = Path(cache_dir) if cache_dir is not None else cache_root() / "archives" / f"{path.stem}-{tag}"
+        dest = extraction_folder(path, cache_dir)
         marker = dest / ".pose2id-extracted"
         if not marker.is_file():
             marker.write_text(str(open_archive(path, dest)))
