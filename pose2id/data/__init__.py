@@ -72,10 +72,11 @@ def _open_folder(path, kind=None, shown_as=None):
     (and what is in it) ``shown_as`` when given."""
     if kind is None and path.is_dir() and _kind_at(path) is None:
         found = _datasets_inside(path)
-        if len({kind for _, kind in found}) > 1:
+        if len({found_kind for _, found_kind in found}) > 1:
             # a folder holding several kinds of download (data/MSMT17_V1/, data/Market-1501-v15.09.15/):
             # opening any one of them without a word would be a guess
-            listed = ", ".join(f"{sub.relative_to(path).as_posix()}/ ({_KIND_NAMES[kind]})" for sub, kind in found)
+            listed = ", ".join(f"{sub.relative_to(path).as_posix()}/ ({_KIND_NAMES[found_kind]})"
+                               for sub, found_kind in found)
             raise DatasetError(f"holds {len(found)} datasets: {listed}; give the folder of the one to open",
                                argument="spec", file=path, shown_as=shown_as)
     msmt17_root = find_msmt17_root(path, partial=True) if kind is None else None
